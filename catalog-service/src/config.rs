@@ -1,0 +1,78 @@
+//! Settings, from flags or environment variables, with defaults that work on a
+//! developer machine with local PostgreSQL.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use proto::db::DbSettings;
+
+#[derive(Clone, Parser)]
+#[command(
+    name = "catalog-service",
+    version,
+    about = "Products and inventory over gRPC"
+)]
+pub struct Config {
+    /// PostgreSQL URL of the catalog database (created if missing).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/catalog",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Address the gRPC server listens on (port 0 picks a free port).
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:50051")]
+    pub listen_addr: SocketAddr,
+
+    /// Largest number of database connections this process opens.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+
+    /// Apply migrations (and create the database) at start. Turn off when
+    /// operators migrate separately.
+    #[arg(long, env = "RUN_MIGRATIONS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub run_migrations: bool,
+
+    /// How long in-flight calls may run after SIGTERM before the process exits.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+
+    /// ISO 4217 code of the platform's single currency.
+    #[arg(long, env = "CURRENCY", default_value = proto::money::DEFAULT_CURRENCY)]
+    pub currency: String,
+}
+
+impl Config {
+    /// Defaults for everything but the database and address; what tests use.
+    pub fn for_database(database_url: impl Into<String>, listen_addr: SocketAddr) -> Self {
+        let mut config = Self::parse_from(["catalog-service"]);
+        config.database_url = database_url.into();
+        config.listen_addr = listen_addr;
+        config
+    }
+
+    pub fn db_settings(&self) -> DbSettings {
+        DbSettings {
+            url: self.database_url.clone(),
+            max_connections: self.db_max_connections,
+            create_if_missing: self.run_migrations,
+            migrate: self.run_migrations,
+        }
+    }
+}
+
+// The database URL may carry a password: keep it out of any log line.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &"<redacted>")
+            .field("listen_addr", &self.listen_addr)
+            .field("db_max_connections", &self.db_max_connections)
+            .field("run_migrations", &self.run_migrations)
+            .field("shutdown_grace_secs", &self.shutdown_grace_secs)
+            .field("currency", &self.currency)
+            .finish()
+    }
+}

@@ -1,0 +1,256 @@
+//! Products: validated values (newtypes whose constructors enforce the
+//! contract's rules) and the shapes the store reads and writes.
+
+use chrono::{DateTime, Utc};
+use proto::errors::Violation;
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+pub const NAME_MAX_CHARS: usize = 255;
+/// Not in the original contract; a bound keeps one request from storing
+/// megabytes of text.
+pub const DESCRIPTION_MAX_CHARS: usize = 10_000;
+pub const PAGE_SIZE_MAX: u32 = 100;
+
+/// 99999999.99, the largest price NUMERIC(10, 2) holds.
+pub fn price_max() -> Decimal {
+    Decimal::new(9_999_999_999, 2)
+}
+
+/// A product as stored.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Product {
+    pub id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub price: Decimal,
+    pub quantity: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// 1..=255 characters, no NUL (PostgreSQL text cannot hold one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductName(String);
+
+impl ProductName {
+    pub fn parse(field: &str, name: String) -> Result<Self, Violation> {
+        let chars = name.chars().count();
+        if chars == 0 || chars > NAME_MAX_CHARS {
+            return Err(Violation::new(
+                field,
+                format!("must be 1 to {NAME_MAX_CHARS} characters long"),
+            ));
+        }
+        if name.contains('\0') {
+            return Err(Violation::new(field, "must not contain NUL characters"));
+        }
+        Ok(Self(name))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Description(String);
+
+impl Description {
+    pub fn parse(field: &str, text: String) -> Result<Self, Violation> {
+        if text.chars().count() > DESCRIPTION_MAX_CHARS {
+            return Err(Violation::new(
+                field,
+                format!("must be at most {DESCRIPTION_MAX_CHARS} characters long"),
+            ));
+        }
+        if text.contains('\0') {
+            return Err(Violation::new(field, "must not contain NUL characters"));
+        }
+        Ok(Self(text))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// > 0, at most two fractional digits, at most 99999999.99.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Price(Decimal);
+
+impl Price {
+    pub fn parse(field: &str, amount: Decimal) -> Result<Self, Violation> {
+        if amount <= Decimal::ZERO {
+            return Err(Violation::new(field, "must be greater than 0"));
+        }
+        if amount.normalize().scale() > 2 {
+            return Err(Violation::new(field, "must have at most 2 decimal places"));
+        }
+        if amount > price_max() {
+            return Err(Violation::new(field, "must be at most 99999999.99"));
+        }
+        Ok(Self(amount.round_dp(2)))
+    }
+
+    pub fn amount(self) -> Decimal {
+        self.0
+    }
+}
+
+/// Units in stock: >= 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stock(i32);
+
+impl Stock {
+    pub fn parse(field: &str, quantity: i32) -> Result<Self, Violation> {
+        if quantity < 0 {
+            return Err(Violation::new(field, "must be greater than or equal to 0"));
+        }
+        Ok(Self(quantity))
+    }
+
+    pub fn units(self) -> i32 {
+        self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewProduct {
+    pub name: ProductName,
+    pub description: Option<Description>,
+    pub price: Price,
+    pub quantity: Stock,
+}
+
+/// A partial update: `None` leaves a field as it is; `description:
+/// Some(None)` clears the description.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProductPatch {
+    pub name: Option<ProductName>,
+    pub description: Option<Option<Description>>,
+    pub price: Option<Price>,
+    pub quantity: Option<Stock>,
+}
+
+impl ProductPatch {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.description.is_none()
+            && self.price.is_none()
+            && self.quantity.is_none()
+    }
+}
+
+/// Which products a list shows, by stock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StockFilter {
+    All,
+    InStock,
+    OutOfStock,
+}
+
+impl From<Option<bool>> for StockFilter {
+    fn from(in_stock: Option<bool>) -> Self {
+        match in_stock {
+            None => Self::All,
+            Some(true) => Self::InStock,
+            Some(false) => Self::OutOfStock,
+        }
+    }
+}
+
+/// A validated page request: page >= 1, page_size 1..=100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub page: u32,
+    pub page_size: u32,
+}
+
+impl PageRequest {
+    pub fn parse(page: u32, page_size: u32) -> Result<Self, Vec<Violation>> {
+        let mut violations = Vec::new();
+        if page < 1 {
+            violations.push(Violation::new("page", "must be greater than or equal to 1"));
+        }
+        if !(1..=PAGE_SIZE_MAX).contains(&page_size) {
+            violations.push(Violation::new(
+                "page_size",
+                format!("must be between 1 and {PAGE_SIZE_MAX}"),
+            ));
+        }
+        if violations.is_empty() {
+            Ok(Self { page, page_size })
+        } else {
+            Err(violations)
+        }
+    }
+
+    pub fn limit(self) -> i64 {
+        i64::from(self.page_size)
+    }
+
+    pub fn offset(self) -> i64 {
+        (i64::from(self.page) - 1) * i64::from(self.page_size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    fn dec(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn name_length_is_counted_in_characters() {
+        assert!(ProductName::parse("name", "é".repeat(255)).is_ok());
+        assert!(ProductName::parse("name", "é".repeat(256)).is_err());
+        assert!(ProductName::parse("name", String::new()).is_err());
+        assert!(ProductName::parse("name", "a\0b".into()).is_err());
+    }
+
+    #[test]
+    fn price_rules() {
+        assert!(Price::parse("price", dec("0.01")).is_ok());
+        assert!(Price::parse("price", dec("99999999.99")).is_ok());
+        assert!(
+            Price::parse("price", dec("10.500")).is_ok(),
+            "trailing zeros are not extra precision"
+        );
+        assert!(Price::parse("price", dec("0")).is_err());
+        assert!(Price::parse("price", dec("-1")).is_err());
+        assert!(Price::parse("price", dec("0.001")).is_err());
+        assert!(Price::parse("price", dec("100000000.00")).is_err());
+    }
+
+    #[test]
+    fn stock_is_never_negative() {
+        assert!(Stock::parse("quantity", 0).is_ok());
+        assert!(Stock::parse("quantity", -1).is_err());
+    }
+
+    #[test]
+    fn page_request_bounds_and_offsets() {
+        assert_eq!(PageRequest::parse(3, 20).unwrap().offset(), 40);
+        assert_eq!(PageRequest::parse(0, 0).unwrap_err().len(), 2);
+        assert!(PageRequest::parse(1, 101).is_err());
+        assert_eq!(
+            PageRequest::parse(u32::MAX, 100).unwrap().offset(),
+            (i64::from(u32::MAX) - 1) * 100
+        );
+    }
+
+    #[test]
+    fn empty_patch_is_recognised() {
+        assert!(ProductPatch::default().is_empty());
+        let clear = ProductPatch {
+            description: Some(None),
+            ..Default::default()
+        };
+        assert!(!clear.is_empty());
+    }
+}

@@ -1,0 +1,272 @@
+//! Reservations: normalising a request (one line per product, in product id
+//! order, which is also the order rows are locked in, so two reservations
+//! never deadlock), judging it against current stock (all or nothing), and
+//! recognising a repeated request.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use crate::error::CatalogError;
+
+/// The state of a stored reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReservationState {
+    Held,
+    Released,
+    Committed,
+}
+
+impl ReservationState {
+    /// An unknown stored value is an error, never a default.
+    pub fn parse(stored: &str) -> Result<Self, CatalogError> {
+        match stored {
+            "held" => Ok(Self::Held),
+            "released" => Ok(Self::Released),
+            "committed" => Ok(Self::Committed),
+            other => Err(CatalogError::Internal(format!(
+                "unknown reservation state {other:?}"
+            ))),
+        }
+    }
+}
+
+/// One product of a reservation request, after lines of the same product were
+/// summed. The sum is kept as i64: two lines of i32::MAX do not overflow, they
+/// simply exceed any stock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestedLine {
+    pub product_id: Uuid,
+    pub quantity: i64,
+}
+
+/// A validated reservation request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationRequest {
+    pub id: Uuid,
+    /// One line per product, ordered by product id.
+    pub lines: Vec<RequestedLine>,
+    /// Product ids as the caller listed them (deduplicated), so that errors
+    /// name products in the caller's order.
+    pub request_order: Vec<Uuid>,
+}
+
+impl ReservationRequest {
+    /// `items` must be non-empty with positive quantities (checked by the caller,
+    /// who knows the wire field names).
+    pub fn new(id: Uuid, items: impl IntoIterator<Item = (Uuid, i32)>) -> Self {
+        let mut summed: BTreeMap<Uuid, i64> = BTreeMap::new();
+        let mut request_order = Vec::new();
+        for (product_id, quantity) in items {
+            let entry = summed.entry(product_id).or_insert_with(|| {
+                request_order.push(product_id);
+                0
+            });
+            *entry += i64::from(quantity);
+        }
+        Self {
+            id,
+            lines: summed
+                .into_iter()
+                .map(|(product_id, quantity)| RequestedLine {
+                    product_id,
+                    quantity,
+                })
+                .collect(),
+            request_order,
+        }
+    }
+
+    pub fn product_ids(&self) -> Vec<Uuid> {
+        self.lines.iter().map(|line| line.product_id).collect()
+    }
+}
+
+/// A product row as the reservation sees it, locked.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct StockRow {
+    pub id: Uuid,
+    pub name: String,
+    pub price: Decimal,
+    pub quantity: i32,
+}
+
+/// One line of stock taken: what the reservation stores and returns.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ReservedLine {
+    pub product_id: Uuid,
+    pub product_name: String,
+    pub quantity: i32,
+    pub unit_price: Decimal,
+}
+
+/// Decides a new reservation against the locked rows of its products: every
+/// line gets its stock or none does. Missing products are reported first, all
+/// of them; then the first line (in product id order) that lacks stock.
+pub fn judge(
+    request: &ReservationRequest,
+    rows: &[StockRow],
+) -> Result<Vec<ReservedLine>, CatalogError> {
+    let by_id: BTreeMap<Uuid, &StockRow> = rows.iter().map(|row| (row.id, row)).collect();
+    let missing: Vec<Uuid> = request
+        .request_order
+        .iter()
+        .filter(|id| !by_id.contains_key(id))
+        .copied()
+        .collect();
+    if !missing.is_empty() {
+        return Err(CatalogError::ProductsNotFound(missing));
+    }
+    request
+        .lines
+        .iter()
+        .map(|line| {
+            let row = by_id[&line.product_id];
+            // `quantity` fits i32 whenever it does not exceed the stock.
+            match i32::try_from(line.quantity) {
+                Ok(quantity) if i64::from(row.quantity) >= line.quantity => Ok(ReservedLine {
+                    product_id: row.id,
+                    product_name: row.name.clone(),
+                    quantity,
+                    unit_price: row.price,
+                }),
+                _ => Err(CatalogError::InsufficientStock {
+                    product_id: row.id,
+                    product_name: row.name.clone(),
+                    available: row.quantity,
+                    requested: line.quantity,
+                }),
+            }
+        })
+        .collect()
+}
+
+/// Answers a reservation id that already exists: the stored result when the
+/// request is the same one again, a refusal otherwise.
+pub fn replay(
+    request: &ReservationRequest,
+    state: ReservationState,
+    stored: Vec<ReservedLine>,
+) -> Result<Vec<ReservedLine>, CatalogError> {
+    if state == ReservationState::Released {
+        // Also a tombstone (released before any reserve arrived): never take stock again.
+        return Err(CatalogError::ReservationReleased(request.id));
+    }
+    let same_items = stored.len() == request.lines.len()
+        && stored
+            .iter()
+            .zip(&request.lines)
+            .all(|(s, r)| s.product_id == r.product_id && i64::from(s.quantity) == r.quantity);
+    if same_items {
+        Ok(stored)
+    } else {
+        Err(CatalogError::ReservationMismatch(request.id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
+    fn row(n: u128, quantity: i32) -> StockRow {
+        StockRow {
+            id: id(n),
+            name: format!("p{n}"),
+            price: Decimal::new(1999, 2),
+            quantity,
+        }
+    }
+
+    #[test]
+    fn lines_of_one_product_are_summed_and_sorted_by_id() {
+        let request = ReservationRequest::new(id(9), [(id(2), 1), (id(1), 2), (id(2), 3)]);
+        assert_eq!(
+            request.lines,
+            vec![
+                RequestedLine {
+                    product_id: id(1),
+                    quantity: 2
+                },
+                RequestedLine {
+                    product_id: id(2),
+                    quantity: 4
+                }
+            ]
+        );
+        assert_eq!(request.request_order, vec![id(2), id(1)]);
+    }
+
+    #[test]
+    fn sums_beyond_i32_do_not_overflow() {
+        let request = ReservationRequest::new(id(9), [(id(1), i32::MAX), (id(1), i32::MAX)]);
+        assert_eq!(request.lines[0].quantity, 2 * i64::from(i32::MAX));
+        let err = judge(&request, &[row(1, i32::MAX)]).unwrap_err();
+        assert!(
+            matches!(err, CatalogError::InsufficientStock { requested, .. } if requested == 2 * i64::from(i32::MAX))
+        );
+    }
+
+    #[test]
+    fn every_missing_product_is_named_in_request_order() {
+        let request = ReservationRequest::new(id(9), [(id(3), 1), (id(1), 1), (id(2), 1)]);
+        let err = judge(&request, &[row(1, 5)]).unwrap_err();
+        assert_eq!(err, CatalogError::ProductsNotFound(vec![id(3), id(2)]));
+    }
+
+    #[test]
+    fn one_short_line_refuses_the_whole_reservation() {
+        let request = ReservationRequest::new(id(9), [(id(1), 1), (id(2), 6)]);
+        let err = judge(&request, &[row(1, 5), row(2, 5)]).unwrap_err();
+        assert_eq!(
+            err,
+            CatalogError::InsufficientStock {
+                product_id: id(2),
+                product_name: "p2".into(),
+                available: 5,
+                requested: 6
+            }
+        );
+    }
+
+    #[test]
+    fn enough_stock_takes_every_line_at_its_price() {
+        let request = ReservationRequest::new(id(9), [(id(1), 5)]);
+        let lines = judge(&request, &[row(1, 5)]).unwrap();
+        assert_eq!(lines[0].quantity, 5);
+        assert_eq!(lines[0].unit_price, Decimal::new(1999, 2));
+    }
+
+    #[test]
+    fn a_repeated_request_replays_and_a_different_one_is_refused() {
+        let request = ReservationRequest::new(id(9), [(id(1), 2)]);
+        let stored = judge(&request, &[row(1, 5)]).unwrap();
+        assert_eq!(
+            replay(&request, ReservationState::Held, stored.clone()).unwrap(),
+            stored
+        );
+        assert_eq!(
+            replay(&request, ReservationState::Committed, stored.clone()).unwrap(),
+            stored
+        );
+        let other = ReservationRequest::new(id(9), [(id(1), 3)]);
+        assert_eq!(
+            replay(&other, ReservationState::Held, stored.clone()),
+            Err(CatalogError::ReservationMismatch(id(9)))
+        );
+        assert_eq!(
+            replay(&request, ReservationState::Released, vec![]),
+            Err(CatalogError::ReservationReleased(id(9)))
+        );
+    }
+
+    #[test]
+    fn unknown_states_are_errors() {
+        assert!(ReservationState::parse("held").is_ok());
+        assert!(ReservationState::parse("HELD").is_err());
+    }
+}
