@@ -15,18 +15,21 @@
 //! by one process lives in that process's crate.
 
 pub mod common {
+    #[allow(clippy::all)] // generated code: its doc comments come from the .proto files
     pub mod v1 {
         tonic::include_proto!("common.v1");
     }
 }
 
 pub mod catalog {
+    #[allow(clippy::all)] // generated code: its doc comments come from the .proto files
     pub mod v1 {
         tonic::include_proto!("catalog.v1");
     }
 }
 
 pub mod order {
+    #[allow(clippy::all)] // generated code: its doc comments come from the .proto files
     pub mod v1 {
         tonic::include_proto!("order.v1");
     }
