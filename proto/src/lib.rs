@@ -7,6 +7,7 @@
 //! - [`time`]: `google.protobuf.Timestamp` <-> `chrono`.
 //! - [`errors`]: the error-detail vocabulary (reasons, metadata keys) that the
 //!   services write into `tonic::Status` and the gateway reads back.
+//! - [`balance`]: client-side balancing over every resolved address of a service.
 //! - [`grpc`]: health + reflection services every gRPC server registers.
 //! - [`runtime`]: tracing setup and the shutdown signal every binary uses.
 //! - [`db`] (feature `db`): create-if-missing + migrate, for both services.
@@ -38,6 +39,7 @@ pub mod order {
 /// Encoded descriptors of every service, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("descriptor");
 
+pub mod balance;
 #[cfg(feature = "db")]
 pub mod db;
 pub mod errors;
