@@ -46,4 +46,5 @@ pub mod errors;
 pub mod grpc;
 pub mod money;
 pub mod runtime;
+pub mod telemetry;
 pub mod time;
