@@ -44,6 +44,7 @@ pub mod balance;
 pub mod db;
 pub mod errors;
 pub mod grpc;
+pub mod metrics;
 pub mod money;
 pub mod runtime;
 pub mod telemetry;
