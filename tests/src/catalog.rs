@@ -76,3 +76,108 @@ pub async fn stock_of(client: &mut CatalogClient, product_id: &str) -> i32 {
         .into_inner()
         .quantity
 }
+
+/// ReserveInventory with `(product id, quantity)` lines, in the given order.
+pub async fn reserve(
+    client: &mut CatalogClient,
+    reservation_id: &str,
+    items: &[(&str, i32)],
+) -> Result<proto::catalog::v1::ReserveInventoryResponse, tonic::Status> {
+    client
+        .reserve_inventory(proto::catalog::v1::ReserveInventoryRequest {
+            reservation_id: reservation_id.to_owned(),
+            items: items
+                .iter()
+                .map(
+                    |&(product_id, quantity)| proto::catalog::v1::ReservationItem {
+                        product_id: product_id.to_owned(),
+                        quantity,
+                    },
+                )
+                .collect(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// ReleaseInventory; `Ok(released)`.
+pub async fn release(
+    client: &mut CatalogClient,
+    reservation_id: &str,
+) -> Result<bool, tonic::Status> {
+    client
+        .release_inventory(proto::catalog::v1::ReleaseInventoryRequest {
+            reservation_id: reservation_id.to_owned(),
+        })
+        .await
+        .map(|response| response.into_inner().released)
+}
+
+/// CommitInventory; `Ok(committed)`.
+pub async fn commit(
+    client: &mut CatalogClient,
+    reservation_id: &str,
+) -> Result<bool, tonic::Status> {
+    client
+        .commit_inventory(proto::catalog::v1::CommitInventoryRequest {
+            reservation_id: reservation_id.to_owned(),
+        })
+        .await
+        .map(|response| response.into_inner().committed)
+}
+
+/// One page of ListProducts.
+pub async fn list_products(
+    client: &mut CatalogClient,
+    page: u32,
+    page_size: u32,
+    in_stock: Option<bool>,
+) -> Result<proto::catalog::v1::ListProductsResponse, tonic::Status> {
+    client
+        .list_products(proto::catalog::v1::ListProductsRequest {
+            page,
+            page_size,
+            in_stock,
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// How many products exist (the unfiltered list's total).
+pub async fn product_count(client: &mut CatalogClient) -> u64 {
+    list_products(client, 1, 1, None)
+        .await
+        .expect("products listed")
+        .total
+}
+
+/// The field names of an `INVALID_ARGUMENT` status's violations, in order.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    proto::errors::violations(status)
+        .into_iter()
+        .map(|violation| violation.field)
+        .collect()
+}
+
+/// The `ErrorInfo` reason of a status ("" when it carries none).
+pub fn reason_of(status: &tonic::Status) -> String {
+    proto::errors::error_info(status)
+        .map(|(reason, _)| reason)
+        .unwrap_or_default()
+}
+
+/// One `ErrorInfo` metadata value of a status ("" when absent).
+pub fn metadata_of(status: &tonic::Status, key: &str) -> String {
+    proto::errors::error_info(status)
+        .and_then(|(_, mut metadata)| metadata.remove(key))
+        .unwrap_or_default()
+}
+
+/// A direct connection to the service's own database, for what the API
+/// cannot arrange (e.g. identical creation times).
+pub async fn catalog_database(service: &RunningService) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect(&service.database_url)
+        .await
+        .expect("catalog database reachable")
+}
