@@ -26,6 +26,19 @@ pub struct Config {
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:50051")]
     pub listen_addr: SocketAddr,
 
+    /// Address of the admin HTTP server: `/metrics`, `/health`, `/ready`.
+    #[arg(long, env = "ADMIN_ADDR", default_value = "127.0.0.1:9101")]
+    pub admin_addr: SocketAddr,
+
+    /// Check the health of the service running at LISTEN_ADDR and exit 0 if
+    /// it is SERVING, 1 otherwise (for container health checks).
+    #[arg(long)]
+    pub probe: bool,
+
+    /// How often the database is pinged to keep gRPC health up to date.
+    #[arg(long, env = "HEALTH_CHECK_INTERVAL_MS", default_value_t = 2000)]
+    pub health_check_interval_ms: u64,
+
     /// Largest number of database connections this process opens.
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
@@ -50,6 +63,7 @@ impl Config {
         let mut config = Self::parse_from(["catalog-service"]);
         config.database_url = database_url.into();
         config.listen_addr = listen_addr;
+        config.admin_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config
     }
 
@@ -69,6 +83,8 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("database_url", &"<redacted>")
             .field("listen_addr", &self.listen_addr)
+            .field("admin_addr", &self.admin_addr)
+            .field("health_check_interval_ms", &self.health_check_interval_ms)
             .field("db_max_connections", &self.db_max_connections)
             .field("run_migrations", &self.run_migrations)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)

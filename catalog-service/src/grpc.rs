@@ -21,6 +21,7 @@ use crate::{
         reservation::{ReservationRequest, ReservedLine},
     },
     error::CatalogError,
+    metrics::CatalogMetrics,
     store::Store,
 };
 
@@ -28,11 +29,16 @@ use crate::{
 pub struct CatalogApi {
     store: Store,
     currency: String,
+    metrics: CatalogMetrics,
 }
 
 impl CatalogApi {
-    pub fn new(store: Store, currency: String) -> Self {
-        Self { store, currency }
+    pub fn new(store: Store, currency: String, metrics: CatalogMetrics) -> Self {
+        Self {
+            store,
+            currency,
+            metrics,
+        }
     }
 
     fn money(&self, amount: Decimal) -> Result<Money, CatalogError> {
@@ -245,8 +251,26 @@ impl CatalogService for CatalogApi {
         }
         checks.finish()?;
         let reservation = ReservationRequest::new(id.expect("checked"), items);
-        let lines = self.store.reserve(&reservation).await?;
-        let lines = lines
+        let reserved = self.store.reserve(&reservation).await;
+        self.metrics.reservation(match &reserved {
+            Ok(r) if r.replayed => "replayed",
+            Ok(_) => "reserved",
+            Err(CatalogError::InsufficientStock { .. }) => "insufficient_stock",
+            Err(CatalogError::ProductsNotFound(_)) => "not_found",
+            Err(CatalogError::ReservationReleased(_) | CatalogError::ReservationMismatch(_)) => {
+                "refused"
+            }
+            Err(_) => "error",
+        });
+        let reserved = reserved?;
+        if !reserved.replayed {
+            let units: i64 = reserved.lines.iter().map(|l| i64::from(l.quantity)).sum();
+            self.metrics
+                .units_reserved
+                .inc_by(u64::try_from(units).unwrap_or(0));
+        }
+        let lines = reserved
+            .lines
             .into_iter()
             .map(|l| self.reserved_line(l))
             .collect::<Result<_, _>>()?;
@@ -265,6 +289,7 @@ impl CatalogService for CatalogApi {
             .map_err(CatalogError::invalid)?;
         let released = self.store.release(id).await?;
         if released {
+            self.metrics.releases.inc();
             tracing::info!(reservation_id = %id, "reservation released, stock restored");
         }
         Ok(Response::new(pb::ReleaseInventoryResponse { released }))
@@ -278,6 +303,9 @@ impl CatalogService for CatalogApi {
         let id = parse_uuid("reservation_id", &request.get_ref().reservation_id)
             .map_err(CatalogError::invalid)?;
         let committed = self.store.commit(id).await?;
+        if committed {
+            self.metrics.commits.inc();
+        }
         Ok(Response::new(pb::CommitInventoryResponse { committed }))
     }
 }

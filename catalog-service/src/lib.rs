@@ -12,8 +12,9 @@
 //! - [`store`]: every SQL statement, and the transactions that hold them.
 //! - [`grpc`]: `catalog.v1.CatalogService`: wire types <-> domain calls.
 //! - [`error`]: the service's one error type and its mapping to `tonic::Status`.
+//! - [`metrics`]: the catalog's business series.
 //!
-//! [`Application::build`] binds its own listener (port 0 in tests) and
+//! [`Application::build`] binds its own listeners (port 0 in tests) and
 //! [`Application::run_until`] serves until the given shutdown future completes,
 //! so tests start the real service in-process.
 
@@ -21,12 +22,16 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod metrics;
 pub mod store;
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use proto::catalog::v1::catalog_service_server::CatalogServiceServer;
+use proto::{
+    catalog::v1::catalog_service_server::CatalogServiceServer,
+    metrics::{AdminHooks, GrpcServerMetrics, PoolGauges},
+};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
@@ -35,17 +40,20 @@ pub use config::Config;
 /// The catalog's migrations, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/catalog");
 
-/// A catalog service that is connected to its database and bound to its port,
-/// ready to serve.
+type CatalogServer = CatalogServiceServer<grpc::CatalogApi>;
+
+/// A catalog service that is connected to its database and bound to its
+/// ports, ready to serve.
 pub struct Application {
     listener: TcpListener,
+    admin_listener: TcpListener,
     store: store::Store,
     config: Config,
 }
 
 impl Application {
     /// Connects to the database (creating and migrating it if configured) and
-    /// binds the listen address.
+    /// binds the listen and admin addresses.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let pool = proto::db::connect(&config.db_settings(), &MIGRATOR)
             .await
@@ -53,56 +61,112 @@ impl Application {
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
+        let admin_listener = TcpListener::bind(config.admin_addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (admin)", config.admin_addr))?;
         Ok(Self {
             listener,
+            admin_listener,
             store: store::Store::new(pool),
             config,
         })
     }
 
+    /// The gRPC address.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()
             .expect("a bound TCP listener has a local address")
     }
 
-    /// Serves until `shutdown` completes, then stops accepting, lets in-flight
-    /// calls finish (bounded by the configured grace period) and closes the pool.
+    /// The admin HTTP address (`/metrics`, `/health`, `/ready`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    /// Serves until `shutdown` completes. Then: health turns NOT_SERVING (so
+    /// balancers stop sending), the server stops accepting, in-flight calls
+    /// finish (bounded by the configured grace period), the pool closes.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let Self {
             listener,
+            admin_listener,
             store,
             config,
         } = self;
         let addr = listener.local_addr()?;
-        let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_serving::<CatalogServiceServer<grpc::CatalogApi>>()
-            .await;
 
-        let api = grpc::CatalogApi::new(store.clone(), config.currency.clone());
-        let grace = Duration::from_secs(config.shutdown_grace_secs);
-        let (drain_started_tx, drain_started_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut registry = prometheus_client::registry::Registry::default();
+        let rpc_metrics = GrpcServerMetrics::register(&mut registry);
+        let pool_gauges = PoolGauges::register(&mut registry);
+        let catalog_metrics = metrics::CatalogMetrics::register(&mut registry);
+
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter.set_serving::<CatalogServer>().await;
+        let health_follower = tokio::spawn({
+            let store = store.clone();
+            let interval = Duration::from_millis(config.health_check_interval_ms);
+            proto::grpc::follow_dependency::<CatalogServer, _, _>(
+                health_reporter.clone(),
+                interval,
+                move || {
+                    let store = store.clone();
+                    async move {
+                        tokio::time::timeout(interval, store.ping())
+                            .await
+                            .is_ok_and(|ping| ping.is_ok())
+                    }
+                },
+            )
+        });
+
+        let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
+        let admin = axum::serve(
+            admin_listener,
+            proto::metrics::admin_router(
+                registry,
+                Arc::new(Hooks {
+                    store: store.clone(),
+                    pool_gauges,
+                    draining: drain_rx.clone(),
+                }),
+            ),
+        )
+        .with_graceful_shutdown({
+            let mut drain = drain_rx.clone();
+            async move {
+                let _ = drain.wait_for(|draining| *draining).await;
+            }
+        });
+        let admin_task = tokio::spawn(async move {
+            if let Err(error) = admin.await {
+                tracing::error!(%error, "admin server failed");
+            }
+        });
+
         let reporter = health_reporter.clone();
         let signal = async move {
             shutdown.await;
             // Fail health checks first, so balancers stop sending new calls.
-            reporter
-                .set_not_serving::<CatalogServiceServer<grpc::CatalogApi>>()
-                .await;
+            health_follower.abort();
+            reporter.set_not_serving::<CatalogServer>().await;
             reporter
                 .set_service_status("", tonic_health::ServingStatus::NotServing)
                 .await;
-            let _ = drain_started_tx.send(());
+            let _ = drain_tx.send(true);
             tracing::info!("draining in-flight calls");
         };
 
+        let api = grpc::CatalogApi::new(store.clone(), config.currency.clone(), catalog_metrics);
         tracing::info!(%addr, "catalog-service listening");
         let server = tonic::transport::Server::builder()
-            .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+            .trace_fn(proto::telemetry::grpc_server_span)
+            .layer(rpc_metrics.layer())
             .add_service(health_service)
             .add_service(proto::grpc::reflection_v1())
             .add_service(proto::grpc::reflection_v1alpha())
@@ -110,8 +174,10 @@ impl Application {
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
 
         // Once draining starts, give in-flight calls `grace` to finish.
+        let grace = Duration::from_secs(config.shutdown_grace_secs);
+        let mut drain = drain_rx;
         let deadline = async move {
-            if drain_started_rx.await.is_ok() {
+            if drain.wait_for(|draining| *draining).await.is_ok() {
                 tokio::time::sleep(grace).await;
             } else {
                 std::future::pending::<()>().await;
@@ -121,8 +187,29 @@ impl Application {
             result = server => result.context("gRPC server failed")?,
             () = deadline => tracing::warn!("shutdown grace period over; abandoning in-flight calls"),
         }
+        let _ = admin_task.await;
         store.close().await;
         tracing::info!("catalog-service stopped");
         Ok(())
+    }
+}
+
+/// What the admin server asks of the catalog.
+struct Hooks {
+    store: store::Store,
+    pool_gauges: PoolGauges,
+    draining: tokio::sync::watch::Receiver<bool>,
+}
+
+impl AdminHooks for Hooks {
+    fn refresh(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let pool = self.store.pool();
+            self.pool_gauges.set(pool.size(), pool.num_idle());
+        })
+    }
+
+    fn ready(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+        Box::pin(async move { !*self.draining.borrow() && self.store.ping().await.is_ok() })
     }
 }

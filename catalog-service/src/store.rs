@@ -20,6 +20,14 @@ use crate::{
 /// Name of the FK that stops a product in a reservation from being deleted.
 const PRODUCT_REFERENCED_FK: &str = "reservation_lines_product_fk";
 
+/// What a reservation call got: its lines, and whether they were stored
+/// earlier (the same request again: no stock moved this time).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reserved {
+    pub lines: Vec<ReservedLine>,
+    pub replayed: bool,
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
@@ -28,6 +36,11 @@ pub struct Store {
 impl Store {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
+    }
+
+    /// The pool, for its gauges.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     /// Closes the pool, waiting for connections in use to be returned.
@@ -167,10 +180,7 @@ impl Store {
     /// Takes stock for every line or for none, in one transaction; idempotent
     /// by reservation id (see `domain::reservation`).
     #[tracing::instrument(skip(self, request), fields(reservation_id = %request.id, lines = request.lines.len()))]
-    pub async fn reserve(
-        &self,
-        request: &ReservationRequest,
-    ) -> Result<Vec<ReservedLine>, CatalogError> {
+    pub async fn reserve(&self, request: &ReservationRequest) -> Result<Reserved, CatalogError> {
         let mut tx = self.pool.begin().await?;
         // Claims the id. A concurrent request with the same id blocks here until
         // this transaction ends, then sees its outcome.
@@ -187,7 +197,11 @@ impl Store {
             let state = state.ok_or_else(|| {
                 CatalogError::Internal(format!("reservation {} vanished while read", request.id))
             })?;
-            return reservation::replay(request, state, stored);
+            let lines = reservation::replay(request, state, stored)?;
+            return Ok(Reserved {
+                lines,
+                replayed: true,
+            });
         }
 
         let rows = sqlx::query_as::<_, StockRow>(
@@ -232,7 +246,10 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(lines)
+        Ok(Reserved {
+            lines,
+            replayed: false,
+        })
     }
 
     /// Gives back the stock of a held reservation, exactly once. Returns

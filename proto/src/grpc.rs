@@ -18,3 +18,65 @@ pub fn reflection_v1alpha() -> v1alpha::ServerReflectionServer<impl v1alpha::Ser
         .build_v1alpha()
         .expect("the embedded descriptor set is valid: it was produced by protoc at build time")
 }
+
+/// Asks the gRPC health service at `addr` about the overall `""` service;
+/// true when it answers SERVING within `timeout`. What `--probe` runs (e.g.
+/// a container health check).
+pub async fn probe(addr: std::net::SocketAddr, timeout: std::time::Duration) -> bool {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let check = async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .ok()?
+            .connect()
+            .await
+            .ok()?;
+        let response = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .ok()?;
+        Some(response.into_inner().status == ServingStatus::Serving as i32)
+    };
+    matches!(tokio::time::timeout(timeout, check).await, Ok(Some(true)))
+}
+
+/// Keeps a gRPC health reporter in step with a dependency (the database):
+/// every `interval`, `check` decides SERVING or NOT_SERVING for the overall
+/// service and for `S`. Runs until the task is dropped or aborted.
+pub async fn follow_dependency<S, F, Fut>(
+    reporter: tonic_health::server::HealthReporter,
+    interval: std::time::Duration,
+    mut check: F,
+) where
+    S: tonic::server::NamedService,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    use tonic_health::ServingStatus;
+    let mut last = None;
+    loop {
+        let healthy = check().await;
+        if last != Some(healthy) {
+            let status = if healthy {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            if healthy {
+                tracing::info!(service = S::NAME, "dependencies reachable: SERVING");
+            } else {
+                tracing::warn!(
+                    service = S::NAME,
+                    "a dependency is unreachable: NOT_SERVING"
+                );
+            }
+            reporter.set_service_status("", status).await;
+            reporter.set_service_status(S::NAME, status).await;
+            last = Some(healthy);
+        }
+        tokio::time::sleep(interval).await;
+    }
+}

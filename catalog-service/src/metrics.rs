@@ -1,0 +1,64 @@
+//! The catalog's own Prometheus series (beside the shared per-RPC and pool
+//! series of `proto::metrics`): what happened to reservations.
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family},
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone)]
+pub struct CatalogMetrics {
+    /// ReserveInventory answers by outcome: `reserved`, `replayed`,
+    /// `insufficient_stock`, `not_found`, `refused` (released/mismatch), `error`.
+    pub reservations: Family<OutcomeLabel, Counter>,
+    /// Units of stock taken by new reservations.
+    pub units_reserved: Counter,
+    /// Reservations whose stock was given back.
+    pub releases: Counter,
+    /// Reservations made final.
+    pub commits: Counter,
+}
+
+impl CatalogMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            reservations: Family::default(),
+            units_reserved: Counter::default(),
+            releases: Counter::default(),
+            commits: Counter::default(),
+        };
+        registry.register(
+            "catalog_reservations",
+            "ReserveInventory answers by outcome",
+            metrics.reservations.clone(),
+        );
+        registry.register(
+            "catalog_units_reserved",
+            "Units of stock taken by new reservations",
+            metrics.units_reserved.clone(),
+        );
+        registry.register(
+            "catalog_reservation_releases",
+            "Reservations whose stock was given back",
+            metrics.releases.clone(),
+        );
+        registry.register(
+            "catalog_reservation_commits",
+            "Reservations made final",
+            metrics.commits.clone(),
+        );
+        metrics
+    }
+
+    pub fn reservation(&self, outcome: &'static str) {
+        self.reservations
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+}
