@@ -1,0 +1,225 @@
+//! The order service's only way to the catalog: one long-lived gRPC channel,
+//! built at start, cloned into every caller (never a connection per request).
+//!
+//! The channel connects lazily, so the order service starts while the catalog
+//! is down; every call carries a deadline (sent to the catalog as
+//! `grpc-timeout` and enforced here), so a hung catalog costs a bounded wait.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use anyhow::Context;
+use proto::catalog::v1::{
+    CommitInventoryRequest, ReleaseInventoryRequest, ReservationItem, ReserveInventoryRequest,
+    catalog_service_client::CatalogServiceClient,
+};
+use tonic::{
+    Code, Request, Status,
+    transport::{Channel, Endpoint},
+};
+use tracing::instrument;
+use uuid::Uuid;
+
+use crate::domain::{InventoryAction, NewOrderItem, ReservedLine};
+
+#[derive(Clone)]
+pub struct CatalogClient {
+    client: CatalogServiceClient<Channel>,
+    timeout: Duration,
+    currency: String,
+}
+
+/// What a ReserveInventory call tells the saga.
+#[derive(Debug)]
+pub enum ReserveOutcome {
+    /// Stock taken: one line per product.
+    Reserved(Vec<ReservedLine>),
+    /// The catalog definitely took nothing (unknown product, no stock, ...):
+    /// its status, to pass on to the caller unchanged.
+    Refused(Status),
+    /// No way to know whether stock was taken (timeout, connection lost,
+    /// unreadable answer): the reservation must be released.
+    Unknown(Status),
+}
+
+/// Codes by which the catalog says "no, and nothing moved". Anything else
+/// (UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED, INTERNAL, ...) leaves the
+/// outcome unknown.
+pub fn is_definite_refusal(code: Code) -> bool {
+    matches!(
+        code,
+        Code::NotFound | Code::FailedPrecondition | Code::InvalidArgument | Code::AlreadyExists
+    )
+}
+
+impl CatalogClient {
+    /// Builds the channel; connects on first use.
+    pub fn new(
+        url: &str,
+        connect_timeout: Duration,
+        timeout: Duration,
+        currency: impl Into<String>,
+    ) -> anyhow::Result<Self> {
+        let endpoint = Endpoint::from_shared(url.to_owned())
+            .with_context(|| format!("invalid catalog URL {url:?}"))?
+            .connect_timeout(connect_timeout)
+            .timeout(timeout)
+            .tcp_nodelay(true)
+            // Notice a silently dead connection instead of waiting on it.
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10));
+        Ok(Self {
+            client: CatalogServiceClient::new(endpoint.connect_lazy()),
+            timeout,
+            currency: currency.into(),
+        })
+    }
+
+    /// The longest one catalog call may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request.set_timeout(self.timeout);
+        request
+    }
+
+    /// Saga step 2: takes the stock of every item, all or nothing, under the
+    /// order's id as reservation id.
+    #[instrument(skip(self, items), fields(items = items.len()))]
+    pub async fn reserve(&self, reservation_id: Uuid, items: &[NewOrderItem]) -> ReserveOutcome {
+        let request = self.request(ReserveInventoryRequest {
+            reservation_id: reservation_id.to_string(),
+            items: items
+                .iter()
+                .map(|item| ReservationItem {
+                    product_id: item.product_id.to_string(),
+                    quantity: item.quantity,
+                })
+                .collect(),
+        });
+        match self.client.clone().reserve_inventory(request).await {
+            Ok(response) => match self.read_lines(items, response.into_inner().lines) {
+                Ok(lines) => ReserveOutcome::Reserved(lines),
+                Err(error) => {
+                    tracing::error!(error = format!("{error:#}"), "unreadable reservation");
+                    ReserveOutcome::Unknown(Status::internal("unreadable reservation"))
+                }
+            },
+            Err(status) if is_definite_refusal(status.code()) => ReserveOutcome::Refused(status),
+            Err(status) => ReserveOutcome::Unknown(status),
+        }
+    }
+
+    /// Checks the catalog's answer against what was asked: one line per
+    /// requested product with the requested quantity, a price in our currency.
+    fn read_lines(
+        &self,
+        asked: &[NewOrderItem],
+        lines: Vec<proto::catalog::v1::ReservedLine>,
+    ) -> anyhow::Result<Vec<ReservedLine>> {
+        let mut expected: BTreeMap<Uuid, i32> = asked
+            .iter()
+            .map(|item| (item.product_id, item.quantity))
+            .collect();
+        let mut read = Vec::with_capacity(lines.len());
+        for line in lines {
+            let product_id = Uuid::try_parse(&line.product_id).context("line product id")?;
+            let price = line.unit_price.context("line without a unit price")?;
+            if !price.currency_code.is_empty() && price.currency_code != self.currency {
+                anyhow::bail!(
+                    "unit price in {:?}, expected {:?}",
+                    price.currency_code,
+                    self.currency
+                );
+            }
+            let unit_price = proto::money::to_decimal(&price).context("line unit price")?;
+            if expected.remove(&product_id) != Some(line.quantity) {
+                anyhow::bail!("line for {product_id} does not match the request");
+            }
+            read.push(ReservedLine {
+                product_id,
+                quantity: line.quantity,
+                unit_price,
+            });
+        }
+        if !expected.is_empty() {
+            anyhow::bail!("{} requested products have no line", expected.len());
+        }
+        Ok(read)
+    }
+
+    /// Gives a reservation's stock back; `true` if this call moved it. Safe for
+    /// an id the catalog never saw: it records a tombstone, so a late reserve
+    /// with that id takes nothing.
+    #[instrument(skip(self))]
+    pub async fn release(&self, reservation_id: Uuid) -> Result<bool, Status> {
+        let request = self.request(ReleaseInventoryRequest {
+            reservation_id: reservation_id.to_string(),
+        });
+        Ok(self
+            .client
+            .clone()
+            .release_inventory(request)
+            .await?
+            .into_inner()
+            .released)
+    }
+
+    /// Makes a reservation final; `true` if this call changed it.
+    #[instrument(skip(self))]
+    pub async fn commit(&self, reservation_id: Uuid) -> Result<bool, Status> {
+        let request = self.request(CommitInventoryRequest {
+            reservation_id: reservation_id.to_string(),
+        });
+        Ok(self
+            .client
+            .clone()
+            .commit_inventory(request)
+            .await?
+            .into_inner()
+            .committed)
+    }
+
+    /// Performs an outbox row's call. Both calls are idempotent, so a row
+    /// delivered twice (a retry after a lost answer) does no harm.
+    pub async fn perform(
+        &self,
+        action: InventoryAction,
+        reservation_id: Uuid,
+    ) -> Result<bool, Status> {
+        match action {
+            InventoryAction::Release => self.release(reservation_id).await,
+            InventoryAction::Commit => self.commit(reservation_id).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_refusals_that_moved_nothing_are_definite() {
+        for code in [
+            Code::NotFound,
+            Code::FailedPrecondition,
+            Code::InvalidArgument,
+            Code::AlreadyExists,
+        ] {
+            assert!(is_definite_refusal(code), "{code:?}");
+        }
+        for code in [
+            Code::Unavailable,
+            Code::DeadlineExceeded,
+            Code::Cancelled,
+            Code::Internal,
+            Code::Unknown,
+            Code::ResourceExhausted,
+            Code::Aborted,
+        ] {
+            assert!(!is_definite_refusal(code), "{code:?}");
+        }
+    }
+}

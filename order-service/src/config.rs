@@ -1,0 +1,151 @@
+//! Settings, from flags or environment variables, with defaults that work on a
+//! developer machine with local PostgreSQL and a catalog on its default port.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::Parser;
+use proto::db::DbSettings;
+
+#[derive(Clone, Parser)]
+#[command(
+    name = "order-service",
+    version,
+    about = "Orders, payments and the reservation saga over gRPC"
+)]
+pub struct Config {
+    /// PostgreSQL URL of the orders database (created if missing).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/orders",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Address the gRPC server listens on (port 0 picks a free port).
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:50052")]
+    pub listen_addr: SocketAddr,
+
+    /// gRPC URL of the catalog service. The service starts even when the
+    /// catalog is down: the connection is made on first use.
+    #[arg(long, env = "CATALOG_URL", default_value = "http://127.0.0.1:50051")]
+    pub catalog_url: String,
+
+    /// Deadline of every call to the catalog, in milliseconds.
+    #[arg(long, env = "CATALOG_TIMEOUT_MS", default_value_t = 3000)]
+    pub catalog_timeout_ms: u64,
+
+    /// How long connecting to the catalog may take, in milliseconds.
+    #[arg(long, env = "CATALOG_CONNECT_TIMEOUT_MS", default_value_t = 1000)]
+    pub catalog_connect_timeout_ms: u64,
+
+    /// Largest number of database connections this process opens.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+
+    /// Apply migrations (and create the database) at start. Turn off when
+    /// operators migrate separately.
+    #[arg(long, env = "RUN_MIGRATIONS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub run_migrations: bool,
+
+    /// How long in-flight calls may run after SIGTERM before the process exits.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+
+    /// ISO 4217 code of the platform's single currency.
+    #[arg(long, env = "CURRENCY", default_value = proto::money::DEFAULT_CURRENCY)]
+    pub currency: String,
+
+    /// Seconds between two reconciler passes (one also runs at start).
+    #[arg(long, env = "RECONCILE_INTERVAL_SECS", default_value_t = 30)]
+    pub reconcile_interval_secs: u64,
+
+    /// Age, in seconds, from which the reconciler treats an order still in the
+    /// saga's `reserving` state as abandoned. Must exceed the longest saga
+    /// (two catalog deadlines), or the reconciler would race live requests.
+    #[arg(long, env = "RESERVING_GRACE_SECS", default_value_t = 60)]
+    pub reserving_grace_secs: u64,
+
+    /// First retry delay of an undelivered outbox row, in milliseconds;
+    /// doubles with each failure, up to five minutes.
+    #[arg(long, env = "OUTBOX_RETRY_BASE_MS", default_value_t = 1000)]
+    pub outbox_retry_base_ms: u64,
+}
+
+impl Config {
+    /// Defaults for everything but the database and address; what tests use
+    /// (they then set `catalog_url` and the timings they need).
+    pub fn for_database(database_url: impl Into<String>, listen_addr: SocketAddr) -> Self {
+        let mut config = Self::parse_from(["order-service"]);
+        config.database_url = database_url.into();
+        config.listen_addr = listen_addr;
+        config
+    }
+
+    pub fn db_settings(&self) -> DbSettings {
+        DbSettings {
+            url: self.database_url.clone(),
+            max_connections: self.db_max_connections,
+            create_if_missing: self.run_migrations,
+            migrate: self.run_migrations,
+        }
+    }
+
+    pub fn catalog_timeout(&self) -> Duration {
+        Duration::from_millis(self.catalog_timeout_ms)
+    }
+
+    pub fn catalog_connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.catalog_connect_timeout_ms)
+    }
+
+    pub fn reconcile_interval(&self) -> Duration {
+        // A zero interval would spin; one second is the floor.
+        Duration::from_secs(self.reconcile_interval_secs.max(1))
+    }
+
+    pub fn reserving_grace(&self) -> Duration {
+        Duration::from_secs(self.reserving_grace_secs)
+    }
+
+    pub fn outbox_retry_base(&self) -> Duration {
+        Duration::from_millis(self.outbox_retry_base_ms)
+    }
+}
+
+// The database URL may carry a password: keep it out of any log line.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &"<redacted>")
+            .field("listen_addr", &self.listen_addr)
+            .field("catalog_url", &self.catalog_url)
+            .field("catalog_timeout_ms", &self.catalog_timeout_ms)
+            .field(
+                "catalog_connect_timeout_ms",
+                &self.catalog_connect_timeout_ms,
+            )
+            .field("db_max_connections", &self.db_max_connections)
+            .field("run_migrations", &self.run_migrations)
+            .field("shutdown_grace_secs", &self.shutdown_grace_secs)
+            .field("currency", &self.currency)
+            .field("reconcile_interval_secs", &self.reconcile_interval_secs)
+            .field("reserving_grace_secs", &self.reserving_grace_secs)
+            .field("outbox_retry_base_ms", &self.outbox_retry_base_ms)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_database_url() {
+        let config = Config::for_database(
+            "postgres://user:secret@db/orders",
+            "127.0.0.1:0".parse().unwrap(),
+        );
+        assert!(!format!("{config:?}").contains("secret"));
+    }
+}

@@ -1,0 +1,14 @@
+//! The `order-service` binary: read config, set up tracing, serve until
+//! SIGTERM / Ctrl-C.
+
+use clap::Parser;
+use order_service::{Application, Config};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    proto::runtime::init_tracing();
+    let config = Config::parse();
+    tracing::info!(?config, "starting order-service");
+    let app = Application::build(config).await?;
+    app.run_until(proto::runtime::shutdown_signal()).await
+}

@@ -1,0 +1,101 @@
+//! Delivery of outbox rows: the inventory call a status change implies
+//! (ReleaseInventory on cancel, CommitInventory on complete).
+//!
+//! A row is delivered at once after its transaction commits, and again by the
+//! reconciler while it fails, with exponential backoff. Both calls are
+//! idempotent at the catalog, so "at least once" here means "exactly once" for
+//! stock.
+
+use std::time::Duration;
+
+use tracing::instrument;
+
+use crate::{
+    catalog_client::{CatalogClient, is_definite_refusal},
+    domain::outbox::backoff,
+    error::OrderError,
+    store::Store,
+};
+
+#[derive(Clone)]
+pub struct Relay {
+    store: Store,
+    catalog: CatalogClient,
+    retry_base: Duration,
+}
+
+/// What one delivery attempt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The catalog confirmed; the row is gone.
+    Delivered,
+    /// The call failed; the row waits for its next attempt.
+    Failed,
+    /// Not due, already delivered, or being delivered by someone else.
+    Skipped,
+}
+
+impl Relay {
+    pub fn new(store: Store, catalog: CatalogClient, retry_base: Duration) -> Self {
+        Self {
+            store,
+            catalog,
+            retry_base,
+        }
+    }
+
+    /// Delivers one row if it is due and nobody else has it.
+    #[instrument(skip(self))]
+    pub async fn deliver(&self, outbox_id: i64) -> Result<Delivery, OrderError> {
+        // Long enough for the call to finish: only a crashed deliverer's row
+        // becomes due again before it reports back.
+        let lease = self.catalog.timeout() + Duration::from_secs(5);
+        let Some(entry) = self.store.claim_outbox(outbox_id, lease).await? else {
+            return Ok(Delivery::Skipped);
+        };
+        match self
+            .catalog
+            .perform(entry.action, entry.reservation_id)
+            .await
+        {
+            Ok(changed) => {
+                self.store.outbox_delivered(entry.id).await?;
+                tracing::info!(
+                    reservation_id = %entry.reservation_id,
+                    action = %entry.action,
+                    changed,
+                    attempts = entry.attempts + 1,
+                    "inventory call delivered"
+                );
+                Ok(Delivery::Delivered)
+            }
+            Err(status) => {
+                let failures = u32::try_from(entry.attempts).unwrap_or(0).saturating_add(1);
+                let retry_in = backoff(failures, self.retry_base);
+                if is_definite_refusal(status.code()) {
+                    // The catalog disagrees about the reservation's state: this
+                    // will not heal by itself; keep retrying slowly, loudly.
+                    tracing::error!(
+                        reservation_id = %entry.reservation_id,
+                        action = %entry.action,
+                        code = ?status.code(),
+                        message = status.message(),
+                        "catalog refused an outbox call"
+                    );
+                } else {
+                    tracing::warn!(
+                        reservation_id = %entry.reservation_id,
+                        action = %entry.action,
+                        code = ?status.code(),
+                        failures,
+                        retry_in_ms = retry_in.as_millis() as u64,
+                        "outbox call failed; will retry"
+                    );
+                }
+                let error = format!("{:?}: {}", status.code(), status.message());
+                self.store.outbox_failed(entry.id, retry_in, &error).await?;
+                Ok(Delivery::Failed)
+            }
+        }
+    }
+}

@@ -1,0 +1,648 @@
+//! Every SQL statement of the service, and the transactions that hold them.
+//!
+//! State changes are conditional updates on the current state
+//! (`... WHERE id = $1 AND status = 'pending'`) under a row lock, so concurrent
+//! calls on one order serialize in the database: one wins, the others see the
+//! new state. A status change and its outbox row commit together.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use sqlx::{FromRow, PgConnection, PgPool, Postgres, Transaction};
+use tracing::instrument;
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        self, InventoryAction, ListFilter, NewOrder, Order, OrderItem, OrderStatus, PageRequest,
+        PaymentStatus, ReservedLine, StatusChange, payment::payment_transition,
+    },
+    error::OrderError,
+};
+
+/// The database side of the service. Cheap to clone (a pool handle).
+#[derive(Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+/// How a CreateOrder's first step went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begun {
+    /// The order row (and its key, if any) is written: go on with the saga.
+    Started,
+    /// The idempotency key already names an order: this request is a repeat
+    /// (or a mismatch, if the hashes differ). Nothing was written.
+    Existing {
+        order_id: Uuid,
+        request_hash: String,
+    },
+}
+
+/// Why a rejected order was refused: the status its caller got, stored so an
+/// idempotent replay answers the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: i32,
+    pub message: String,
+    pub details: Vec<u8>,
+}
+
+/// Where a CreateOrder saga stands, as seen by a repeated request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SagaState {
+    pub status: OrderStatus,
+    pub rejection: Option<Rejection>,
+}
+
+/// An undelivered inventory call.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub reservation_id: Uuid,
+    #[sqlx(try_from = "String")]
+    pub action: InventoryAction,
+    /// Failed deliveries so far.
+    pub attempts: i32,
+}
+
+#[derive(FromRow)]
+struct OrderRow {
+    id: Uuid,
+    customer_id: i64,
+    #[sqlx(try_from = "String")]
+    status: OrderStatus,
+    #[sqlx(try_from = "String")]
+    payment_status: PaymentStatus,
+    total_price: Decimal,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(FromRow)]
+struct ItemRow {
+    id: i64,
+    order_id: Uuid,
+    product_id: Uuid,
+    quantity: i32,
+    price_at_purchase: Decimal,
+}
+
+#[derive(FromRow)]
+struct SagaRow {
+    #[sqlx(try_from = "String")]
+    status: OrderStatus,
+    rejection_code: Option<i32>,
+    rejection_message: Option<String>,
+    rejection_details: Option<Vec<u8>>,
+}
+
+#[derive(FromRow)]
+struct StatusRow {
+    #[sqlx(try_from = "String")]
+    status: OrderStatus,
+    #[sqlx(try_from = "String")]
+    payment_status: PaymentStatus,
+}
+
+const ORDER_COLUMNS: &str =
+    "id, customer_id, status, payment_status, total_price, created_at, updated_at";
+
+impl Store {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- CreateOrder saga -------------------------------------------------
+
+    /// Saga step 1: the order in state `reserving` (its id is also the
+    /// reservation id) and, in the same transaction, its idempotency key.
+    ///
+    /// A key already taken by a transaction that has not committed yet makes
+    /// the insert wait for it (PostgreSQL's unique check), so a concurrent
+    /// duplicate sees the first request's order, never a second one.
+    #[instrument(skip_all, fields(order_id = %id, keyed = order.idempotency_key.is_some()))]
+    pub async fn begin_order(
+        &self,
+        id: Uuid,
+        order: &NewOrder,
+        request_hash: &str,
+    ) -> Result<Begun, OrderError> {
+        // The key can be freed between our failed insert and our read (the
+        // first request ended with an unknown outcome): then try again.
+        for _ in 0..3 {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO orders (id, customer_id, status) VALUES ($1, $2, 'reserving')",
+            )
+            .bind(id)
+            .bind(order.customer_id)
+            .execute(&mut *tx)
+            .await?;
+            let Some(key) = &order.idempotency_key else {
+                tx.commit().await?;
+                return Ok(Begun::Started);
+            };
+            let claimed: Option<Uuid> = sqlx::query_scalar(
+                "INSERT INTO idempotency_keys (key, request_hash, order_id) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO NOTHING RETURNING order_id",
+            )
+            .bind(key)
+            .bind(request_hash)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if claimed.is_some() {
+                tx.commit().await?;
+                return Ok(Begun::Started);
+            }
+            tx.rollback().await?;
+            let existing: Option<(Uuid, String)> = sqlx::query_as(
+                "SELECT order_id, request_hash FROM idempotency_keys WHERE key = $1",
+            )
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some((order_id, request_hash)) = existing {
+                return Ok(Begun::Existing {
+                    order_id,
+                    request_hash,
+                });
+            }
+        }
+        Err(OrderError::InProgress)
+    }
+
+    /// The saga state of any order, internal states included.
+    #[instrument(skip(self))]
+    pub async fn saga_state(&self, id: Uuid) -> Result<Option<SagaState>, OrderError> {
+        let row: Option<SagaRow> = sqlx::query_as(
+            "SELECT status, rejection_code, rejection_message, rejection_details \
+             FROM orders WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| SagaState {
+            status: row.status,
+            rejection: row.rejection_code.map(|code| Rejection {
+                code,
+                message: row.rejection_message.unwrap_or_default(),
+                details: row.rejection_details.unwrap_or_default(),
+            }),
+        }))
+    }
+
+    /// Saga step 3: the lines with their prices, the exact total and state
+    /// `pending`, in one transaction. `None` when the order is no longer
+    /// `reserving` (the reconciler released it meanwhile): nothing is written.
+    #[instrument(skip(self, lines), fields(lines = lines.len()))]
+    pub async fn confirm_order(
+        &self,
+        id: Uuid,
+        lines: &[ReservedLine],
+        total: Decimal,
+    ) -> Result<Option<Order>, OrderError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE orders SET status = 'pending', total_price = $2, updated_at = now() \
+             WHERE id = $1 AND status = 'reserving'",
+        )
+        .bind(id)
+        .bind(total)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(None);
+        }
+        let product_ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
+        let quantities: Vec<i32> = lines.iter().map(|l| l.quantity).collect();
+        let prices: Vec<Decimal> = lines.iter().map(|l| l.unit_price).collect();
+        // Line ids follow the catalog's line order (by product id).
+        sqlx::query(
+            "INSERT INTO order_items (order_id, product_id, quantity, price_at_purchase) \
+             SELECT $1, line.product_id, line.quantity, line.price \
+             FROM UNNEST($2::uuid[], $3::int4[], $4::numeric[]) \
+                  WITH ORDINALITY AS line (product_id, quantity, price, n) \
+             ORDER BY line.n",
+        )
+        .bind(id)
+        .bind(&product_ids)
+        .bind(&quantities)
+        .bind(&prices)
+        .execute(&mut *tx)
+        .await?;
+        let order = load_order(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(order)
+    }
+
+    /// Saga steps 4 and 5: the order becomes `rejected`, remembering why.
+    /// `free_key`: forget its idempotency key, so that a retry under the same
+    /// key starts afresh (used when the outcome was unknown, not refused).
+    /// `false` when the order was no longer `reserving`.
+    #[instrument(skip(self, rejection), fields(code = rejection.code))]
+    pub async fn reject_order(
+        &self,
+        id: Uuid,
+        rejection: &Rejection,
+        free_key: bool,
+    ) -> Result<bool, OrderError> {
+        let mut tx = self.pool.begin().await?;
+        let rejected = mark_rejected(&mut tx, id, rejection).await?;
+        if rejected && free_key {
+            free_idempotency_key(&mut tx, id).await?;
+        }
+        tx.commit().await?;
+        Ok(rejected)
+    }
+
+    // ---- Reads ------------------------------------------------------------
+
+    /// A visible order; internal saga states read as not found.
+    #[instrument(skip(self))]
+    pub async fn get_order(&self, id: Uuid) -> Result<Order, OrderError> {
+        let mut conn = self.pool.acquire().await?;
+        load_order(&mut conn, id)
+            .await?
+            .filter(|order| order.status.is_visible())
+            .ok_or(OrderError::NotFound(id))
+    }
+
+    /// One page of visible orders, newest first, and how many match in all.
+    #[instrument(skip(self))]
+    pub async fn list_orders(
+        &self,
+        filter: ListFilter,
+        page: PageRequest,
+    ) -> Result<(Vec<Order>, u64), OrderError> {
+        // One snapshot for the count and the page, so they agree.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?;
+        const FILTER: &str = "status IN ('pending', 'completed', 'canceled') \
+             AND ($1::text IS NULL OR status = $1) \
+             AND ($2::text IS NULL OR payment_status = $2) \
+             AND ($3::bigint IS NULL OR customer_id = $3)";
+        let status = filter.status.map(OrderStatus::as_str);
+        let payment_status = filter.payment_status.map(PaymentStatus::as_str);
+        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM orders WHERE {FILTER}"
+        )))
+        .bind(status)
+        .bind(payment_status)
+        .bind(filter.customer_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let rows: Vec<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE {FILTER} \
+             ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5"
+        )))
+        .bind(status)
+        .bind(payment_status)
+        .bind(filter.customer_id)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(&mut *tx)
+        .await?;
+        let orders = with_items(&mut tx, rows).await?;
+        tx.commit().await?;
+        Ok((orders, u64::try_from(total).unwrap_or_default()))
+    }
+
+    // ---- Status and payment changes ----------------------------------------
+
+    /// UpdateOrderStatus: decides with the status machine under a row lock,
+    /// and on a change writes the new status and the outbox row (release on
+    /// cancel, commit on complete) in one transaction. Returns the order and
+    /// the outbox row to deliver now, if any.
+    #[instrument(skip(self))]
+    pub async fn change_status(
+        &self,
+        id: Uuid,
+        to: OrderStatus,
+    ) -> Result<(Order, Option<OutboxEntry>), OrderError> {
+        let mut tx = self.pool.begin().await?;
+        let current = lock_visible(&mut tx, id).await?;
+        let mut entry = None;
+        if let StatusChange::Changed(action) = domain::status::transition(current.status, to)? {
+            let updated = sqlx::query(
+                "UPDATE orders SET status = $2, updated_at = now() WHERE id = $1 AND status = $3",
+            )
+            .bind(id)
+            .bind(to.as_str())
+            .bind(current.status.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if updated != 1 {
+                return Err(OrderError::internal(anyhow::anyhow!(
+                    "order {id} changed status under a row lock"
+                )));
+            }
+            if let Some(action) = action {
+                entry = Some(
+                    sqlx::query_as(
+                        "INSERT INTO outbox (reservation_id, action) VALUES ($1, $2) \
+                         RETURNING id, reservation_id, action, attempts",
+                    )
+                    .bind(id)
+                    .bind(action.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?,
+                );
+            }
+        }
+        let order = load_order(&mut tx, id)
+            .await?
+            .ok_or(OrderError::NotFound(id))?;
+        tx.commit().await?;
+        Ok((order, entry))
+    }
+
+    /// ApplyPayment: a seen event id is a no-op; otherwise only a pending
+    /// order takes it, by the payment status machine. The event id is recorded
+    /// in the same transaction as the change, so it is seen iff it applied.
+    #[instrument(skip(self))]
+    pub async fn apply_payment(
+        &self,
+        id: Uuid,
+        to: PaymentStatus,
+        event_id: Option<&str>,
+    ) -> Result<Order, OrderError> {
+        let mut tx = self.pool.begin().await?;
+        let current = lock_visible(&mut tx, id).await?;
+        let seen_before = match event_id {
+            Some(event_id) => {
+                sqlx::query(
+                    "INSERT INTO payment_events (event_id, order_id) VALUES ($1, $2) \
+                     ON CONFLICT (event_id) DO NOTHING",
+                )
+                .bind(event_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 0
+            }
+            None => false,
+        };
+        if !seen_before {
+            if current.status != OrderStatus::Pending {
+                return Err(OrderError::NotPending {
+                    status: current.status,
+                });
+            }
+            if payment_transition(current.payment_status, to)? {
+                let updated = sqlx::query(
+                    "UPDATE orders SET payment_status = $2, updated_at = now() \
+                     WHERE id = $1 AND status = 'pending' AND payment_status = $3",
+                )
+                .bind(id)
+                .bind(to.as_str())
+                .bind(current.payment_status.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if updated != 1 {
+                    return Err(OrderError::internal(anyhow::anyhow!(
+                        "order {id} changed payment status under a row lock"
+                    )));
+                }
+            }
+        }
+        let order = load_order(&mut tx, id)
+            .await?
+            .ok_or(OrderError::NotFound(id))?;
+        tx.commit().await?;
+        Ok(order)
+    }
+
+    // ---- Outbox -------------------------------------------------------------
+
+    /// Ids of outbox rows that are due, oldest first.
+    #[instrument(skip(self))]
+    pub async fn due_outbox(&self, limit: i64) -> Result<Vec<i64>, OrderError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM outbox WHERE next_attempt_at <= now() \
+             ORDER BY next_attempt_at, id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Takes a due row for delivery: pushes its next attempt `lease` into the
+    /// future, so that no other replica sends it meanwhile. `None` if it is
+    /// gone or not due (someone else has it).
+    #[instrument(skip(self))]
+    pub async fn claim_outbox(
+        &self,
+        id: i64,
+        lease: Duration,
+    ) -> Result<Option<OutboxEntry>, OrderError> {
+        Ok(sqlx::query_as(
+            "UPDATE outbox SET next_attempt_at = now() + $2 \
+             WHERE id = $1 AND next_attempt_at <= now() \
+             RETURNING id, reservation_id, action, attempts",
+        )
+        .bind(id)
+        .bind(lease)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The catalog confirmed the call: the row is done.
+    #[instrument(skip(self))]
+    pub async fn outbox_delivered(&self, id: i64) -> Result<(), OrderError> {
+        sqlx::query("DELETE FROM outbox WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The call failed: count it, keep why, and try again after `retry_in`.
+    #[instrument(skip(self, error))]
+    pub async fn outbox_failed(
+        &self,
+        id: i64,
+        retry_in: Duration,
+        error: &str,
+    ) -> Result<(), OrderError> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = now() + $2, \
+             last_error = $3 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(retry_in)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    // ---- Reconciler -----------------------------------------------------------
+
+    /// Orders stuck in `reserving` for at least `grace`, oldest first.
+    #[instrument(skip(self))]
+    pub async fn stale_reserving(
+        &self,
+        grace: Duration,
+        limit: i64,
+    ) -> Result<Vec<Uuid>, OrderError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM orders WHERE status = 'reserving' AND created_at <= now() - $1 \
+             ORDER BY created_at LIMIT $2",
+        )
+        .bind(grace)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Locks one stuck order for the reconciler. `None` when another replica
+    /// holds it (SKIP LOCKED) or it left `reserving` meanwhile. The lock lasts
+    /// until the claim is rejected or dropped, so a late saga step waits.
+    #[instrument(skip(self))]
+    pub async fn claim_reserving(&self, id: Uuid) -> Result<Option<ClaimedOrder>, OrderError> {
+        let mut tx = self.pool.begin().await?;
+        let locked: Option<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM orders WHERE id = $1 AND status = 'reserving' \
+             FOR UPDATE SKIP LOCKED",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        Ok(locked.map(|id| ClaimedOrder { tx, id }))
+    }
+
+    /// Forgets idempotency keys older than `max_age`; returns how many.
+    #[instrument(skip(self))]
+    pub async fn prune_idempotency_keys(&self, max_age: Duration) -> Result<u64, OrderError> {
+        Ok(
+            sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - $1")
+                .bind(max_age)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+}
+
+/// A `reserving` order locked by the reconciler.
+pub struct ClaimedOrder {
+    tx: Transaction<'static, Postgres>,
+    pub id: Uuid,
+}
+
+impl ClaimedOrder {
+    /// Marks it rejected and frees its idempotency key (its outcome was
+    /// unknown to its caller, who may retry), then releases the lock.
+    #[instrument(skip_all, fields(order_id = %self.id))]
+    pub async fn reject(mut self, rejection: &Rejection) -> Result<(), OrderError> {
+        mark_rejected(&mut self.tx, self.id, rejection).await?;
+        free_idempotency_key(&mut self.tx, self.id).await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn mark_rejected(
+    conn: &mut PgConnection,
+    id: Uuid,
+    rejection: &Rejection,
+) -> Result<bool, OrderError> {
+    let updated = sqlx::query(
+        "UPDATE orders SET status = 'rejected', rejection_code = $2, rejection_message = $3, \
+         rejection_details = $4, updated_at = now() WHERE id = $1 AND status = 'reserving'",
+    )
+    .bind(id)
+    .bind(rejection.code)
+    .bind(&rejection.message)
+    .bind(&rejection.details)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+async fn free_idempotency_key(conn: &mut PgConnection, order_id: Uuid) -> Result<(), OrderError> {
+    sqlx::query("DELETE FROM idempotency_keys WHERE order_id = $1")
+        .bind(order_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Locks a visible order's row for a state change; hidden or missing orders
+/// are not found.
+async fn lock_visible(conn: &mut PgConnection, id: Uuid) -> Result<StatusRow, OrderError> {
+    let row: Option<StatusRow> =
+        sqlx::query_as("SELECT status, payment_status FROM orders WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    row.filter(|row| row.status.is_visible())
+        .ok_or(OrderError::NotFound(id))
+}
+
+async fn load_order(conn: &mut PgConnection, id: Uuid) -> Result<Option<Order>, OrderError> {
+    let row: Option<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => Ok(with_items(conn, vec![row]).await?.pop()),
+        None => Ok(None),
+    }
+}
+
+/// Attaches their lines to orders, with one query for all of them.
+async fn with_items(
+    conn: &mut PgConnection,
+    rows: Vec<OrderRow>,
+) -> Result<Vec<Order>, OrderError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
+    let items: Vec<ItemRow> = sqlx::query_as(
+        "SELECT id, order_id, product_id, quantity, price_at_purchase \
+         FROM order_items WHERE order_id = ANY($1) ORDER BY id",
+    )
+    .bind(&ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| Order {
+            id: row.id,
+            customer_id: row.customer_id,
+            status: row.status,
+            payment_status: row.payment_status,
+            total_price: row.total_price,
+            items: items
+                .iter()
+                .filter(|item| item.order_id == row.id)
+                .map(|item| OrderItem {
+                    id: item.id,
+                    product_id: item.product_id,
+                    quantity: item.quantity,
+                    price_at_purchase: item.price_at_purchase,
+                })
+                .collect(),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+        .collect())
+}
