@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Validates what can be validated without a cluster or a Docker engine:
+#   - the Kubernetes manifests: `kubectl kustomize` (base and example overlay)
+#     checked against the Kubernetes schemas, strictly, offline
+#     (PyPI kubernetes-validate);
+#   - docker-compose.yml: `docker-compose config` (Debian's docker-compose v1).
+# Installs the tools it lacks. Run from anywhere: bash deploy/validate.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt_update=1
+apt_install() {
+    if [ "$need_apt_update" = 1 ]; then apt-get update -qq; need_apt_update=0; fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+command -v kubectl >/dev/null || apt_install kubernetes-client
+command -v docker-compose >/dev/null || apt_install docker-compose
+command -v kubernetes-validate >/dev/null ||
+    python3 -m pip install -q --root-user-action=ignore kubernetes-validate
+
+for dir in deploy/k8s/base deploy/k8s/overlays/*/; do
+    echo "kustomize build $dir"
+    kubectl kustomize "$dir" >/tmp/kustomize-out.yaml
+    kubernetes-validate --strict --quiet /tmp/kustomize-out.yaml
+done
+echo "docker-compose config"
+docker-compose -f docker-compose.yml config -q
+echo "deploy manifests valid"
