@@ -35,6 +35,12 @@ pub struct Config {
     #[arg(long)]
     pub probe: bool,
 
+    /// Create the database if missing, apply pending migrations, and exit
+    /// (e.g. as a Kubernetes init container, with RUN_MIGRATIONS=false on the
+    /// serving container).
+    #[arg(long)]
+    pub migrate_only: bool,
+
     /// How often the database is pinged to keep gRPC health up to date.
     #[arg(long, env = "HEALTH_CHECK_INTERVAL_MS", default_value_t = 2000)]
     pub health_check_interval_ms: u64,

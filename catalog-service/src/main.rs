@@ -14,6 +14,19 @@ async fn main() -> anyhow::Result<()> {
         std::process::exit(if serving { 0 } else { 1 });
     }
     let telemetry = proto::telemetry::init("catalog-service");
+    if config.migrate_only {
+        let settings = proto::db::DbSettings {
+            create_if_missing: true,
+            migrate: true,
+            ..config.db_settings()
+        };
+        proto::db::connect(&settings, &catalog_service::MIGRATOR)
+            .await?
+            .close()
+            .await;
+        tracing::info!("migrations applied");
+        return Ok(());
+    }
     tracing::info!(?config, "starting catalog-service");
     let app = Application::build(config).await?;
     let result = app.run_until(proto::runtime::shutdown_signal()).await;
