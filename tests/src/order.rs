@@ -1,0 +1,322 @@
+//! Starting an order service for a test (a real catalog behind it), a TCP proxy
+//! that cuts the catalog off on command, and small helpers around the order
+//! client.
+//!
+//! Test configuration: the reconciler runs its pass at start (awaited before
+//! the service is handed out) and then only when a test calls
+//! [`order_service::Reconciler::reconcile_once`], so nothing happens behind a
+//! test's back; stuck orders are taken at once (no grace period) and failed
+//! outbox rows are due again at once (no backoff) unless a test says otherwise.
+
+use std::{net::SocketAddr, str::FromStr};
+
+use proto::order::v1::{
+    ApplyPaymentRequest, CreateOrderItem, CreateOrderRequest, GetOrderRequest, ListOrdersRequest,
+    ListOrdersResponse, Order, OrderStatus, PaymentStatus, UpdateOrderStatusRequest,
+    order_service_client::OrderServiceClient,
+};
+use rust_decimal::Decimal;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::watch,
+    task::JoinHandle,
+};
+use tonic::{Status, transport::Channel};
+
+use crate::{RunningService, TEST_POOL_SIZE, any_port, fresh_database_url};
+
+pub type OrderClient = OrderServiceClient<Channel>;
+
+/// A running order service and a handle on its reconciler.
+pub struct OrderHarness {
+    pub service: RunningService,
+    pub reconciler: order_service::Reconciler,
+}
+
+/// The test configuration (see the module header) on a fresh database, talking
+/// to the catalog at `catalog_url`. Tests adjust fields before [`start_order`].
+pub fn order_config(catalog_url: &str) -> order_service::Config {
+    let mut config = order_service::Config::for_database(fresh_database_url("order"), any_port());
+    config.catalog_url = catalog_url.to_owned();
+    config.db_max_connections = TEST_POOL_SIZE;
+    config.shutdown_grace_secs = 5;
+    config.catalog_timeout_ms = 2_000;
+    config.catalog_connect_timeout_ms = 500;
+    config.reconcile_interval_secs = 3_600;
+    config.reserving_grace_secs = 0;
+    config.outbox_retry_base_ms = 0;
+    config
+}
+
+/// Starts an order service on a fresh database, in front of the catalog at
+/// `catalog_url`.
+pub async fn spawn_order(catalog_url: &str) -> RunningService {
+    start_order(order_config(catalog_url)).await.service
+}
+
+/// Starts an order service with this configuration; returns once its
+/// reconciler's start pass is over.
+pub async fn start_order(config: order_service::Config) -> OrderHarness {
+    let database_url = config.database_url.clone();
+    let app = order_service::Application::build(config)
+        .await
+        .expect("order service starts");
+    let addr = app.local_addr();
+    let reconciler = app.reconciler();
+    let service = RunningService::spawn(addr, database_url, |rx| async move {
+        app.run_until(async {
+            let _ = rx.await;
+        })
+        .await
+    });
+    reconciler.wait_for_first_pass().await;
+    OrderHarness {
+        service,
+        reconciler,
+    }
+}
+
+pub async fn order_client(service: &RunningService) -> OrderClient {
+    OrderServiceClient::connect(service.url())
+        .await
+        .expect("order service reachable")
+}
+
+/// A direct connection to the order service's own database, for what the API
+/// cannot show or arrange (hidden saga states, outbox rows, a crashed saga).
+pub async fn orders_database(service: &RunningService) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect(&service.database_url)
+        .await
+        .expect("orders database reachable")
+}
+
+/// CreateOrder with `(product id, quantity)` lines.
+pub async fn create_order(
+    client: &mut OrderClient,
+    customer_id: i64,
+    items: &[(&str, i32)],
+    idempotency_key: Option<&str>,
+) -> Result<Order, Status> {
+    client
+        .create_order(CreateOrderRequest {
+            customer_id,
+            items: items
+                .iter()
+                .map(|&(product_id, quantity)| CreateOrderItem {
+                    product_id: product_id.to_owned(),
+                    quantity,
+                })
+                .collect(),
+            idempotency_key: idempotency_key.map(str::to_owned),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+pub async fn get_order(client: &mut OrderClient, id: &str) -> Result<Order, Status> {
+    client
+        .get_order(GetOrderRequest { id: id.to_owned() })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// UpdateOrderStatus.
+pub async fn set_status(
+    client: &mut OrderClient,
+    id: &str,
+    status: OrderStatus,
+) -> Result<Order, Status> {
+    client
+        .update_order_status(UpdateOrderStatusRequest {
+            id: id.to_owned(),
+            status: status as i32,
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// ApplyPayment.
+pub async fn pay(
+    client: &mut OrderClient,
+    order_id: &str,
+    payment_status: PaymentStatus,
+    event_id: Option<&str>,
+) -> Result<Order, Status> {
+    client
+        .apply_payment(ApplyPaymentRequest {
+            order_id: order_id.to_owned(),
+            payment_status: payment_status as i32,
+            event_id: event_id.map(str::to_owned),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// ListOrders filters; `Default` lists everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OrderFilter {
+    pub status: Option<OrderStatus>,
+    pub payment_status: Option<PaymentStatus>,
+    pub customer_id: Option<i64>,
+}
+
+pub async fn list_orders(
+    client: &mut OrderClient,
+    page: u32,
+    page_size: u32,
+    filter: OrderFilter,
+) -> Result<ListOrdersResponse, Status> {
+    client
+        .list_orders(ListOrdersRequest {
+            page,
+            page_size,
+            status: filter.status.map(|s| s as i32),
+            payment_status: filter.payment_status.map(|s| s as i32),
+            customer_id: filter.customer_id,
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// The ids of a page of orders, in the order given.
+pub fn ids(response: &ListOrdersResponse) -> Vec<String> {
+    response
+        .orders
+        .iter()
+        .map(|order| order.id.clone())
+        .collect()
+}
+
+/// An exact amount from the wire.
+pub fn amount(money: Option<&proto::common::v1::Money>) -> Decimal {
+    proto::money::to_decimal(money.expect("amount present")).expect("valid amount")
+}
+
+/// A decimal literal.
+pub fn dec(literal: &str) -> Decimal {
+    Decimal::from_str(literal).expect("decimal literal")
+}
+
+/// The stored (possibly internal) status of an order, read from its database.
+pub async fn stored_status(db: &mut sqlx::PgConnection, order_id: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT status FROM orders WHERE id = $1::uuid")
+        .bind(order_id)
+        .fetch_optional(db)
+        .await
+        .expect("orders readable")
+}
+
+/// How many orders the database holds in this stored status.
+pub async fn count_in_status(db: &mut sqlx::PgConnection, status: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM orders WHERE status = $1")
+        .bind(status)
+        .fetch_one(db)
+        .await
+        .expect("orders readable")
+}
+
+/// Undelivered outbox rows: `(reservation id, action, attempts)`.
+pub async fn outbox_rows(db: &mut sqlx::PgConnection) -> Vec<(String, String, i32)> {
+    sqlx::query_as("SELECT reservation_id::text, action, attempts FROM outbox ORDER BY id")
+        .fetch_all(db)
+        .await
+        .expect("outbox readable")
+}
+
+/// What the [`CatalogProxy`] does with traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyMode {
+    /// Forwards both ways.
+    Up,
+    /// Cuts every connection and closes new ones at once: the catalog is gone.
+    Down,
+    /// Requests still reach the catalog (and take effect), answers are held
+    /// back: from the caller's side, every call times out.
+    Stall,
+}
+
+/// A TCP proxy in front of the catalog, on a port of its own that stays the
+/// same while the test switches the catalog "off" and "on" with
+/// [`CatalogProxy::set`]. Dropping it stops it.
+pub struct CatalogProxy {
+    addr: SocketAddr,
+    mode: watch::Sender<ProxyMode>,
+    task: JoinHandle<()>,
+}
+
+impl CatalogProxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind(any_port()).await.expect("proxy binds");
+        let addr = listener.local_addr().expect("proxy address");
+        let (mode, watcher) = watch::channel(ProxyMode::Up);
+        let task = tokio::spawn(accept_loop(listener, target, watcher));
+        Self { addr, mode, task }
+    }
+
+    /// What the order service is configured with instead of the catalog's URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set(&self, mode: ProxyMode) {
+        self.mode.send_replace(mode);
+    }
+}
+
+impl Drop for CatalogProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, target: SocketAddr, mode: watch::Receiver<ProxyMode>) {
+    while let Ok((inbound, _)) = listener.accept().await {
+        if *mode.borrow() == ProxyMode::Down {
+            // Dropped unread: the peer sees the connection reset at once.
+            drop(inbound);
+            continue;
+        }
+        tokio::spawn(forward(inbound, target, mode.clone()));
+    }
+}
+
+/// One proxied connection; ends (dropping both sockets) when the mode turns
+/// to `Down` or either side closes.
+async fn forward(inbound: TcpStream, target: SocketAddr, mut mode: watch::Receiver<ProxyMode>) {
+    let Ok(outbound) = TcpStream::connect(target).await else {
+        return;
+    };
+    let _ = inbound.set_nodelay(true);
+    let _ = outbound.set_nodelay(true);
+    let (mut from_client, mut to_client) = inbound.into_split();
+    let (mut from_catalog, mut to_catalog) = outbound.into_split();
+    let mut answers_mode = mode.clone();
+    let requests = async move {
+        let _ = tokio::io::copy(&mut from_client, &mut to_catalog).await;
+    };
+    let answers = async move {
+        let mut buffer = vec![0_u8; 16 * 1024];
+        loop {
+            let read = match from_catalog.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => read,
+            };
+            // Hold the answer while stalled; drop it if the catalog goes down.
+            // (Copied out at once: a held borrow would block `set`.)
+            let now = match answers_mode.wait_for(|m| *m != ProxyMode::Stall).await {
+                Ok(now) => *now,
+                Err(_) => return,
+            };
+            if now == ProxyMode::Down || to_client.write_all(&buffer[..read]).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = requests => {}
+        () = answers => {}
+        _ = mode.wait_for(|m| *m == ProxyMode::Down) => {}
+    }
+}
