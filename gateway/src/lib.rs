@@ -1,0 +1,135 @@
+//! # gateway
+//!
+//! The public REST API (the contract in `shared/API.md`, wire-compatible with
+//! the original FastAPI service), translated to the catalog and order gRPC
+//! services. Stateless: it validates, verifies webhook signatures, calls the
+//! services with deadlines, and maps their answers back to HTTP.
+//!
+//! ## Layout
+//! - [`config`]: settings from flags / environment (secrets redacted).
+//! - [`routes`]: the router and its layers; one module per resource
+//!   ([`routes::products`], [`routes::orders`], [`routes::webhook`],
+//!   [`routes::meta`] for health, readiness, info and ReDoc).
+//! - [`models`]: request / response types of the contract; the OpenAPI
+//!   document is generated from them.
+//! - [`json`] + [`money`]: strict JSON reading (exact numbers, every violation
+//!   named, duplicate keys refused) and exact decimal parsing.
+//! - [`extract`]: extractors whose refusals are problem details.
+//! - [`error`]: the one error type, and the one gRPC status -> HTTP mapping.
+//! - [`signature`]: webhook HMAC verification (both header forms, rotation).
+//! - [`grpc`]: the long-lived channels to the services, deadlines, forwarded
+//!   request ids.
+//! - [`openapi`]: `/openapi.json` and the offline Swagger UI at `/docs`.
+//!
+//! [`Application::build`] binds its own listener (port 0 in tests) and
+//! [`Application::run_until`] serves until the given shutdown future
+//! completes, so tests start the real gateway in-process.
+
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod grpc;
+pub mod json;
+pub mod models;
+pub mod money;
+pub mod openapi;
+pub mod routes;
+pub mod signature;
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use anyhow::Context;
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+
+/// The API's name, as `GET /` reports it.
+pub const API_NAME: &str = "E-commerce API";
+
+/// A gateway bound to its port, with its channels built, ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    shutdown_grace: Duration,
+}
+
+impl Application {
+    /// Checks the configuration (an empty webhook secret is refused), builds
+    /// the gRPC channels and binds the listen address.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let secrets = config.webhook_secrets()?;
+        if secrets.is_development {
+            tracing::warn!(
+                "WEBHOOK_SECRET is not set: using the built-in development secret; \
+                 anyone who reads the source can sign payment webhooks. Set WEBHOOK_SECRET in production."
+            );
+        }
+        let backends = grpc::Backends::connect_lazy(&config)?;
+        let state = routes::AppState {
+            backends,
+            verifier: signature::Verifier::new(
+                secrets,
+                config.webhook_require_timestamp,
+                config.webhook_tolerance(),
+            ),
+            currency: config.currency.clone(),
+        };
+        let router = routes::router(
+            state,
+            routes::Limits {
+                body: config.body_limit_bytes,
+                webhook_body: config.webhook_body_limit_bytes,
+            },
+        );
+        let listener = TcpListener::bind(config.listen_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
+        Ok(Self {
+            listener,
+            router,
+            shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and lets
+    /// in-flight requests finish, for at most the configured grace period.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            router,
+            shutdown_grace,
+        } = self;
+        let addr = listener.local_addr()?;
+        let (drain_started_tx, drain_started_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            let _ = drain_started_tx.send(());
+            tracing::info!("draining in-flight requests");
+        };
+        tracing::info!(%addr, docs = %format!("http://{addr}/docs"), "gateway listening");
+        let server = axum::serve(listener, router).with_graceful_shutdown(signal);
+        let deadline = async move {
+            if drain_started_rx.await.is_ok() {
+                tokio::time::sleep(shutdown_grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = server => result.context("HTTP server failed")?,
+            () = deadline => tracing::warn!("shutdown grace period over; abandoning in-flight requests"),
+        }
+        tracing::info!("gateway stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,215 @@
+//! The OpenAPI document, generated from the handlers' own annotations and
+//! types, and the docs pages: `/openapi.json`, `/docs` (Swagger UI, served
+//! from the binary, works offline).
+
+use axum::Router;
+use utoipa::{
+    Modify, OpenApi, ToSchema,
+    openapi::{
+        Components, Content, Ref, RefOr,
+        path::Operation,
+        response::{Response, ResponseBuilder},
+    },
+};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{
+    error::{FieldError, PROBLEM_JSON, Problem},
+    models,
+    routes::{meta, orders, products, webhook},
+};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "E-commerce API",
+        description = "Products, orders and payment webhooks.\n\n\
+            **Errors** are RFC 9457 problem details (`application/problem+json`: `type`, `title`, `status`, \
+            `detail`); 422 adds `errors: [{field, message}]` naming every field that failed.\n\n\
+            **Request bodies** are JSON objects. Unknown fields are ignored (as in the original service). A key \
+            given twice is refused (422; 400 on the webhook) rather than silently keeping one of the values. \
+            Integers out of range are refused (422). Money is accepted as a JSON number or a decimal string and \
+            read exactly (never through a binary float); responses write it as a string with two decimals. \
+            A request with a `Content-Type` other than JSON is refused (415); with none, the body is read as JSON. \
+            Bodies over 1 MiB (64 KiB on the webhook) are refused (413).\n\n\
+            **Query strings**: unknown parameters are ignored; a known parameter given twice is refused (422).\n\n\
+            **Request ids**: `x-request-id` is taken from the request (or generated), returned on the response, \
+            and passed on to the services.\n\n\
+            **Backends**: a service that is down answers 503; one that misses its deadline, 504.",
+    ),
+    paths(
+        products::create_product,
+        products::list_products,
+        products::get_product,
+        products::update_product,
+        products::delete_product,
+        orders::create_order,
+        orders::list_orders,
+        orders::get_order,
+        orders::update_order_status,
+        webhook::payment_webhook,
+        meta::health,
+        meta::ready,
+        meta::info,
+        meta::redoc,
+    ),
+    components(schemas(
+        Problem,
+        FieldError,
+        models::MoneyInput,
+        models::MoneyOutput,
+        models::ProductCreate,
+        models::ProductUpdate,
+        models::Product,
+        models::ProductPage,
+        models::OrderCreate,
+        models::OrderLine,
+        models::OrderStatusUpdate,
+        models::Order,
+        models::OrderItem,
+        models::OrderPage,
+        models::OrderStatus,
+        models::PaymentStatus,
+        models::PaymentWebhook,
+        models::PaymentResult,
+        models::WebhookAck,
+        models::Health,
+        models::Readiness,
+        models::ServiceInfo,
+    )),
+    modifiers(&SharedResponses),
+    tags(
+        (name = "products", description = "The catalog: products and their stock"),
+        (name = "orders", description = "Orders, which take stock all or nothing"),
+        (name = "payments", description = "Signed payment results from the payment processor"),
+        (name = "service", description = "Health, readiness, info and docs"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Responses every API operation can give, added once here rather than
+/// repeated on each handler: 500, 503 and 504 on everything that calls a
+/// service; 413 and 415 on everything with a JSON body.
+struct SharedResponses;
+
+const SHARED: [(&str, &str); 5] = [
+    ("413", "Body over the size limit"),
+    ("415", "Content-Type is not JSON"),
+    (
+        "500",
+        "Unexpected failure; the cause is logged, never returned",
+    ),
+    ("503", "A backend service is unavailable"),
+    ("504", "A backend service did not answer in time"),
+];
+
+fn problem_response(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            PROBLEM_JSON,
+            Content::new(Some(Ref::from_schema_name(Problem::name()))),
+        )
+        .build()
+}
+
+impl Modify for SharedResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Components::new);
+        for (code, description) in SHARED {
+            components.responses.insert(
+                format!("Error{code}"),
+                RefOr::T(problem_response(description)),
+            );
+        }
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/api/") {
+                continue;
+            }
+            let is_webhook = path == "/api/payment-webhook";
+            let operations: [&mut Option<Operation>; 4] = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let has_body = operation.request_body.is_some();
+                for (code, _) in SHARED {
+                    let applies = match code {
+                        "413" => has_body,
+                        // The webhook trusts its signature, not its Content-Type.
+                        "415" => has_body && !is_webhook,
+                        _ => true,
+                    };
+                    if applies {
+                        operation
+                            .responses
+                            .responses
+                            .entry(code.to_owned())
+                            .or_insert_with(|| {
+                                RefOr::Ref(Ref::from_response_name(format!("Error{code}")))
+                            });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `/openapi.json` and the Swagger UI at `/docs`, whose files are compiled
+/// into the binary (utoipa-swagger-ui's `vendored` feature).
+pub fn docs_router() -> Router {
+    let config = utoipa_swagger_ui::Config::from("/openapi.json")
+        // The default sends the document to an online validator: keep it offline.
+        .validator_url("none")
+        .try_it_out_enabled(true);
+    SwaggerUi::new("/docs")
+        .url("/openapi.json", ApiDoc::openapi())
+        .config(config)
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_api_operation_lists_its_errors() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        for expected in [
+            "/api/products",
+            "/api/products/{id}",
+            "/api/orders",
+            "/api/orders/{id}",
+            "/api/orders/{id}/status",
+            "/api/payment-webhook",
+            "/health",
+            "/ready",
+            "/",
+            "/redoc",
+        ] {
+            assert!(paths.contains_key(expected), "{expected} missing");
+        }
+        for (path, item) in paths.iter().filter(|(p, _)| p.starts_with("/api/")) {
+            for (method, operation) in item.as_object().unwrap() {
+                let responses = operation["responses"].as_object().unwrap();
+                for code in ["500", "503", "504"] {
+                    assert!(responses.contains_key(code), "{method} {path} lacks {code}");
+                }
+                assert!(
+                    responses.keys().any(|c| c.starts_with('4')),
+                    "{method} {path} lists no 4xx"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn money_is_never_a_plain_float_in_the_schema() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let product = &doc["components"]["schemas"]["Product"]["properties"]["price"];
+        assert_eq!(product["$ref"], "#/components/schemas/Money");
+    }
+}

@@ -1,0 +1,168 @@
+//! The HTTP surface: every route, its body limit, and the layers around them
+//! (request ids, tracing, problem-details for every error).
+
+pub mod meta;
+pub mod orders;
+pub mod products;
+pub mod webhook;
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, Request},
+    http::{HeaderName, StatusCode, header},
+    middleware,
+    response::Response,
+    routing::{get, post, put},
+};
+use tower::ServiceBuilder;
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::{DefaultOnResponse, TraceLayer},
+};
+use tracing::Level;
+
+use crate::{
+    error::{ApiError, PROBLEM_JSON, problem_response},
+    grpc::Backends,
+    openapi,
+    signature::Verifier,
+};
+
+/// What every handler shares; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub backends: Backends,
+    pub verifier: Verifier,
+    /// The platform's single currency, written into wire money.
+    pub currency: String,
+}
+
+/// Body limits per route family.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub body: usize,
+    pub webhook_body: usize,
+}
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application: routes, docs, fallbacks and layers.
+pub fn router(state: AppState, limits: Limits) -> Router {
+    let api = Router::new()
+        .route(
+            "/api/products",
+            get(products::list_products).post(products::create_product),
+        )
+        .route(
+            "/api/products/{id}",
+            get(products::get_product)
+                .put(products::update_product)
+                .delete(products::delete_product),
+        )
+        .route(
+            "/api/orders",
+            get(orders::list_orders).post(orders::create_order),
+        )
+        .route("/api/orders/{id}", get(orders::get_order))
+        .route("/api/orders/{id}/status", put(orders::update_order_status))
+        .route(
+            "/api/payment-webhook",
+            // The route's own limit wins over the router-wide one below.
+            post(webhook::payment_webhook).layer(DefaultBodyLimit::max(limits.webhook_body)),
+        )
+        .route("/health", get(meta::health))
+        .route("/ready", get(meta::ready))
+        .route("/", get(meta::info))
+        .route("/redoc", get(meta::redoc))
+        .with_state(state);
+
+    Router::new()
+        .merge(api)
+        .merge(openapi::docs_router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limits.body))
+        .layer(
+            ServiceBuilder::new()
+                // Outermost first: an id exists before the span is opened, and
+                // is copied onto the response on the way out.
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|request: &Request| {
+                            let request_id = request
+                                .headers()
+                                .get(REQUEST_ID)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("-");
+                            tracing::info_span!(
+                                "http",
+                                method = %request.method(),
+                                path = %request.uri().path(),
+                                request_id = %request_id,
+                            )
+                        })
+                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                )
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(middleware::map_response(ensure_problem)),
+        )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("Not found".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// A safety net: any error response that is not already problem details
+/// (one produced by a layer or a library, e.g. a Swagger UI 404) is rewritten
+/// into problem details, so clients see one error format everywhere.
+async fn ensure_problem(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if is_problem {
+        return response;
+    }
+    let error = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+        StatusCode::NOT_FOUND => ApiError::NotFound("Not found".into()),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+        StatusCode::REQUEST_TIMEOUT => ApiError::BadRequest("Request timed out".into()),
+        other => {
+            let mut problem = ApiError::BadRequest(String::new()).to_problem();
+            problem.status = other.as_u16();
+            problem.title = other.canonical_reason().unwrap_or("Error").to_owned();
+            problem.detail = problem.title.clone();
+            return with_headers_of(response, problem_response(other, &problem));
+        }
+    };
+    let mut problem = error.to_problem();
+    problem.status = status.as_u16();
+    with_headers_of(response, problem_response(status, &problem))
+}
+
+/// Keeps the original response's headers (e.g. `Allow`, `x-request-id`)
+/// except those that described its old body.
+fn with_headers_of(original: Response, mut replacement: Response) -> Response {
+    let (parts, _body) = original.into_parts();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            replacement
+                .headers_mut()
+                .append(name.clone(), value.clone());
+        }
+    }
+    replacement
+}
+
+#[cfg(test)]
+mod tests;

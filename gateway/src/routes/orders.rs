@@ -1,0 +1,154 @@
+//! `/api/orders`: the order service over REST.
+
+use axum::{Json, extract::State, http::StatusCode};
+use proto::order::v1 as pb;
+
+use super::AppState;
+use crate::{
+    error::{ApiError, Problem, Subject},
+    extract::{IdempotencyKey, PathId, ValidJson, ValidQuery},
+    grpc::CallContext,
+    models::{Order, OrderCreate, OrderListQuery, OrderPage, OrderStatusUpdate, total_pages},
+};
+
+/// Create an order: takes the stock of every line, all or nothing.
+#[utoipa::path(
+    post, path = "/api/orders", tag = "orders",
+    request_body = OrderCreate,
+    params(
+        ("Idempotency-Key" = Option<String>, Header,
+         description = "Makes the request safe to retry: the same key with the same body answers the original 201 \
+                        and takes no more stock; the same key with another body is refused (422). 1 to 255 visible ASCII \
+                        characters; kept for at least 24 hours."),
+    ),
+    responses(
+        (status = 201, description = "The order, pending and unpaid, its stock taken", body = Order),
+        (status = 400, description = "`Insufficient stock for product '{name}'. Available: {a}, Requested: {r}`; no stock moved", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`Products not found: [...]`, naming every missing id; no stock moved", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "customer_id <= 0, no products, a quantity <= 0, a bad UUID, or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_order(
+    State(state): State<AppState>,
+    ctx: CallContext,
+    IdempotencyKey(idempotency_key): IdempotencyKey,
+    ValidJson(body): ValidJson<OrderCreate>,
+) -> Result<(StatusCode, Json<Order>), ApiError> {
+    let request = pb::CreateOrderRequest {
+        customer_id: body.customer_id,
+        items: body
+            .products
+            .iter()
+            .map(|line| pb::CreateOrderItem {
+                product_id: line.product_id.to_string(),
+                quantity: line.quantity,
+            })
+            .collect(),
+        idempotency_key,
+    };
+    let mut client = state.backends.orders();
+    let order = state
+        .backends
+        .call(client.create_order(state.backends.request(request, &ctx)))
+        .await
+        .map_err(|status| ApiError::from_grpc(status, Subject::None))?;
+    Ok((StatusCode::CREATED, Json(Order::try_from(order)?)))
+}
+
+/// List orders, newest first.
+#[utoipa::path(
+    get, path = "/api/orders", tag = "orders",
+    params(OrderListQuery),
+    responses(
+        (status = 200, description = "One page of orders", body = OrderPage),
+        (status = 422, description = "A parameter is out of range or not one of its values", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_orders(
+    State(state): State<AppState>,
+    ctx: CallContext,
+    ValidQuery(query): ValidQuery<OrderListQuery>,
+) -> Result<Json<OrderPage>, ApiError> {
+    let request = pb::ListOrdersRequest {
+        page: query.page,
+        page_size: query.page_size,
+        status: query.status.map(|s| s.to_wire() as i32),
+        payment_status: query.payment_status.map(|s| s.to_wire() as i32),
+        customer_id: query.customer_id,
+    };
+    let mut client = state.backends.orders();
+    let response = state
+        .backends
+        .call(client.list_orders(state.backends.request(request, &ctx)))
+        .await
+        .map_err(|status| ApiError::from_grpc(status, Subject::None))?;
+    let items = response
+        .orders
+        .into_iter()
+        .map(Order::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(OrderPage {
+        items,
+        total: response.total,
+        page: query.page,
+        page_size: query.page_size,
+        total_pages: total_pages(response.total, query.page_size),
+    }))
+}
+
+/// Get one order.
+#[utoipa::path(
+    get, path = "/api/orders/{id}", tag = "orders",
+    params(("id" = uuid::Uuid, Path, description = "The order's id")),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = 404, description = "`Order with id {id} not found`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_order(
+    State(state): State<AppState>,
+    ctx: CallContext,
+    PathId(id): PathId,
+) -> Result<Json<Order>, ApiError> {
+    let request = pb::GetOrderRequest { id: id.to_string() };
+    let mut client = state.backends.orders();
+    let order = state
+        .backends
+        .call(client.get_order(state.backends.request(request, &ctx)))
+        .await
+        .map_err(|status| ApiError::from_grpc(status, Subject::Order(id)))?;
+    Ok(Json(Order::try_from(order)?))
+}
+
+/// Change an order's status: pending -> completed (stock stays taken) or
+/// pending -> canceled (stock restored exactly once).
+#[utoipa::path(
+    put, path = "/api/orders/{id}/status", tag = "orders",
+    params(("id" = uuid::Uuid, Path, description = "The order's id")),
+    request_body = OrderStatusUpdate,
+    responses(
+        (status = 200, description = "The order after the change (the same status again is a no-op)", body = Order),
+        (status = 400, description = "`Cannot transition order status from '{from}' to '{to}'`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`Order with id {id} not found`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown status value, or the id is not a UUID", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn update_order_status(
+    State(state): State<AppState>,
+    ctx: CallContext,
+    PathId(id): PathId,
+    ValidJson(body): ValidJson<OrderStatusUpdate>,
+) -> Result<Json<Order>, ApiError> {
+    let request = pb::UpdateOrderStatusRequest {
+        id: id.to_string(),
+        status: body.status.to_wire() as i32,
+    };
+    let mut client = state.backends.orders();
+    let order = state
+        .backends
+        .call(client.update_order_status(state.backends.request(request, &ctx)))
+        .await
+        .map_err(|status| ApiError::from_grpc(status, Subject::Order(id)))?;
+    Ok(Json(Order::try_from(order)?))
+}

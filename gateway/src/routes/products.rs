@@ -1,0 +1,183 @@
+//! `/api/products`: the catalog's products over REST.
+
+use axum::{Json, extract::State, http::StatusCode};
+use proto::catalog::v1 as pb;
+
+use super::AppState;
+use crate::{
+    error::{ApiError, Problem, Subject},
+    extract::{PathId, ValidJson, ValidQuery},
+    grpc::CallContext,
+    json::Patch,
+    models::{Product, ProductCreate, ProductListQuery, ProductPage, ProductUpdate, total_pages},
+};
+
+fn wire_money(
+    amount: rust_decimal::Decimal,
+    state: &AppState,
+) -> Result<proto::common::v1::Money, ApiError> {
+    // Validated amounts are at most 99999999.99, which always fits.
+    proto::money::from_decimal(amount, &state.currency)
+        .map_err(|error| ApiError::Internal(format!("price does not fit the wire: {error}")))
+}
+
+/// Create a product.
+#[utoipa::path(
+    post, path = "/api/products", tag = "products",
+    request_body = ProductCreate,
+    responses(
+        (status = 201, description = "The product as stored", body = Product),
+        (status = 422, description = "The body does not fit the schema; `errors` names each field", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_product(
+    State(state): State<AppState>,
+    ctx: CallContext,
+    ValidJson(body): ValidJson<ProductCreate>,
+) -> Result<(StatusCode, Json<Product>), ApiError> {
+    let request = pb::CreateProductRequest {
+        name: body.name,
+        description: body.description,
+        price: Some(wire_money(body.price, &state)?),
+        quantity: body.quantity,
+    };
+    let mut client = state.backends.catalog();
+    let product = state
+        .backends
+        .call(client.create_product(state.backends.request(request, &ctx)))
+        .await
+        .map_err(|status| ApiError::from_grpc(status, Subject::None))?;
+    Ok((StatusCode::CREATED, Json(Product::try_from(product)?)))
+}
+
+/// List products, newest first.
+#[utoipa::path(
+    get, path = "/api/products", tag = "products",
+    params(ProductListQuery),
+    responses(
+        (status = 200, description = "One page; a page past the end is empty and still carries the true total", body = ProductPage),
+        (status = 422, description = "page < 1, page_size outside 1..100, or in_stock not a boolean", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_products(
+    State(state): State<AppState>,
+    ctx: CallContext,
+    ValidQuery(query): ValidQuery<ProductListQuery>,
+) -> Result<Json<ProductPage>, ApiError> {
+    let request = pb::ListProductsRequest {
+        page: query.page,
+        page_size: query.page_size,
+        in_stock: query.in_stock,
+    };
+    let mut client = state.backends.catalog();
+    let response = state
+        .backends
+        .call(client.list_products(state.backends.request(request, &ctx)))
+        .await
+        .map_err(|status| ApiError::from_grpc(status, Subject::None))?;
+    let items = response
+        .products
+        .into_iter()
+        .map(Product::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(ProductPage {
+        items,
+        total: response.total,
+        page: query.page,
+        page_size: query.page_size,
+        total_pages: total_pages(response.total, query.page_size),
+    }))
+}
+
+/// Get one product.
+#[utoipa::path(
+    get, path = "/api/products/{id}", tag = "products",
+    params(("id" = uuid::Uuid, Path, description = "The product's id")),
+    responses(
+        (status = 200, description = "The product", body = Product),
+        (status = 404, description = "`Product with id {id} not found`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_product(
+    State(state): State<AppState>,
+    ctx: CallContext,
+    PathId(id): PathId,
+) -> Result<Json<Product>, ApiError> {
+    let request = pb::GetProductRequest { id: id.to_string() };
+    let mut client = state.backends.catalog();
+    let product = state
+        .backends
+        .call(client.get_product(state.backends.request(request, &ctx)))
+        .await
+        .map_err(|status| ApiError::from_grpc(status, Subject::Product(id)))?;
+    Ok(Json(Product::try_from(product)?))
+}
+
+/// Update a product partially.
+#[utoipa::path(
+    put, path = "/api/products/{id}", tag = "products",
+    params(("id" = uuid::Uuid, Path, description = "The product's id")),
+    request_body = ProductUpdate,
+    responses(
+        (status = 200, description = "The product after the update", body = Product),
+        (status = 404, description = "`Product with id {id} not found`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field does not fit (also `null` for name, price or quantity), or the id is not a UUID", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn update_product(
+    State(state): State<AppState>,
+    ctx: CallContext,
+    PathId(id): PathId,
+    ValidJson(body): ValidJson<ProductUpdate>,
+) -> Result<Json<Product>, ApiError> {
+    let (description, clear_description) = match body.description {
+        Patch::Unchanged => (None, false),
+        Patch::Clear => (None, true),
+        Patch::Set(text) => (Some(text), false),
+    };
+    let request = pb::UpdateProductRequest {
+        id: id.to_string(),
+        name: body.name,
+        description,
+        price: body
+            .price
+            .map(|price| wire_money(price, &state))
+            .transpose()?,
+        quantity: body.quantity,
+        clear_description,
+    };
+    let mut client = state.backends.catalog();
+    let product = state
+        .backends
+        .call(client.update_product(state.backends.request(request, &ctx)))
+        .await
+        .map_err(|status| ApiError::from_grpc(status, Subject::Product(id)))?;
+    Ok(Json(Product::try_from(product)?))
+}
+
+/// Delete a product.
+#[utoipa::path(
+    delete, path = "/api/products/{id}", tag = "products",
+    params(("id" = uuid::Uuid, Path, description = "The product's id")),
+    responses(
+        (status = 204, description = "Deleted; empty body"),
+        (status = 400, description = "`Cannot delete product that is referenced in existing orders`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`Product with id {id} not found`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete_product(
+    State(state): State<AppState>,
+    ctx: CallContext,
+    PathId(id): PathId,
+) -> Result<StatusCode, ApiError> {
+    let request = pb::DeleteProductRequest { id: id.to_string() };
+    let mut client = state.backends.catalog();
+    state
+        .backends
+        .call(client.delete_product(state.backends.request(request, &ctx)))
+        .await
+        .map_err(|status| ApiError::from_grpc(status, Subject::Product(id)))?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,318 @@
+//! Router-level tests that need no backend: the services' URLs point at a
+//! closed port, so anything that reaches a service answers 503, and anything
+//! refused before that proves it never got there.
+
+use axum::{
+    Router,
+    body::{Body, to_bytes},
+    http::{Request, StatusCode, header},
+};
+use clap::Parser;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::{Config, signature};
+
+const SECRET: &str = "test-secret";
+
+/// A loopback URL where nothing listens.
+fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+fn app() -> Router {
+    let mut config = Config::parse_from(["gateway"]);
+    config.catalog_url = closed_port_url();
+    config.order_url = closed_port_url();
+    config.webhook_secret = Some(SECRET.into());
+    config.grpc_timeout_ms = 2_000;
+    let state = super::AppState {
+        backends: crate::grpc::Backends::connect_lazy(&config).unwrap(),
+        verifier: signature::Verifier::new(
+            config.webhook_secrets().unwrap(),
+            false,
+            config.webhook_tolerance(),
+        ),
+        currency: "USD".into(),
+    };
+    super::router(
+        state,
+        super::Limits {
+            body: config.body_limit_bytes,
+            webhook_body: config.webhook_body_limit_bytes,
+        },
+    )
+}
+
+async fn send(request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let response = app().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap()
+        .to_vec();
+    (status, headers, body)
+}
+
+fn json_request(method: &str, uri: &str, body: impl Into<Body>) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.into())
+        .unwrap()
+}
+
+/// Sends and checks the answer is problem details with `status`.
+async fn expect_problem(request: Request<Body>, status: StatusCode) -> Value {
+    let (got, headers, body) = send(request).await;
+    assert_eq!(got, status, "body: {}", String::from_utf8_lossy(&body));
+    assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+    let problem: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(problem["status"], status.as_u16());
+    assert!(problem["detail"].is_string());
+    assert!(problem["title"].is_string());
+    assert!(problem["type"].is_string());
+    problem
+}
+
+#[tokio::test]
+async fn health_is_healthy_without_backends() {
+    let (status, _, body) = send(Request::get("/health").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap(),
+        serde_json::json!({"status": "healthy"})
+    );
+}
+
+#[tokio::test]
+async fn info_names_the_api() {
+    let (status, _, body) = send(Request::get("/").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let info: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    assert!(info["name"].is_string() && info["status"].is_string());
+}
+
+#[tokio::test]
+async fn ready_is_503_when_the_services_are_down() {
+    let problem = expect_problem(
+        Request::get("/ready").body(Body::empty()).unwrap(),
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("catalog") && detail.contains("order"),
+        "{detail}"
+    );
+}
+
+#[tokio::test]
+async fn a_service_that_is_down_is_503_not_500() {
+    let problem = expect_problem(
+        Request::get("/api/products").body(Body::empty()).unwrap(),
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    // The connection error (with its address) stays in the log.
+    assert!(!problem["detail"].as_str().unwrap().contains("127.0.0.1"));
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_are_problems() {
+    expect_problem(
+        Request::get("/nope").body(Body::empty()).unwrap(),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let (status, headers, _) =
+        send(Request::patch("/api/products").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+}
+
+#[tokio::test]
+async fn request_ids_are_kept_or_made() {
+    let (_, headers, _) = send(
+        Request::get("/health")
+            .header("x-request-id", "abc-123")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(headers["x-request-id"], "abc-123");
+    let (_, headers, _) = send(Request::get("/health").body(Body::empty()).unwrap()).await;
+    let made = headers["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(made).is_ok(), "{made}");
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_refused_before_any_backend_call() {
+    // With the backends down, reaching them would be 503: these never do.
+    let cases: Vec<(&str, &str, Body, StatusCode)> = vec![
+        (
+            "POST",
+            "/api/products",
+            Body::from("{\"name\": "),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "POST",
+            "/api/products",
+            Body::empty(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "POST",
+            "/api/products",
+            Body::from("[]"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "POST",
+            "/api/products",
+            Body::from(r#"{"name":"a","price":"0.001","quantity":1}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "PUT",
+            "/api/products/00000000-0000-0000-0000-000000000000",
+            Body::from(r#"{"name":null}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "GET",
+            "/api/products/not-a-uuid",
+            Body::empty(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "GET",
+            "/api/products?page=0",
+            Body::empty(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "GET",
+            "/api/orders?status=shipped",
+            Body::empty(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "POST",
+            "/api/orders",
+            Body::from(r#"{"customer_id":1,"products":[]}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ];
+    for (method, uri, body, status) in cases {
+        let request = json_request(method, uri, body);
+        expect_problem(request, status).await;
+    }
+}
+
+#[tokio::test]
+async fn validation_problems_name_every_field() {
+    let body = r#"{"name":"","price":-1,"quantity":1.5,"description":7}"#;
+    let problem = expect_problem(
+        json_request("POST", "/api/products", body),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, vec!["name", "description", "price", "quantity"]);
+}
+
+#[tokio::test]
+async fn a_non_json_content_type_is_415() {
+    let request = Request::post("/api/products")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from(r#"{"name":"a","price":1,"quantity":1}"#))
+        .unwrap();
+    expect_problem(request, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_413() {
+    let big = vec![b' '; 2 * 1024 * 1024];
+    expect_problem(
+        json_request("POST", "/api/products", big),
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
+    let over_webhook_limit = format!("{{\"pad\":\"{}\"}}", "x".repeat(70 * 1024));
+    let signature = signature::sign(SECRET.as_bytes(), over_webhook_limit.as_bytes());
+    let request = Request::post("/api/payment-webhook")
+        .header("x-signature", signature)
+        .body(Body::from(over_webhook_limit))
+        .unwrap();
+    expect_problem(request, StatusCode::PAYLOAD_TOO_LARGE).await;
+}
+
+#[tokio::test]
+async fn webhook_refusals_before_the_order_service() {
+    let body = r#"{"order_id":"00000000-0000-0000-0000-000000000000","payment_status":"paid"}"#;
+    let problem = expect_problem(
+        Request::post("/api/payment-webhook")
+            .body(Body::from(body))
+            .unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert_eq!(problem["detail"], "Missing X-Signature header");
+    let problem = expect_problem(
+        Request::post("/api/payment-webhook")
+            .header("x-signature", "00".repeat(32))
+            .body(Body::from(body))
+            .unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert_eq!(problem["detail"], "Invalid signature");
+    // Signed, but not a payment result: 400.
+    for bad in [
+        "",
+        "{",
+        r#"{"order_id":"x","payment_status":"paid"}"#,
+        r#"{"order_id":"00000000-0000-0000-0000-000000000000","payment_status":"refunded"}"#,
+    ] {
+        let request = Request::post("/api/payment-webhook")
+            .header(
+                "x-signature",
+                signature::sign(SECRET.as_bytes(), bad.as_bytes()),
+            )
+            .body(Body::from(bad))
+            .unwrap();
+        expect_problem(request, StatusCode::BAD_REQUEST).await;
+    }
+}
+
+#[tokio::test]
+async fn openapi_and_docs_are_served() {
+    let (status, _, body) = send(Request::get("/openapi.json").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let (status, _, _) = send(Request::get("/docs/").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, headers, body) = send(Request::get("/redoc").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(String::from_utf8(body).unwrap().contains("/openapi.json"));
+}
