@@ -70,6 +70,10 @@ impl Backends {
         // Tells the service when to give up too (grpc-timeout).
         request.set_timeout(self.timeout);
         ctx.apply(request.metadata_mut());
+        // With span export on, the current (HTTP request) span's context
+        // replaces the client's raw traceparent, so the services' spans hang
+        // under the gateway's.
+        proto::telemetry::inject_current_context(request.metadata_mut());
         request
     }
 

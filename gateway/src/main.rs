@@ -1,4 +1,4 @@
-//! The `gateway` binary: read config, set up tracing, serve until SIGTERM /
+//! The `gateway` binary: read config, set up telemetry, serve until SIGTERM /
 //! Ctrl-C.
 
 use clap::Parser;
@@ -6,9 +6,11 @@ use gateway::{Application, Config};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    proto::runtime::init_tracing();
     let config = Config::parse();
+    let telemetry = proto::telemetry::init("gateway");
     tracing::info!(?config, "starting gateway");
     let app = Application::build(config).await?;
-    app.run_until(proto::runtime::shutdown_signal()).await
+    let result = app.run_until(proto::runtime::shutdown_signal()).await;
+    telemetry.shutdown();
+    result
 }

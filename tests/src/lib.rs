@@ -12,6 +12,7 @@
 //! connections and tests run in parallel.
 
 pub mod catalog;
+pub mod gateway;
 pub mod order;
 
 use std::net::SocketAddr;

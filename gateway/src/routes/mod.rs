@@ -95,12 +95,17 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                                 .get(REQUEST_ID)
                                 .and_then(|v| v.to_str().ok())
                                 .unwrap_or("-");
-                            tracing::info_span!(
+                            let span = tracing::info_span!(
                                 "http",
                                 method = %request.method(),
                                 path = %request.uri().path(),
                                 request_id = %request_id,
-                            )
+                                trace_id = tracing::field::Empty,
+                            );
+                            // One trace from the client's traceparent (if any)
+                            // through both services.
+                            proto::telemetry::continue_trace(&span, request.headers());
+                            span
                         })
                         .on_response(DefaultOnResponse::new().level(Level::INFO)),
                 )
