@@ -75,6 +75,8 @@ impl ServiceProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_catalog-service"))
             .env("DATABASE_URL", database_url)
             .env("LISTEN_ADDR", addr.to_string())
+            // Tests run in parallel: no fixed admin port.
+            .env("ADMIN_ADDR", "127.0.0.1:0")
             .env("DB_MAX_CONNECTIONS", "2")
             .env("SHUTDOWN_GRACE_SECS", "20")
             .env("RUST_LOG", "info")
