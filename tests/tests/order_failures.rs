@@ -1,0 +1,360 @@
+//! Failures between the order service and the catalog never leak or
+//! double-restore stock: the catalog unreachable at create (acceptance 2), a
+//! crash between reserve and confirm (acceptance 3), cancel while the catalog
+//! is down (acceptance 4). The catalog is cut off by a proxy the order service
+//! talks through; the test's own catalog client talks to it directly.
+
+use std::time::{Duration, Instant};
+
+use proto::{errors::reason, order::v1::OrderStatus};
+use tests::{
+    RunningService,
+    catalog::{
+        CatalogClient, catalog_client, create_product, reason_of, release, reserve, spawn_catalog,
+        stock_of,
+    },
+    order::{
+        CatalogProxy, OrderClient, OrderHarness, ProxyMode, count_in_status, create_order,
+        get_order, order_client, order_config, orders_database, outbox_rows, set_status,
+        start_order, stored_status,
+    },
+};
+use tonic::Code;
+
+struct World {
+    _catalog: RunningService,
+    proxy: CatalogProxy,
+    orders: OrderHarness,
+    catalog_client: CatalogClient,
+    client: OrderClient,
+}
+
+/// A catalog, a proxy in front of it, and an order service behind the proxy,
+/// configured by `adjust`.
+async fn world_with(adjust: impl FnOnce(&mut order_service::Config)) -> World {
+    let catalog = spawn_catalog().await;
+    let proxy = CatalogProxy::start(catalog.addr).await;
+    let mut config = order_config(&proxy.url());
+    adjust(&mut config);
+    let orders = start_order(config).await;
+    World {
+        catalog_client: catalog_client(&catalog).await,
+        client: order_client(&orders.service).await,
+        _catalog: catalog,
+        proxy,
+        orders,
+    }
+}
+
+async fn world() -> World {
+    world_with(|_| {}).await
+}
+
+/// The one order the database holds, whatever its state.
+async fn only_order_id(db: &mut sqlx::PgConnection) -> String {
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id::text FROM orders")
+        .fetch_all(db)
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    ids.into_iter().next().unwrap()
+}
+
+#[tokio::test]
+async fn catalog_unreachable_at_create_is_unavailable_and_leaves_no_stock_taken() {
+    let mut w = world().await;
+    let product = create_product(&mut w.catalog_client, "Kettle", "30.00", 10).await;
+    w.proxy.set(ProxyMode::Down);
+
+    let refused = create_order(&mut w.client, 3, &[(&product.id, 2)], None)
+        .await
+        .unwrap_err();
+
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    // The release failed too: the order waits, hidden, for the reconciler.
+    let mut db = orders_database(&w.orders.service).await;
+    let order_id = only_order_id(&mut db).await;
+    assert_eq!(
+        stored_status(&mut db, &order_id).await.as_deref(),
+        Some("reserving")
+    );
+    assert_eq!(
+        get_order(&mut w.client, &order_id)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    // A pass while the catalog is still down changes nothing.
+    let report = w.orders.reconciler.reconcile_once().await.unwrap();
+    assert_eq!((report.rejected, report.release_failed), (0, 1));
+    assert_eq!(
+        stored_status(&mut db, &order_id).await.as_deref(),
+        Some("reserving")
+    );
+
+    w.proxy.set(ProxyMode::Up);
+    let report = w.orders.reconciler.reconcile_once().await.unwrap();
+
+    assert_eq!((report.rejected, report.release_failed), (1, 0));
+    assert_eq!(
+        stored_status(&mut db, &order_id).await.as_deref(),
+        Some("rejected")
+    );
+    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 10);
+    // The release left a tombstone: a reserve under that id arriving late
+    // takes nothing.
+    let late = reserve(&mut w.catalog_client, &order_id, &[(&product.id, 2)])
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&late), reason::RESERVATION_RELEASED);
+    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 10);
+    // And the service works again over the same channel.
+    create_order(&mut w.client, 3, &[(&product.id, 2)], None)
+        .await
+        .expect("catalog is back");
+    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 8);
+}
+
+#[tokio::test]
+async fn a_reserve_whose_answer_is_lost_is_released_and_answered_unavailable() {
+    let mut w = world_with(|config| config.catalog_timeout_ms = 500).await;
+    let product = create_product(&mut w.catalog_client, "Toaster", "25.00", 10).await;
+    // Warm the channel, then let requests through but hold every answer: the
+    // reserve takes stock at the catalog, and the order service never hears.
+    create_order(&mut w.client, 4, &[(&product.id, 1)], None)
+        .await
+        .unwrap();
+    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 9);
+    w.proxy.set(ProxyMode::Stall);
+
+    let started = Instant::now();
+    let refused = create_order(&mut w.client, 4, &[(&product.id, 3)], None)
+        .await
+        .unwrap_err();
+
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    // Two deadlines (reserve, then release), not a hang.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    w.proxy.set(ProxyMode::Up);
+    let report = w.orders.reconciler.reconcile_once().await.unwrap();
+    assert_eq!(report.rejected, 1);
+    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 9);
+    let mut db = orders_database(&w.orders.service).await;
+    assert_eq!(count_in_status(&mut db, "rejected").await, 1);
+    assert_eq!(count_in_status(&mut db, "reserving").await, 0);
+}
+
+#[tokio::test]
+async fn a_crash_between_reserve_and_confirm_is_released_by_the_reconciler() {
+    let mut w = world().await;
+    let product = create_product(&mut w.catalog_client, "Blender", "80.00", 10).await;
+    // Arrange what a crash after saga step 2 leaves: the reservation held at
+    // the catalog, the order still `reserving`.
+    let order_id = uuid::Uuid::now_v7();
+    reserve(
+        &mut w.catalog_client,
+        &order_id.to_string(),
+        &[(&product.id, 3)],
+    )
+    .await
+    .expect("reserved");
+    let mut db = orders_database(&w.orders.service).await;
+    sqlx::query(
+        "INSERT INTO orders (id, customer_id, status, created_at) \
+         VALUES ($1, 11, 'reserving', now() - interval '10 minutes')",
+    )
+    .bind(order_id)
+    .execute(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 7);
+
+    let report = w.orders.reconciler.reconcile_once().await.unwrap();
+
+    assert_eq!((report.rejected, report.release_failed), (1, 0));
+    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 10);
+    assert_eq!(
+        stored_status(&mut db, &order_id.to_string())
+            .await
+            .as_deref(),
+        Some("rejected")
+    );
+    // Exactly once: later passes find nothing, the stock stays.
+    let report = w.orders.reconciler.reconcile_once().await.unwrap();
+    assert!(report.is_empty(), "{report:?}");
+    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 10);
+    let again = release(&mut w.catalog_client, &order_id.to_string()).await;
+    assert_eq!(again.ok(), Some(false));
+}
+
+#[tokio::test]
+async fn the_reconciler_leaves_young_sagas_alone() {
+    let mut w = world_with(|config| config.reserving_grace_secs = 3_600).await;
+    let product = create_product(&mut w.catalog_client, "Grill", "99.00", 10).await;
+    let order_id = uuid::Uuid::now_v7();
+    reserve(
+        &mut w.catalog_client,
+        &order_id.to_string(),
+        &[(&product.id, 3)],
+    )
+    .await
+    .expect("reserved");
+    let mut db = orders_database(&w.orders.service).await;
+    sqlx::query("INSERT INTO orders (id, customer_id, status) VALUES ($1, 11, 'reserving')")
+        .bind(order_id)
+        .execute(&mut db)
+        .await
+        .unwrap();
+
+    let report = w.orders.reconciler.reconcile_once().await.unwrap();
+
+    // Within the grace period the saga may still be running: not touched.
+    assert!(report.is_empty(), "{report:?}");
+    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 7);
+    assert_eq!(
+        stored_status(&mut db, &order_id.to_string())
+            .await
+            .as_deref(),
+        Some("reserving")
+    );
+}
+
+#[tokio::test]
+async fn cancel_while_the_catalog_is_down_restores_stock_once_it_returns() {
+    let mut w = world().await;
+    let product = create_product(&mut w.catalog_client, "Heater", "60.00", 10).await;
+    let order = create_order(&mut w.client, 5, &[(&product.id, 3)], None)
+        .await
+        .unwrap();
+    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 7);
+    w.proxy.set(ProxyMode::Down);
+
+    let canceled = set_status(&mut w.client, &order.id, OrderStatus::Canceled)
+        .await
+        .expect("the cancel stands without the catalog");
+
+    assert_eq!(canceled.status, OrderStatus::Canceled as i32);
+    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 7);
+    let mut db = orders_database(&w.orders.service).await;
+    assert_eq!(
+        outbox_rows(&mut db).await,
+        [(order.id.clone(), "release".to_owned(), 1)]
+    );
+    let report = w.orders.reconciler.reconcile_once().await.unwrap();
+    assert_eq!((report.delivered, report.delivery_failed), (0, 1));
+    assert_eq!(
+        outbox_rows(&mut db).await,
+        [(order.id.clone(), "release".to_owned(), 2)]
+    );
+
+    w.proxy.set(ProxyMode::Up);
+    let report = w.orders.reconciler.reconcile_once().await.unwrap();
+
+    assert_eq!((report.delivered, report.delivery_failed), (1, 0));
+    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 10);
+    assert_eq!(outbox_rows(&mut db).await, []);
+    // Exactly once: more passes and a repeated cancel move nothing.
+    let report = w.orders.reconciler.reconcile_once().await.unwrap();
+    assert!(report.is_empty(), "{report:?}");
+    set_status(&mut w.client, &order.id, OrderStatus::Canceled)
+        .await
+        .unwrap();
+    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 10);
+    assert_eq!(
+        get_order(&mut w.client, &order.id).await.unwrap().status,
+        OrderStatus::Canceled as i32
+    );
+}
+
+#[tokio::test]
+async fn complete_while_the_catalog_is_down_commits_once_it_returns() {
+    let mut w = world().await;
+    let product = create_product(&mut w.catalog_client, "Fan", "15.00", 10).await;
+    let order = create_order(&mut w.client, 5, &[(&product.id, 4)], None)
+        .await
+        .unwrap();
+    w.proxy.set(ProxyMode::Down);
+
+    let completed = set_status(&mut w.client, &order.id, OrderStatus::Completed)
+        .await
+        .expect("the completion stands without the catalog");
+    assert_eq!(completed.status, OrderStatus::Completed as i32);
+    let mut db = orders_database(&w.orders.service).await;
+    assert_eq!(
+        outbox_rows(&mut db).await,
+        [(order.id.clone(), "commit".to_owned(), 1)]
+    );
+
+    w.proxy.set(ProxyMode::Up);
+    let report = w.orders.reconciler.reconcile_once().await.unwrap();
+
+    assert_eq!(report.delivered, 1);
+    assert_eq!(outbox_rows(&mut db).await, []);
+    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 6);
+    let refused = release(&mut w.catalog_client, &order.id).await.unwrap_err();
+    assert_eq!(reason_of(&refused), reason::RESERVATION_COMMITTED);
+}
+
+#[tokio::test]
+async fn failed_deliveries_wait_for_their_backoff() {
+    let mut w = world_with(|config| config.outbox_retry_base_ms = 60_000).await;
+    let product = create_product(&mut w.catalog_client, "Rug", "45.00", 10).await;
+    let order = create_order(&mut w.client, 5, &[(&product.id, 2)], None)
+        .await
+        .unwrap();
+    w.proxy.set(ProxyMode::Down);
+    set_status(&mut w.client, &order.id, OrderStatus::Canceled)
+        .await
+        .unwrap();
+    w.proxy.set(ProxyMode::Up);
+
+    // Not due for another minute: the pass leaves it.
+    let report = w.orders.reconciler.reconcile_once().await.unwrap();
+    assert_eq!((report.delivered, report.delivery_failed), (0, 0));
+    let mut db = orders_database(&w.orders.service).await;
+    let wait: f64 = sqlx::query_scalar(
+        "SELECT extract(epoch FROM next_attempt_at - now())::float8 FROM outbox",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert!((50.0..=60.0).contains(&wait), "{wait}");
+    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 8);
+
+    // Once due, it goes.
+    sqlx::query("UPDATE outbox SET next_attempt_at = now()")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let report = w.orders.reconciler.reconcile_once().await.unwrap();
+    assert_eq!(report.delivered, 1);
+    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 10);
+}
+
+#[tokio::test]
+async fn the_service_starts_while_the_catalog_is_down() {
+    let catalog = spawn_catalog().await;
+    let proxy = CatalogProxy::start(catalog.addr).await;
+    proxy.set(ProxyMode::Down);
+    let orders = start_order(order_config(&proxy.url())).await;
+    let mut client = order_client(&orders.service).await;
+    let mut catalog_client = catalog_client(&catalog).await;
+    let product = create_product(&mut catalog_client, "Sofa", "500.00", 2).await;
+
+    let refused = create_order(&mut client, 1, &[(&product.id, 1)], None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable);
+
+    proxy.set(ProxyMode::Up);
+    orders.reconciler.reconcile_once().await.unwrap();
+    create_order(&mut client, 1, &[(&product.id, 1)], None)
+        .await
+        .expect("works once the catalog is up");
+    assert_eq!(stock_of(&mut catalog_client, &product.id).await, 1);
+}

@@ -1,0 +1,255 @@
+//! CreateOrder with an idempotency key: the same request again, in sequence or
+//! at once, gives one order and one reservation; another request under the
+//! same key is refused; a definite refusal is replayed; an unknown outcome
+//! frees the key for a retry. Issue 3, acceptance 6.
+
+use futures::future::join_all;
+use proto::{errors::reason, order::v1::OrderStatus};
+use tests::{
+    RunningService,
+    catalog::{
+        CatalogClient, catalog_client, create_product, reason_of, spawn_catalog, stock_of,
+        violated_fields,
+    },
+    order::{
+        CatalogProxy, OrderClient, OrderHarness, ProxyMode, create_order, order_client,
+        order_config, orders_database, set_status, start_order,
+    },
+};
+use tonic::Code;
+
+struct World {
+    _catalog: RunningService,
+    proxy: CatalogProxy,
+    orders: OrderHarness,
+    catalog_client: CatalogClient,
+    client: OrderClient,
+}
+
+async fn world_with(adjust: impl FnOnce(&mut order_service::Config)) -> World {
+    let catalog = spawn_catalog().await;
+    let proxy = CatalogProxy::start(catalog.addr).await;
+    let mut config = order_config(&proxy.url());
+    adjust(&mut config);
+    let orders = start_order(config).await;
+    World {
+        catalog_client: catalog_client(&catalog).await,
+        client: order_client(&orders.service).await,
+        _catalog: catalog,
+        proxy,
+        orders,
+    }
+}
+
+async fn world() -> World {
+    world_with(|_| {}).await
+}
+
+/// Orders written to the database, hidden ones included.
+async fn orders_written(w: &World) -> i64 {
+    let mut db = orders_database(&w.orders.service).await;
+    sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(&mut db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_repeated_request_returns_the_same_order_and_reserves_nothing_more() {
+    let mut w = world().await;
+    let a = create_product(&mut w.catalog_client, "A", "10.00", 20).await;
+    let b = create_product(&mut w.catalog_client, "B", "2.50", 20).await;
+
+    let first = create_order(&mut w.client, 8, &[(&a.id, 2), (&b.id, 1)], Some("key-1"))
+        .await
+        .unwrap();
+    // The same request, lines reordered and split: still the same request.
+    let second = create_order(
+        &mut w.client,
+        8,
+        &[(&b.id, 1), (&a.id, 1), (&a.id, 1)],
+        Some("key-1"),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(second, first);
+    assert_eq!(stock_of(&mut w.catalog_client, &a.id).await, 18);
+    assert_eq!(stock_of(&mut w.catalog_client, &b.id).await, 19);
+    assert_eq!(orders_written(&w).await, 1);
+
+    // Later, the key still answers with the order as it is now.
+    let canceled = set_status(&mut w.client, &first.id, OrderStatus::Canceled)
+        .await
+        .unwrap();
+    let third = create_order(&mut w.client, 8, &[(&a.id, 2), (&b.id, 1)], Some("key-1"))
+        .await
+        .unwrap();
+    assert_eq!(third, canceled);
+    assert_eq!(stock_of(&mut w.catalog_client, &a.id).await, 20);
+
+    // Another key is another order.
+    let other = create_order(&mut w.client, 8, &[(&a.id, 2), (&b.id, 1)], Some("key-2"))
+        .await
+        .unwrap();
+    assert_ne!(other.id, first.id);
+    assert_eq!(stock_of(&mut w.catalog_client, &a.id).await, 18);
+}
+
+#[tokio::test]
+async fn concurrent_duplicates_give_one_order_and_one_reservation() {
+    let mut w = world().await;
+    let product = create_product(&mut w.catalog_client, "Hot item", "99.99", 50).await;
+    for round in 0..5 {
+        let key = format!("concurrent-{round}");
+        let calls = (0..6).map(|_| {
+            let mut client = w.client.clone();
+            let (product_id, key) = (product.id.clone(), key.clone());
+            async move { create_order(&mut client, 21, &[(&product_id, 3)], Some(&key)).await }
+        });
+
+        let answers = join_all(calls).await;
+
+        let orders: Vec<_> = answers
+            .into_iter()
+            .map(|answer| answer.unwrap_or_else(|e| panic!("round {round}: {e:?}")))
+            .collect();
+        assert!(
+            orders.iter().all(|order| order == &orders[0]),
+            "round {round}: {orders:?}"
+        );
+        assert_eq!(
+            stock_of(&mut w.catalog_client, &product.id).await,
+            50 - 3 * (round + 1),
+            "one reservation, round {round}"
+        );
+    }
+    assert_eq!(orders_written(&w).await, 5);
+}
+
+#[tokio::test]
+async fn the_same_key_with_another_request_is_refused() {
+    let mut w = world().await;
+    let a = create_product(&mut w.catalog_client, "A", "1.00", 10).await;
+    let b = create_product(&mut w.catalog_client, "B", "1.00", 10).await;
+    let first = create_order(&mut w.client, 8, &[(&a.id, 1)], Some("shared"))
+        .await
+        .unwrap();
+
+    for (customer, items) in [
+        (8, vec![(a.id.as_str(), 2)]),
+        (8, vec![(b.id.as_str(), 1)]),
+        (8, vec![(a.id.as_str(), 1), (b.id.as_str(), 1)]),
+        (9, vec![(a.id.as_str(), 1)]),
+    ] {
+        let refused = create_order(&mut w.client, customer, &items, Some("shared"))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+        assert_eq!(violated_fields(&refused), ["idempotency_key"]);
+        assert!(
+            refused.message().contains("different request"),
+            "{}",
+            refused.message()
+        );
+    }
+    assert_eq!(stock_of(&mut w.catalog_client, &a.id).await, 9);
+    assert_eq!(stock_of(&mut w.catalog_client, &b.id).await, 10);
+    assert_eq!(orders_written(&w).await, 1);
+    // The key still belongs to the first order.
+    let again = create_order(&mut w.client, 8, &[(&a.id, 1)], Some("shared"))
+        .await
+        .unwrap();
+    assert_eq!(again.id, first.id);
+}
+
+#[tokio::test]
+async fn a_refused_request_is_refused_again_the_same_way() {
+    let mut w = world().await;
+    let product = create_product(&mut w.catalog_client, "Rare", "5.00", 1).await;
+
+    let refused = create_order(&mut w.client, 8, &[(&product.id, 2)], Some("too-many"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(reason_of(&refused), reason::INSUFFICIENT_STOCK);
+
+    let replayed = create_order(&mut w.client, 8, &[(&product.id, 2)], Some("too-many"))
+        .await
+        .unwrap_err();
+
+    assert_eq!(replayed.code(), refused.code());
+    assert_eq!(replayed.message(), refused.message());
+    assert_eq!(replayed.details(), refused.details());
+    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 1);
+    assert_eq!(orders_written(&w).await, 1);
+}
+
+#[tokio::test]
+async fn an_unknown_outcome_frees_the_key_for_a_retry() {
+    let mut w = world_with(|config| config.catalog_timeout_ms = 300).await;
+    let product = create_product(&mut w.catalog_client, "Retry", "7.00", 10).await;
+    w.proxy.set(ProxyMode::Down);
+
+    let unavailable = create_order(&mut w.client, 8, &[(&product.id, 4)], Some("retry-me"))
+        .await
+        .unwrap_err();
+    assert_eq!(unavailable.code(), Code::Unavailable);
+    // The first attempt is still unresolved (its release failed too): a retry
+    // waits for it, boundedly, and is told to come back.
+    w.proxy.set(ProxyMode::Up);
+    let in_progress = create_order(&mut w.client, 8, &[(&product.id, 4)], Some("retry-me"))
+        .await
+        .unwrap_err();
+    assert_eq!(in_progress.code(), Code::Unavailable, "{in_progress:?}");
+    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 10);
+
+    // The reconciler resolves it (released, rejected) and frees the key.
+    let report = w.orders.reconciler.reconcile_once().await.unwrap();
+    assert_eq!(report.rejected, 1);
+    let order = create_order(&mut w.client, 8, &[(&product.id, 4)], Some("retry-me"))
+        .await
+        .expect("the retry goes through");
+
+    assert_eq!(order.status, OrderStatus::Pending as i32);
+    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 6);
+    let again = create_order(&mut w.client, 8, &[(&product.id, 4)], Some("retry-me"))
+        .await
+        .unwrap();
+    assert_eq!(again.id, order.id);
+    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 6);
+}
+
+#[tokio::test]
+async fn keys_are_kept_a_day_and_then_pruned() {
+    let mut w = world().await;
+    let product = create_product(&mut w.catalog_client, "Old", "1.00", 10).await;
+    let first = create_order(&mut w.client, 8, &[(&product.id, 1)], Some("old-key"))
+        .await
+        .unwrap();
+    let mut db = orders_database(&w.orders.service).await;
+    // 23 hours old: kept.
+    sqlx::query("UPDATE idempotency_keys SET created_at = now() - interval '23 hours'")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let report = w.orders.reconciler.reconcile_once().await.unwrap();
+    assert_eq!(report.keys_pruned, 0);
+    let again = create_order(&mut w.client, 8, &[(&product.id, 1)], Some("old-key"))
+        .await
+        .unwrap();
+    assert_eq!(again.id, first.id);
+
+    // Older than a day: pruned, and the key is free again.
+    sqlx::query("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let report = w.orders.reconciler.reconcile_once().await.unwrap();
+    assert_eq!(report.keys_pruned, 1);
+    let fresh = create_order(&mut w.client, 8, &[(&product.id, 1)], Some("old-key"))
+        .await
+        .unwrap();
+    assert_ne!(fresh.id, first.id);
+    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 8);
+}
