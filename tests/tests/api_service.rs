@@ -1,0 +1,366 @@
+//! The gateway's service endpoints over real HTTP: `/health`, `/ready`, `/`,
+//! `/openapi.json` (checked as an OpenAPI 3.1 document), `/docs` (Swagger UI
+//! served entirely from the gateway), `/redoc`; request ids; backends down;
+//! start-up refusal of an empty webhook secret; graceful stop.
+
+use std::collections::BTreeSet;
+
+use reqwest::Url;
+use serde_json::{Value, json};
+use tests::{
+    any_port,
+    gateway::{Platform, Reply, spawn_platform},
+};
+
+#[tokio::test]
+async fn health_info_and_readiness() {
+    let p = spawn_platform().await;
+    let health = p.get("/health").await;
+    health.expect(200);
+    assert_eq!(health.json, json!({"status": "healthy"}));
+
+    let info = p.get("/").await;
+    info.expect(200);
+    assert!(info.json["name"].is_string());
+    assert!(info.json["version"].is_string());
+    assert!(info.json["status"].is_string());
+
+    let ready = p.get("/ready").await;
+    ready.expect(200);
+    assert_eq!(ready.json["status"], "ready");
+
+    // The order service goes away: not ready, and its endpoints answer 503,
+    // while the catalog's still work and liveness stays green.
+    let Platform {
+        catalog,
+        order,
+        gateway,
+        http,
+        base_url,
+    } = p;
+    let get = |path: &str| {
+        let request = http.get(format!("{base_url}{path}"));
+        async move { Reply::read(request.send().await.expect("gateway reachable")).await }
+    };
+    order.stop().await.unwrap();
+    let detail = get("/ready").await.problem(503);
+    assert!(detail.contains("order"), "{detail}");
+    let detail = get("/api/orders").await.problem(503);
+    assert!(
+        !detail.contains("127.0.0.1"),
+        "no internal address leaks: {detail}"
+    );
+    get("/api/products").await.expect(200);
+    get("/health").await.expect(200);
+
+    // Then the catalog too.
+    catalog.stop().await.unwrap();
+    get("/api/products").await.problem(503);
+    let detail = get("/ready").await.problem(503);
+    assert!(detail.contains("catalog"), "{detail}");
+
+    // Graceful stop of the gateway itself.
+    gateway.stop().await.unwrap();
+    assert!(
+        http.get(format!("{base_url}/health")).send().await.is_err(),
+        "stopped"
+    );
+}
+
+#[tokio::test]
+async fn request_ids_are_returned() {
+    let p = spawn_platform().await;
+    let response = p
+        .http
+        .get(p.url("/api/products"))
+        .header("x-request-id", "client-chosen-id-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "client-chosen-id-42");
+    let response = p
+        .http
+        .get(p.url("/api/products/not-a-uuid"))
+        .send()
+        .await
+        .unwrap();
+    let generated = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(uuid::Uuid::parse_str(&generated).is_ok(), "{generated}");
+}
+
+#[tokio::test]
+async fn an_empty_webhook_secret_stops_the_gateway_at_start() {
+    for secret in ["", " ", "good,,other"] {
+        let mut config =
+            gateway::Config::for_services("http://127.0.0.1:1", "http://127.0.0.1:2", any_port());
+        config.webhook_secret = Some(secret.into());
+        let error = match gateway::Application::build(config).await {
+            Ok(_) => panic!("started with WEBHOOK_SECRET={secret:?}"),
+            Err(error) => format!("{error:#}"),
+        };
+        assert!(error.contains("WEBHOOK_SECRET"), "{error}");
+    }
+}
+
+/// Every `src="..."` / `href="..."` value in an HTML page.
+fn referenced_assets(html: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for attribute in ["src=\"", "href=\""] {
+        let mut rest = html;
+        while let Some(start) = rest.find(attribute) {
+            rest = &rest[start + attribute.len()..];
+            let end = rest.find('"').expect("closing quote");
+            found.push(rest[..end].to_owned());
+            rest = &rest[end..];
+        }
+    }
+    found
+}
+
+/// Absolute URLs in `text` that do not point at the gateway itself.
+fn external_urls(text: &str, base: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for scheme in ["http://", "https://"] {
+        let mut rest = text;
+        while let Some(start) = rest.find(scheme) {
+            let candidate: String = rest[start..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && !"\"'`)<>".contains(*c))
+                .collect();
+            if !candidate.starts_with(base) {
+                found.push(candidate);
+            }
+            rest = &rest[start + scheme.len()..];
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn docs_work_offline_from_the_gateway_alone() {
+    let p = spawn_platform().await;
+    let response = p.http.get(p.url("/docs")).send().await.unwrap();
+    let page_url = response.url().clone();
+    let page = Reply::read(response).await;
+    page.expect(200);
+    assert!(page.content_type().starts_with("text/html"));
+    let html = String::from_utf8(page.body.clone()).unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert_eq!(external_urls(&html, &p.base_url), Vec::<String>::new());
+
+    let assets = referenced_assets(&html);
+    assert!(assets.iter().any(|a| a.ends_with(".js")), "{assets:?}");
+    assert!(assets.iter().any(|a| a.ends_with(".css")), "{assets:?}");
+    let mut fetched = BTreeSet::new();
+    for asset in &assets {
+        let url: Url = page_url.join(asset).unwrap();
+        assert!(
+            url.as_str().starts_with(&p.base_url),
+            "{asset} is not served by the gateway"
+        );
+        let reply = Reply::read(p.http.get(url.clone()).send().await.unwrap()).await;
+        assert_eq!(reply.status, 200, "{url}");
+        assert!(!reply.body.is_empty(), "{url}");
+        let text = String::from_utf8_lossy(&reply.body).into_owned();
+        // Stylesheets may pull fonts or images: those must be local too.
+        if asset.ends_with(".css") {
+            assert!(!text.contains("@import url(http"), "{url}");
+            for external in external_urls(&text, &p.base_url) {
+                assert!(
+                    !text.contains(&format!("url({external}"))
+                        && !text.contains(&format!("url(\"{external}")),
+                    "{url} loads {external}"
+                );
+            }
+        }
+        // The initializer decides what the page loads at run time: only the
+        // gateway's own document, and no online validator.
+        if asset.contains("initializer") {
+            assert!(text.contains("/openapi.json"), "{text}");
+            assert_eq!(
+                external_urls(&text, &p.base_url),
+                Vec::<String>::new(),
+                "{text}"
+            );
+            assert!(
+                text.contains("\"validatorUrl\": \"none\"") || text.contains("validatorUrl"),
+                "{text}"
+            );
+        }
+        fetched.insert(url.to_string());
+    }
+    assert!(
+        fetched.iter().any(|u| u.contains("initializer")),
+        "{fetched:?}"
+    );
+
+    // ReDoc: a page reading the same document (its script may be a CDN's).
+    let redoc = p.get("/redoc").await;
+    redoc.expect(200);
+    assert!(String::from_utf8_lossy(&redoc.body).contains("/openapi.json"));
+}
+
+/// Resolves a local `#/a/b` JSON pointer in `doc`.
+fn resolve<'a>(doc: &'a Value, reference: &str) -> Option<&'a Value> {
+    doc.pointer(reference.strip_prefix('#')?)
+}
+
+/// Every `$ref` anywhere in `value`.
+fn refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                if key == "$ref" {
+                    out.push(inner.as_str().expect("$ref is a string").to_owned());
+                } else {
+                    refs(inner, out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|inner| refs(inner, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn openapi_json_is_a_valid_openapi_3_document_of_the_whole_contract() {
+    let p = spawn_platform().await;
+    let reply = p.get("/openapi.json").await;
+    reply.expect(200);
+    let text = String::from_utf8(reply.body.clone()).unwrap();
+
+    // A typed parse of the whole document as OpenAPI 3.1.
+    let spec = oas3::from_json(&text).expect("parses as OpenAPI 3.1");
+    let version = spec
+        .validate_version()
+        .expect("a supported OpenAPI version");
+    assert_eq!((version.major, version.minor), (3, 1));
+    let doc = reply.json.clone();
+
+    // Every $ref points at something that exists.
+    let mut all_refs = Vec::new();
+    refs(&doc, &mut all_refs);
+    assert!(!all_refs.is_empty());
+    for reference in &all_refs {
+        assert!(
+            resolve(&doc, reference).is_some(),
+            "dangling $ref {reference}"
+        );
+    }
+
+    // Every endpoint of the contract, with its success and error responses.
+    let contract: &[(&str, &str, &[&str])] = &[
+        (
+            "/api/products",
+            "post",
+            &["201", "422", "413", "415", "503", "504", "500"],
+        ),
+        ("/api/products", "get", &["200", "422", "503", "504"]),
+        ("/api/products/{id}", "get", &["200", "404", "422"]),
+        (
+            "/api/products/{id}",
+            "put",
+            &["200", "404", "422", "413", "415"],
+        ),
+        (
+            "/api/products/{id}",
+            "delete",
+            &["204", "400", "404", "422"],
+        ),
+        (
+            "/api/orders",
+            "post",
+            &["201", "400", "404", "422", "413", "415", "503", "504"],
+        ),
+        ("/api/orders", "get", &["200", "422"]),
+        ("/api/orders/{id}", "get", &["200", "404", "422"]),
+        (
+            "/api/orders/{id}/status",
+            "put",
+            &["200", "400", "404", "422"],
+        ),
+        (
+            "/api/payment-webhook",
+            "post",
+            &["200", "400", "401", "404", "413", "503"],
+        ),
+        ("/health", "get", &["200"]),
+        ("/ready", "get", &["200", "503"]),
+        ("/", "get", &["200"]),
+        ("/redoc", "get", &["200"]),
+    ];
+    let mut operation_ids = BTreeSet::new();
+    for (path, method, codes) in contract {
+        let operation = &doc["paths"][path][method];
+        assert!(operation.is_object(), "{method} {path} is not documented");
+        let responses = operation["responses"].as_object().unwrap();
+        for code in *codes {
+            assert!(
+                responses.contains_key(*code),
+                "{method} {path} lacks {code}"
+            );
+        }
+        // Error responses use the problem schema.
+        for (code, response) in responses {
+            if code.starts_with('4') || code.starts_with('5') {
+                let response = match response.get("$ref") {
+                    Some(r) => resolve(&doc, r.as_str().unwrap()).unwrap(),
+                    None => response,
+                };
+                assert_eq!(
+                    response["content"]["application/problem+json"]["schema"]["$ref"],
+                    "#/components/schemas/Problem",
+                    "{method} {path} {code}"
+                );
+            }
+        }
+        if let Some(id) = operation["operationId"].as_str() {
+            assert!(
+                operation_ids.insert(id.to_owned()),
+                "duplicate operationId {id}"
+            );
+        }
+    }
+    // Request bodies are documented from the handlers' types.
+    for (path, method, schema) in [
+        ("/api/products", "post", "ProductCreate"),
+        ("/api/products/{id}", "put", "ProductUpdate"),
+        ("/api/orders", "post", "OrderCreate"),
+        ("/api/orders/{id}/status", "put", "OrderStatusUpdate"),
+        ("/api/payment-webhook", "post", "PaymentWebhook"),
+    ] {
+        assert_eq!(
+            doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            format!("#/components/schemas/{schema}"),
+            "{method} {path}"
+        );
+    }
+    // Query parameters, the idempotency and signature headers.
+    let params = |path: &str, method: &str| -> Vec<String> {
+        doc["paths"][path][method]["parameters"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|p| p["name"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        params("/api/products", "get"),
+        vec!["page", "page_size", "in_stock"]
+    );
+    for name in ["page", "page_size", "status", "payment_status"] {
+        assert!(
+            params("/api/orders", "get").contains(&name.to_owned()),
+            "{name}"
+        );
+    }
+    assert!(params("/api/orders", "post").contains(&"Idempotency-Key".to_owned()));
+    assert!(params("/api/payment-webhook", "post").contains(&"X-Signature".to_owned()));
+    // Money is documented as exact text in responses.
+    assert_eq!(doc["components"]["schemas"]["Money"]["type"], "string");
+}
