@@ -4,6 +4,7 @@
 //! The channel connects lazily, so the order service starts while the catalog
 //! is down; every call carries a deadline (sent to the catalog as
 //! `grpc-timeout` and enforced here), so a hung catalog costs a bounded wait.
+//! The caller's W3C trace context travels with every call.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -12,8 +13,10 @@ use proto::catalog::v1::{
     CommitInventoryRequest, ReleaseInventoryRequest, ReservationItem, ReserveInventoryRequest,
     catalog_service_client::CatalogServiceClient,
 };
+use proto::telemetry::PropagateContext;
 use tonic::{
     Code, Request, Status,
+    service::interceptor::InterceptedService,
     transport::{Channel, Endpoint},
 };
 use tracing::instrument;
@@ -23,7 +26,9 @@ use crate::domain::{InventoryAction, NewOrderItem, ReservedLine};
 
 #[derive(Clone)]
 pub struct CatalogClient {
-    client: CatalogServiceClient<Channel>,
+    /// Every call carries the caller's trace context, so a request is one
+    /// trace across the services.
+    client: CatalogServiceClient<InterceptedService<Channel, PropagateContext>>,
     timeout: Duration,
     currency: String,
 }
@@ -68,7 +73,10 @@ impl CatalogClient {
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(10));
         Ok(Self {
-            client: CatalogServiceClient::new(endpoint.connect_lazy()),
+            client: CatalogServiceClient::with_interceptor(
+                endpoint.connect_lazy(),
+                PropagateContext,
+            ),
             timeout,
             currency: currency.into(),
         })

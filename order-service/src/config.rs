@@ -26,6 +26,25 @@ pub struct Config {
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:50052")]
     pub listen_addr: SocketAddr,
 
+    /// Address of the admin HTTP server: `/metrics`, `/health`, `/ready`.
+    #[arg(long, env = "ADMIN_ADDR", default_value = "127.0.0.1:9102")]
+    pub admin_addr: SocketAddr,
+
+    /// Check the health of the service running at LISTEN_ADDR and exit 0 if
+    /// it is SERVING, 1 otherwise (for container health checks).
+    #[arg(long)]
+    pub probe: bool,
+
+    /// Create the database if missing, apply pending migrations, and exit
+    /// (e.g. as a Kubernetes init container, with RUN_MIGRATIONS=false on the
+    /// serving container).
+    #[arg(long)]
+    pub migrate_only: bool,
+
+    /// How often the database is pinged to keep gRPC health up to date.
+    #[arg(long, env = "HEALTH_CHECK_INTERVAL_MS", default_value_t = 2000)]
+    pub health_check_interval_ms: u64,
+
     /// gRPC URL of the catalog service. The service starts even when the
     /// catalog is down: the connection is made on first use.
     #[arg(long, env = "CATALOG_URL", default_value = "http://127.0.0.1:50051")]
@@ -79,6 +98,7 @@ impl Config {
         let mut config = Self::parse_from(["order-service"]);
         config.database_url = database_url.into();
         config.listen_addr = listen_addr;
+        config.admin_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config
     }
 
@@ -119,6 +139,8 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("database_url", &"<redacted>")
             .field("listen_addr", &self.listen_addr)
+            .field("admin_addr", &self.admin_addr)
+            .field("health_check_interval_ms", &self.health_check_interval_ms)
             .field("catalog_url", &self.catalog_url)
             .field("catalog_timeout_ms", &self.catalog_timeout_ms)
             .field(

@@ -20,8 +20,9 @@
 //!   deadlines.
 //! - [`grpc`]: `order.v1.OrderService`: wire types <-> domain calls.
 //! - [`error`]: the service's one error type and its mapping to `tonic::Status`.
+//! - [`metrics`]: the service's business series (sagas, outbox, reconciler).
 //!
-//! [`Application::build`] binds its own listener (port 0 in tests) and
+//! [`Application::build`] binds its own listeners (port 0 in tests) and
 //! [`Application::run_until`] serves until the given shutdown future completes,
 //! so tests start the real service in-process. [`Application::reconciler`]
 //! hands out the reconciler, so tests can run a pass when they choose.
@@ -31,15 +32,19 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod metrics;
 pub mod outbox;
 pub mod reconciler;
 pub mod saga;
 pub mod store;
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use proto::order::v1::order_service_server::OrderServiceServer;
+use proto::{
+    metrics::{AdminHooks, GrpcServerMetrics, PoolGauges},
+    order::v1::order_service_server::OrderServiceServer,
+};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
@@ -49,20 +54,24 @@ pub use reconciler::{ReconcileReport, Reconciler};
 /// The order service's migrations, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/order");
 
+type OrderServer = OrderServiceServer<grpc::OrderApi>;
+
 /// An order service that is connected to its database, holds its catalog
-/// channel and is bound to its port, ready to serve.
+/// channel and is bound to its ports, ready to serve.
 pub struct Application {
     listener: TcpListener,
+    admin_listener: TcpListener,
     store: store::Store,
     api: grpc::OrderApi,
     reconciler: Reconciler,
+    metrics: metrics::OrderMetrics,
     config: Config,
 }
 
 impl Application {
     /// Connects to the database (creating and migrating it if configured),
     /// builds the catalog channel (connected lazily: the catalog may be down)
-    /// and binds the listen address.
+    /// and binds the listen and admin addresses.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let pool = proto::db::connect(&config.db_settings(), &MIGRATOR)
             .await
@@ -76,27 +85,47 @@ impl Application {
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
+        let admin_listener = TcpListener::bind(config.admin_addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (admin)", config.admin_addr))?;
         let store = store::Store::new(pool);
-        let relay = outbox::Relay::new(store.clone(), catalog.clone(), config.outbox_retry_base());
-        let saga = saga::Saga::new(store.clone(), catalog.clone());
+        let metrics = metrics::OrderMetrics::default();
+        let relay = outbox::Relay::new(
+            store.clone(),
+            catalog.clone(),
+            config.outbox_retry_base(),
+            metrics.clone(),
+        );
+        let saga = saga::Saga::new(store.clone(), catalog.clone(), metrics.clone());
         let reconciler = Reconciler::new(
             store.clone(),
             catalog,
             relay.clone(),
             config.reserving_grace(),
+            metrics.clone(),
         );
         let api = grpc::OrderApi::new(store.clone(), saga, relay, config.currency.clone());
         Ok(Self {
             listener,
+            admin_listener,
             store,
             api,
             reconciler,
+            metrics,
             config,
         })
     }
 
+    /// The gRPC address.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    /// The admin HTTP address (`/metrics`, `/health`, `/ready`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_listener
             .local_addr()
             .expect("a bound TCP listener has a local address")
     }
@@ -106,49 +135,97 @@ impl Application {
         self.reconciler.clone()
     }
 
-    /// Serves (and runs the reconciler) until `shutdown` completes, then stops
-    /// accepting, lets in-flight calls finish (bounded by the configured grace
-    /// period), stops the reconciler and closes the pool.
+    /// Serves (and runs the reconciler) until `shutdown` completes. Then:
+    /// health turns NOT_SERVING (so balancers stop sending), the server stops
+    /// accepting, in-flight calls finish (bounded by the configured grace
+    /// period), the reconciler stops, the pool closes.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let Self {
             listener,
+            admin_listener,
             store,
             api,
             reconciler,
+            metrics,
             config,
         } = self;
         let addr = listener.local_addr()?;
+
+        let mut registry = prometheus_client::registry::Registry::default();
+        let rpc_metrics = GrpcServerMetrics::register(&mut registry);
+        let pool_gauges = PoolGauges::register(&mut registry);
+        metrics.register(&mut registry);
+
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_serving::<OrderServiceServer<grpc::OrderApi>>()
-            .await;
+        health_reporter.set_serving::<OrderServer>().await;
+        // Health follows the database only: reads and status changes work
+        // without the catalog, and creates answer UNAVAILABLE on their own.
+        let health_follower = tokio::spawn({
+            let store = store.clone();
+            let interval = Duration::from_millis(config.health_check_interval_ms);
+            proto::grpc::follow_dependency::<OrderServer, _, _>(
+                health_reporter.clone(),
+                interval,
+                move || {
+                    let store = store.clone();
+                    async move {
+                        tokio::time::timeout(interval, store.ping())
+                            .await
+                            .is_ok_and(|ping| ping.is_ok())
+                    }
+                },
+            )
+        });
+
+        let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
+        let admin = axum::serve(
+            admin_listener,
+            proto::metrics::admin_router(
+                registry,
+                Arc::new(Hooks {
+                    store: store.clone(),
+                    pool_gauges,
+                    metrics,
+                    draining: drain_rx.clone(),
+                }),
+            ),
+        )
+        .with_graceful_shutdown({
+            let mut drain = drain_rx.clone();
+            async move {
+                let _ = drain.wait_for(|draining| *draining).await;
+            }
+        });
+        let admin_task = tokio::spawn(async move {
+            if let Err(error) = admin.await {
+                tracing::error!(%error, "admin server failed");
+            }
+        });
 
         let (stop_reconciler, reconciler_stopped) = tokio::sync::oneshot::channel();
         let reconciler_task =
             tokio::spawn(reconciler.run(config.reconcile_interval(), reconciler_stopped));
 
-        let grace = Duration::from_secs(config.shutdown_grace_secs);
-        let (drain_started_tx, drain_started_rx) = tokio::sync::oneshot::channel::<()>();
         let reporter = health_reporter.clone();
         let signal = async move {
             shutdown.await;
             // Fail health checks first, so balancers stop sending new calls.
-            reporter
-                .set_not_serving::<OrderServiceServer<grpc::OrderApi>>()
-                .await;
+            health_follower.abort();
+            reporter.set_not_serving::<OrderServer>().await;
             reporter
                 .set_service_status("", tonic_health::ServingStatus::NotServing)
                 .await;
-            let _ = drain_started_tx.send(());
+            let _ = drain_tx.send(true);
             tracing::info!("draining in-flight calls");
         };
 
         tracing::info!(%addr, "order-service listening");
         let server = tonic::transport::Server::builder()
-            .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+            .trace_fn(proto::telemetry::grpc_server_span)
+            .layer(rpc_metrics.layer())
             .add_service(health_service)
             .add_service(proto::grpc::reflection_v1())
             .add_service(proto::grpc::reflection_v1alpha())
@@ -156,8 +233,10 @@ impl Application {
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
 
         // Once draining starts, give in-flight calls `grace` to finish.
+        let grace = Duration::from_secs(config.shutdown_grace_secs);
+        let mut drain = drain_rx;
         let deadline = async move {
-            if drain_started_rx.await.is_ok() {
+            if drain.wait_for(|draining| *draining).await.is_ok() {
                 tokio::time::sleep(grace).await;
             } else {
                 std::future::pending::<()>().await;
@@ -176,8 +255,33 @@ impl Application {
         if let Err(error) = reconciler_task.await {
             tracing::error!(%error, "reconciler task failed");
         }
+        let _ = admin_task.await;
         store.close().await;
         tracing::info!("order-service stopped");
         served
+    }
+}
+
+/// What the admin server asks of the order service.
+struct Hooks {
+    store: store::Store,
+    pool_gauges: PoolGauges,
+    metrics: metrics::OrderMetrics,
+    draining: tokio::sync::watch::Receiver<bool>,
+}
+
+impl AdminHooks for Hooks {
+    fn refresh(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let pool = self.store.pool();
+            self.pool_gauges.set(pool.size(), pool.num_idle());
+            if let Ok(backlog) = self.store.outbox_backlog().await {
+                self.metrics.outbox_backlog.set(backlog);
+            }
+        })
+    }
+
+    fn ready(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+        Box::pin(async move { !*self.draining.borrow() && self.store.ping().await.is_ok() })
     }
 }

@@ -14,6 +14,7 @@ use crate::{
     catalog_client::{CatalogClient, is_definite_refusal},
     domain::outbox::backoff,
     error::OrderError,
+    metrics::OrderMetrics,
     store::Store,
 };
 
@@ -22,6 +23,7 @@ pub struct Relay {
     store: Store,
     catalog: CatalogClient,
     retry_base: Duration,
+    metrics: OrderMetrics,
 }
 
 /// What one delivery attempt did.
@@ -36,11 +38,17 @@ pub enum Delivery {
 }
 
 impl Relay {
-    pub fn new(store: Store, catalog: CatalogClient, retry_base: Duration) -> Self {
+    pub fn new(
+        store: Store,
+        catalog: CatalogClient,
+        retry_base: Duration,
+        metrics: OrderMetrics,
+    ) -> Self {
         Self {
             store,
             catalog,
             retry_base,
+            metrics,
         }
     }
 
@@ -60,6 +68,7 @@ impl Relay {
         {
             Ok(changed) => {
                 self.store.outbox_delivered(entry.id).await?;
+                self.metrics.delivery("delivered");
                 tracing::info!(
                     reservation_id = %entry.reservation_id,
                     action = %entry.action,
@@ -94,6 +103,7 @@ impl Relay {
                 }
                 let error = format!("{:?}: {}", status.code(), status.message());
                 self.store.outbox_failed(entry.id, retry_in, &error).await?;
+                self.metrics.delivery("failed");
                 Ok(Delivery::Failed)
             }
         }

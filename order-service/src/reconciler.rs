@@ -17,6 +17,7 @@ use tracing::instrument;
 use crate::{
     catalog_client::CatalogClient,
     error::OrderError,
+    metrics::OrderMetrics,
     outbox::{Delivery, Relay},
     saga::rejection_of,
     store::Store,
@@ -36,6 +37,7 @@ pub struct Reconciler {
     catalog: CatalogClient,
     relay: Relay,
     grace: Duration,
+    metrics: OrderMetrics,
     /// Number of passes the background loop has completed.
     passes: Arc<watch::Sender<u64>>,
 }
@@ -59,12 +61,19 @@ impl ReconcileReport {
 }
 
 impl Reconciler {
-    pub fn new(store: Store, catalog: CatalogClient, relay: Relay, grace: Duration) -> Self {
+    pub fn new(
+        store: Store,
+        catalog: CatalogClient,
+        relay: Relay,
+        grace: Duration,
+        metrics: OrderMetrics,
+    ) -> Self {
         Self {
             store,
             catalog,
             relay,
             grace,
+            metrics,
             passes: Arc::new(watch::channel(0).0),
         }
     }
@@ -85,6 +94,7 @@ impl Reconciler {
                     claim.reject(&rejection).await?;
                     tracing::info!(order_id = %id, released, "stuck order released and rejected");
                     report.rejected += 1;
+                    self.metrics.reconciled_orders.inc();
                 }
                 Err(status) => {
                     tracing::warn!(order_id = %id, code = ?status.code(), "cannot release stuck order yet");

@@ -22,6 +22,7 @@ use crate::{
     catalog_client::{CatalogClient, ReserveOutcome},
     domain::{self, NewOrder, Order, OrderStatus},
     error::OrderError,
+    metrics::OrderMetrics,
     store::{Begun, Rejection, Store},
 };
 
@@ -31,10 +32,11 @@ pub struct Saga {
     catalog: CatalogClient,
     /// How long a repeated request waits for the first one to finish.
     idempotency_wait: Duration,
+    metrics: OrderMetrics,
 }
 
 impl Saga {
-    pub fn new(store: Store, catalog: CatalogClient) -> Self {
+    pub fn new(store: Store, catalog: CatalogClient, metrics: OrderMetrics) -> Self {
         // The first request takes at most two catalog calls (reserve, then
         // release) plus a few statements.
         let idempotency_wait = catalog.timeout() * 2 + Duration::from_secs(2);
@@ -42,6 +44,7 @@ impl Saga {
             store,
             catalog,
             idempotency_wait,
+            metrics,
         }
     }
 
@@ -51,8 +54,8 @@ impl Saga {
     pub async fn create_order(&self, order: NewOrder) -> Result<Order, OrderError> {
         let request_hash = order.request_hash();
         let id = Uuid::now_v7();
-        match self.store.begin_order(id, &order, &request_hash).await? {
-            Begun::Started => self.reserve(id, &order).await,
+        let (result, replayed) = match self.store.begin_order(id, &order, &request_hash).await? {
+            Begun::Started => (self.reserve(id, &order).await, false),
             Begun::Existing {
                 order_id,
                 request_hash: first_hash,
@@ -61,9 +64,17 @@ impl Saga {
                     return Err(OrderError::IdempotencyKeyMismatch);
                 }
                 tracing::info!(%order_id, "repeated request: answering the first one's result");
-                self.outcome_of(order_id).await
+                (self.outcome_of(order_id).await, true)
             }
-        }
+        };
+        self.metrics.creation(match &result {
+            Ok(_) if replayed => "replayed",
+            Ok(_) => "created",
+            Err(OrderError::Refused(_)) => "refused",
+            Err(OrderError::CatalogUnavailable | OrderError::InProgress) => "unavailable",
+            Err(_) => "error",
+        });
+        result
     }
 
     /// Steps 2-5.

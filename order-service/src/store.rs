@@ -114,8 +114,20 @@ impl Store {
         Self { pool }
     }
 
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Whether the database answers (health checks).
+    #[instrument(skip_all)]
+    pub async fn ping(&self) -> Result<(), OrderError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     // ---- CreateOrder saga -------------------------------------------------
@@ -426,6 +438,14 @@ impl Store {
     }
 
     // ---- Outbox -------------------------------------------------------------
+
+    /// How many outbox rows wait for delivery (a gauge).
+    #[instrument(skip(self))]
+    pub async fn outbox_backlog(&self) -> Result<i64, OrderError> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM outbox")
+            .fetch_one(&self.pool)
+            .await?)
+    }
 
     /// Ids of outbox rows that are due, oldest first.
     #[instrument(skip(self))]
