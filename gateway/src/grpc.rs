@@ -36,7 +36,7 @@ pub struct Backends {
 impl Backends {
     /// Builds both channels without connecting: the first call connects, and a
     /// service that is down answers UNAVAILABLE (503) instead of stopping the
-    /// gateway from starting.
+    /// gateway from starting. Must be called inside a tokio runtime.
     pub fn connect_lazy(config: &Config) -> anyhow::Result<Self> {
         let endpoint = |url: &str, name: &str| -> anyhow::Result<Channel> {
             let endpoint = Endpoint::from_shared(url.to_owned())
@@ -133,5 +133,51 @@ impl<S: Send + Sync> FromRequestParts<S> for CallContext {
             })
             .collect();
         Ok(Self { headers })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{extract::FromRequestParts, http::Request};
+    use clap::Parser;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn calls_carry_the_request_id_trace_context_and_deadline() {
+        let (mut parts, ()) = Request::builder()
+            .header("x-request-id", "req-42")
+            .header(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            )
+            .header("authorization", "Bearer secret")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let ctx = CallContext::from_request_parts(&mut parts, &())
+            .await
+            .unwrap();
+        let mut config = Config::parse_from(["gateway"]);
+        config.grpc_timeout_ms = 1_500;
+        let backends = Backends::connect_lazy(&config).unwrap();
+        let request = backends.request((), &ctx);
+        let metadata = request.metadata();
+        assert_eq!(metadata.get("x-request-id").unwrap(), "req-42");
+        assert_eq!(
+            metadata.get("traceparent").unwrap(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
+        assert_eq!(metadata.get("grpc-timeout").unwrap(), "1500000u");
+        // Only the listed headers travel on; credentials never do.
+        assert!(metadata.get("authorization").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_malformed_service_url_stops_the_start() {
+        let mut config = Config::parse_from(["gateway"]);
+        config.order_url = "not a url".into();
+        let error = Backends::connect_lazy(&config).unwrap_err();
+        assert!(format!("{error:#}").contains("ORDER_URL"), "{error:#}");
     }
 }

@@ -9,7 +9,7 @@ use reqwest::Url;
 use serde_json::{Value, json};
 use tests::{
     any_port,
-    gateway::{Platform, Reply, spawn_platform},
+    gateway::{Platform, Reply, http_client, spawn_gateway, spawn_platform},
 };
 
 #[tokio::test]
@@ -65,6 +65,42 @@ async fn health_info_and_readiness() {
         http.get(format!("{base_url}/health")).send().await.is_err(),
         "stopped"
     );
+}
+
+#[tokio::test]
+async fn a_stalled_service_is_504_at_the_deadline_never_a_hang() {
+    // A "service" that accepts connections and never answers.
+    let stall = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", stall.local_addr().unwrap());
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = stall.accept().await {
+            held.push(socket);
+        }
+    });
+    let gateway = spawn_gateway(&url, &url, |config| {
+        config.grpc_timeout_ms = 500;
+        config.grpc_connect_timeout_ms = 5_000;
+    })
+    .await;
+    let http = http_client();
+    let base = format!("http://{}", gateway.addr);
+    for path in [
+        "/api/products".to_owned(),
+        format!("/api/orders/{}", uuid::Uuid::new_v4()),
+    ] {
+        let started = std::time::Instant::now();
+        let reply = Reply::read(http.get(format!("{base}{path}")).send().await.unwrap()).await;
+        reply.problem(504);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "{path} took {:?}",
+            started.elapsed()
+        );
+    }
+    let reply = Reply::read(http.get(format!("{base}/ready")).send().await.unwrap()).await;
+    reply.problem(503);
+    holder.abort();
 }
 
 #[tokio::test]
