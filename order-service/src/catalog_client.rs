@@ -16,6 +16,7 @@ use proto::catalog::v1::{
 use proto::telemetry::PropagateContext;
 use tonic::{
     Code, Request, Status,
+    codegen::Bytes,
     service::interceptor::InterceptedService,
     transport::{Channel, Endpoint},
 };
@@ -115,7 +116,15 @@ impl CatalogClient {
                     ReserveOutcome::Unknown(Status::internal("unreadable reservation"))
                 }
             },
-            Err(status) if is_definite_refusal(status.code()) => ReserveOutcome::Refused(status),
+            Err(status) if is_definite_refusal(status.code()) => {
+                // Code, message and details as the catalog wrote them; nothing
+                // else of its response (headers) travels on.
+                ReserveOutcome::Refused(Status::with_details(
+                    status.code(),
+                    status.message(),
+                    Bytes::copy_from_slice(status.details()),
+                ))
+            }
             Err(status) => ReserveOutcome::Unknown(status),
         }
     }
