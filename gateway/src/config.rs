@@ -59,6 +59,12 @@ pub struct Config {
     #[arg(long, env = "WEBHOOK_BODY_LIMIT_BYTES", default_value_t = 64 * 1024)]
     pub webhook_body_limit_bytes: usize,
 
+    /// Upper bound on one HTTP request, body upload included (seconds); past
+    /// it the client gets 408. Calls to the services have their own, shorter
+    /// deadline (GRPC_TIMEOUT_MS).
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+
     /// How long in-flight requests may run after SIGTERM before the process exits.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
@@ -168,6 +174,7 @@ impl std::fmt::Debug for Config {
             .field("grpc_connect_timeout_ms", &self.grpc_connect_timeout_ms)
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("webhook_body_limit_bytes", &self.webhook_body_limit_bytes)
+            .field("request_timeout_secs", &self.request_timeout_secs)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("currency", &self.currency)
             .finish()

@@ -80,6 +80,7 @@ impl Application {
             routes::Limits {
                 body: config.body_limit_bytes,
                 webhook_body: config.webhook_body_limit_bytes,
+                request_timeout: Duration::from_secs(config.request_timeout_secs),
             },
         );
         let listener = TcpListener::bind(config.listen_addr)

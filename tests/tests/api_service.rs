@@ -104,6 +104,42 @@ async fn a_stalled_service_is_504_at_the_deadline_never_a_hang() {
 }
 
 #[tokio::test]
+async fn a_request_that_never_finishes_its_body_is_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let p = tests::gateway::spawn_platform_with(|config| config.request_timeout_secs = 1).await;
+    let mut socket = tokio::net::TcpStream::connect(p.gateway.addr)
+        .await
+        .unwrap();
+    socket
+        .write_all(
+            b"POST /api/products HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"name\":",
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            let n = socket.read(&mut buffer).await.unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buffer[..n]);
+            if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer within 10 s");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+    assert_eq!(p.get("/api/products").await.json["total"], 0);
+}
+
+#[tokio::test]
 async fn request_ids_are_returned() {
     let p = spawn_platform().await;
     let response = p

@@ -6,6 +6,8 @@ pub mod orders;
 pub mod products;
 pub mod webhook;
 
+use std::time::Duration;
+
 use axum::{
     Router,
     extract::{DefaultBodyLimit, Request},
@@ -17,12 +19,13 @@ use axum::{
 use tower::ServiceBuilder;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    timeout::TimeoutLayer,
     trace::{DefaultOnResponse, TraceLayer},
 };
 use tracing::Level;
 
 use crate::{
-    error::{ApiError, PROBLEM_JSON, problem_response},
+    error::{ApiError, PROBLEM_JSON, Problem, problem_response},
     grpc::Backends,
     openapi,
     signature::Verifier,
@@ -37,11 +40,12 @@ pub struct AppState {
     pub currency: String,
 }
 
-/// Body limits per route family.
+/// Body limits per route family, and the bound on one request.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub body: usize,
     pub webhook_body: usize,
+    pub request_timeout: Duration,
 }
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -110,7 +114,12 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                         .on_response(DefaultOnResponse::new().level(Level::INFO)),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(middleware::map_response(ensure_problem)),
+                .layer(middleware::map_response(ensure_problem))
+                // Inside `ensure_problem`, so its bare 408 becomes problem details.
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    limits.request_timeout,
+                )),
         )
 }
 
@@ -137,21 +146,20 @@ async fn ensure_problem(response: Response) -> Response {
     if is_problem {
         return response;
     }
-    let error = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-        StatusCode::NOT_FOUND => ApiError::NotFound("Not found".into()),
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
-        StatusCode::REQUEST_TIMEOUT => ApiError::BadRequest("Request timed out".into()),
-        other => {
-            let mut problem = ApiError::BadRequest(String::new()).to_problem();
-            problem.status = other.as_u16();
-            problem.title = other.canonical_reason().unwrap_or("Error").to_owned();
-            problem.detail = problem.title.clone();
-            return with_headers_of(response, problem_response(other, &problem));
-        }
+    let detail = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "Request body too large",
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::METHOD_NOT_ALLOWED => "Method not allowed for this path",
+        StatusCode::REQUEST_TIMEOUT => "The request took too long and was abandoned",
+        other => other.canonical_reason().unwrap_or("Error"),
     };
-    let mut problem = error.to_problem();
-    problem.status = status.as_u16();
+    let problem = Problem {
+        problem_type: "about:blank",
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail: detail.to_owned(),
+        errors: None,
+    };
     with_headers_of(response, problem_response(status, &problem))
 }
 

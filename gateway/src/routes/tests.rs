@@ -43,6 +43,7 @@ fn app() -> Router {
         super::Limits {
             body: config.body_limit_bytes,
             webhook_body: config.webhook_body_limit_bytes,
+            request_timeout: std::time::Duration::from_secs(config.request_timeout_secs),
         },
     )
 }
