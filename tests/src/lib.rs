@@ -12,6 +12,8 @@
 //! connections and tests run in parallel.
 
 pub mod catalog;
+pub mod otlp;
+pub mod process;
 pub mod gateway;
 pub mod order;
 
