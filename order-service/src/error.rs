@@ -108,6 +108,8 @@ fn is_connectivity(error: &sqlx::Error) -> bool {
 
 impl From<OrderError> for Status {
     fn from(error: OrderError) -> Self {
+        // The domain refusals' messages are their `Display` (one wording).
+        let message = error.to_string();
         match error {
             OrderError::InvalidArgument(violations) => errors::invalid_argument(&violations),
             OrderError::IdempotencyKeyMismatch => errors::invalid_argument(&[Violation::new(
@@ -116,13 +118,13 @@ impl From<OrderError> for Status {
             )]),
             OrderError::NotFound(id) => errors::with_info(
                 Code::NotFound,
-                format!("Order with id {id} not found"),
+                message,
                 reason::ORDER_NOT_FOUND,
                 [(meta::ID, id.to_string())],
             ),
             OrderError::InvalidTransition(error) => errors::with_info(
                 Code::FailedPrecondition,
-                error.to_string(),
+                message,
                 reason::INVALID_TRANSITION,
                 [
                     (meta::FROM, error.from.to_string()),
@@ -131,15 +133,13 @@ impl From<OrderError> for Status {
             ),
             OrderError::NotPending { status } => errors::with_info(
                 Code::FailedPrecondition,
-                format!(
-                    "Order status is '{status}': only a pending order accepts a payment update"
-                ),
+                message,
                 reason::ORDER_NOT_PENDING,
                 [(meta::STATUS, status.to_string())],
             ),
             OrderError::InvalidPaymentTransition(error) => errors::with_info(
                 Code::FailedPrecondition,
-                error.to_string(),
+                message,
                 reason::INVALID_PAYMENT_TRANSITION,
                 [
                     (meta::FROM, error.from.to_string()),
