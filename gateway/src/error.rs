@@ -269,7 +269,17 @@ impl IntoResponse for ApiError {
                 other => tracing::warn!(error = %other, "request failed"),
             }
         }
-        problem_response(status, &self.to_problem())
+        let mut response = problem_response(status, &self.to_problem());
+        if matches!(self, Self::Unauthorized(_)) {
+            // RFC 9110: a 401 names how to authenticate.
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(
+                    "HMAC-SHA256 realm=\"payment-webhook\", header=\"X-Signature\"",
+                ),
+            );
+        }
+        response
     }
 }
 

@@ -2,12 +2,12 @@
 //! types, and the docs pages: `/openapi.json`, `/docs` (Swagger UI, served
 //! from the binary, works offline).
 
-use axum::Router;
+use axum::{Json, Router, routing::get};
 use utoipa::{
     Modify, OpenApi, ToSchema,
     openapi::{
         Components, Content, Ref, RefOr,
-        path::Operation,
+        path::{HttpMethod, Operation, OperationBuilder, PathItem},
         response::{Response, ResponseBuilder},
     },
 };
@@ -52,6 +52,7 @@ use crate::{
         meta::ready,
         meta::info,
         meta::redoc,
+        openapi_json,
     ),
     components(schemas(
         Problem,
@@ -115,6 +116,26 @@ fn problem_response(description: &str) -> Response {
 
 impl Modify for SharedResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        // `/docs` is served by utoipa-swagger-ui, not by a handler of ours.
+        let docs = OperationBuilder::new()
+            .tag("service")
+            .summary(Some("Swagger UI, served from the binary (works offline)"))
+            .operation_id(Some("swagger_ui"))
+            .response(
+                "200",
+                ResponseBuilder::new()
+                    .description("The Swagger UI page")
+                    .content(
+                        "text/html",
+                        Content::new(None::<RefOr<utoipa::openapi::Schema>>),
+                    )
+                    .build(),
+            )
+            .build();
+        openapi
+            .paths
+            .paths
+            .insert("/docs".to_owned(), PathItem::new(HttpMethod::Get, docs));
         let components = openapi.components.get_or_insert_with(Components::new);
         for (code, description) in SHARED {
             components.responses.insert(
@@ -157,6 +178,15 @@ impl Modify for SharedResponses {
     }
 }
 
+/// This document.
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "service",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json"))
+)]
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
 /// `/openapi.json` and the Swagger UI at `/docs`, whose files are compiled
 /// into the binary (utoipa-swagger-ui's `vendored` feature).
 pub fn docs_router() -> Router {
@@ -164,10 +194,10 @@ pub fn docs_router() -> Router {
         // The default sends the document to an online validator: keep it offline.
         .validator_url("none")
         .try_it_out_enabled(true);
-    SwaggerUi::new("/docs")
-        .url("/openapi.json", ApiDoc::openapi())
-        .config(config)
-        .into()
+    let swagger: Router = SwaggerUi::new("/docs").config(config).into();
+    Router::new()
+        .route("/openapi.json", get(openapi_json))
+        .merge(swagger)
 }
 
 #[cfg(test)]
@@ -189,6 +219,8 @@ mod tests {
             "/ready",
             "/",
             "/redoc",
+            "/openapi.json",
+            "/docs",
         ] {
             assert!(paths.contains_key(expected), "{expected} missing");
         }

@@ -22,7 +22,8 @@ pub async fn spawn_gateway(
 ) -> RunningService {
     let mut config = ::gateway::Config::for_services(catalog_url, order_url, any_port());
     config.webhook_secret = Some(WEBHOOK_SECRET.to_owned());
-    config.grpc_timeout_ms = 5_000;
+    // Generous: a loaded 2-core CI machine must not turn slow into 504.
+    config.grpc_timeout_ms = 10_000;
     config.grpc_connect_timeout_ms = 500;
     config.shutdown_grace_secs = 5;
     configure(&mut config);

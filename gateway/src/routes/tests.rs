@@ -272,6 +272,13 @@ async fn webhook_refusals_before_the_order_service() {
     )
     .await;
     assert_eq!(problem["detail"], "Missing X-Signature header");
+    let (_, headers, _) = send(
+        Request::post("/api/payment-webhook")
+            .body(Body::from(body))
+            .unwrap(),
+    )
+    .await;
+    assert!(headers.contains_key(header::WWW_AUTHENTICATE));
     let problem = expect_problem(
         Request::post("/api/payment-webhook")
             .header("x-signature", "00".repeat(32))
