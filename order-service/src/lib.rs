@@ -256,7 +256,14 @@ impl Application {
             tracing::error!(%error, "reconciler task failed");
         }
         let _ = admin_task.await;
-        store.close().await;
+        // `close` waits for connections in use; past the grace period a call
+        // stuck in the database must not keep the process alive for ever.
+        if tokio::time::timeout(Duration::from_secs(2), store.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("database pool did not close in time; exiting anyway");
+        }
         tracing::info!("order-service stopped");
         served
     }
