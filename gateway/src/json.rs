@@ -461,6 +461,22 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        // Inside a member, the raw text is skipped without recursion, then
+        // refused by the field's parser like any other wrong type.
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        let fields = Fields::from_body(deep.as_bytes()).unwrap();
+        let mut errors = Violations::default();
+        assert_eq!(fields.required(&mut errors, "a", &string), None);
+        let read = |f: &Fields<'_>, e: &mut Violations| f.required(e, "q", &string);
+        assert_eq!(fields.required_objects(&mut errors, "a", read), None);
+        assert_eq!(errors.into_vec().len(), 2);
+        // At the top, serde_json's recursion limit answers.
+        let top = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(Fields::from_body(top.as_bytes()).is_err());
+    }
+
+    #[test]
     fn refuses_duplicate_keys() {
         let fields = Fields::from_body(br#"{"a":1,"b":2,"a":3,"a":4}"#).unwrap();
         let mut errors = Violations::default();

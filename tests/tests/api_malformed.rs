@@ -313,7 +313,14 @@ fn cases(product_id: &str, order_id: &str) -> Vec<Case> {
             None,
         ),
         case("array instead of object", M::PUT, &status, "[]", 422),
-        case("nested 100000 deep", M::PUT, &product, deep, 422),
+        case("nested 100000 deep", M::PUT, &product, deep.clone(), 422),
+        case(
+            "nested 100000 deep in a field",
+            M::POST,
+            "/api/orders",
+            format!(r#"{{"customer_id":1,"products":{deep}}}"#),
+            422,
+        ),
         case(
             "byte order mark",
             M::PUT,
