@@ -51,6 +51,16 @@ pub struct Config {
     #[arg(long, env = "GRPC_CONNECT_TIMEOUT_MS", default_value_t = 2_000)]
     pub grpc_connect_timeout_ms: u64,
 
+    /// Spread calls over every address each service URL resolves to (a
+    /// headless Kubernetes Service: every ready pod), re-resolved every
+    /// GRPC_REFRESH_SECS. Off: one lazily connected endpoint per service.
+    #[arg(long, env = "GRPC_BALANCE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub grpc_balance: bool,
+
+    /// How often balanced channels re-resolve and probe their addresses.
+    #[arg(long, env = "GRPC_REFRESH_SECS", default_value_t = 5)]
+    pub grpc_refresh_secs: u64,
+
     /// Largest request body (bytes) on the API routes.
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
     pub body_limit_bytes: usize,
@@ -172,6 +182,8 @@ impl std::fmt::Debug for Config {
             .field("webhook_tolerance_secs", &self.webhook_tolerance_secs)
             .field("grpc_timeout_ms", &self.grpc_timeout_ms)
             .field("grpc_connect_timeout_ms", &self.grpc_connect_timeout_ms)
+            .field("grpc_balance", &self.grpc_balance)
+            .field("grpc_refresh_secs", &self.grpc_refresh_secs)
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("webhook_body_limit_bytes", &self.webhook_body_limit_bytes)
             .field("request_timeout_secs", &self.request_timeout_secs)

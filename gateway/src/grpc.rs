@@ -1,67 +1,153 @@
 //! The gateway's clients of the two services: one long-lived channel per
-//! service, built at start (lazily connected, so the gateway starts even when a
-//! service is not up yet), cloned into every handler. Every call carries a
-//! deadline and the request's id.
+//! service, built at start and cloned into every handler (never a connection
+//! per request). Every call carries a deadline and the request's id.
+//!
+//! Two ways to reach a service:
+//! - lazy (default): one endpoint, connected on first use, so the gateway
+//!   starts even when a service is not up yet, and a service that is down
+//!   answers UNAVAILABLE (503) at once;
+//! - balanced (`GRPC_BALANCE=true`): every address the URL resolves to (a
+//!   headless Kubernetes Service resolves to every ready pod), probed and
+//!   re-resolved every `GRPC_REFRESH_SECS`, calls spread over the reachable
+//!   ones. gRPC keeps long-lived HTTP/2 connections, which an L4 balancer
+//!   would pin to one pod. When no address is reachable, calls are refused
+//!   at once (503) instead of waiting for one to appear.
 
-use std::{future::Future, time::Duration};
+use std::{
+    collections::BTreeSet,
+    future::Future,
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 use axum::{extract::FromRequestParts, http::request::Parts};
 use proto::{
-    catalog::v1::catalog_service_client::CatalogServiceClient,
+    balance::Target, catalog::v1::catalog_service_client::CatalogServiceClient,
     order::v1::order_service_client::OrderServiceClient,
 };
+use tokio::sync::{mpsc, watch};
 use tonic::{
     Status,
     metadata::{AsciiMetadataValue, MetadataMap},
-    transport::{Channel, Endpoint},
+    transport::{Channel, Endpoint, channel::Change},
 };
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::config::Config;
+use crate::{config::Config, metrics::Metrics};
 
 /// Headers carried from the HTTP request onto every gRPC call it makes.
 const FORWARDED_HEADERS: [&str; 3] = ["x-request-id", "traceparent", "tracestate"];
 
+/// Which service a call goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Catalog,
+    Order,
+}
+
+/// One RPC: where it goes and its name (for metrics).
+#[derive(Debug, Clone, Copy)]
+pub struct Rpc {
+    pub service: Service,
+    pub name: &'static str,
+}
+
+/// Every RPC the gateway makes.
+pub mod rpc {
+    use super::{Rpc, Service};
+
+    const fn catalog(name: &'static str) -> Rpc {
+        Rpc {
+            service: Service::Catalog,
+            name,
+        }
+    }
+    const fn order(name: &'static str) -> Rpc {
+        Rpc {
+            service: Service::Order,
+            name,
+        }
+    }
+
+    pub const CREATE_PRODUCT: Rpc = catalog("CreateProduct");
+    pub const LIST_PRODUCTS: Rpc = catalog("ListProducts");
+    pub const GET_PRODUCT: Rpc = catalog("GetProduct");
+    pub const UPDATE_PRODUCT: Rpc = catalog("UpdateProduct");
+    pub const DELETE_PRODUCT: Rpc = catalog("DeleteProduct");
+    pub const CREATE_ORDER: Rpc = order("CreateOrder");
+    pub const LIST_ORDERS: Rpc = order("ListOrders");
+    pub const GET_ORDER: Rpc = order("GetOrder");
+    pub const UPDATE_ORDER_STATUS: Rpc = order("UpdateOrderStatus");
+    pub const APPLY_PAYMENT: Rpc = order("ApplyPayment");
+    pub const CATALOG_HEALTH: Rpc = catalog("HealthCheck");
+    pub const ORDER_HEALTH: Rpc = order("HealthCheck");
+}
+
+/// One service's channel, and (balanced) how many addresses it can use now.
+#[derive(Clone, Debug)]
+struct Upstream {
+    channel: Channel,
+    reachable: Option<watch::Receiver<usize>>,
+}
+
+impl Upstream {
+    fn has_no_reachable_address(&self) -> bool {
+        self.reachable
+            .as_ref()
+            .is_some_and(|count| *count.borrow() == 0)
+    }
+}
+
 /// Channels to the services, cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Backends {
-    catalog: Channel,
-    order: Channel,
+    catalog: Upstream,
+    order: Upstream,
     timeout: Duration,
+    metrics: Metrics,
 }
 
 impl Backends {
-    /// Builds both channels without connecting: the first call connects, and a
-    /// service that is down answers UNAVAILABLE (503) instead of stopping the
-    /// gateway from starting. Must be called inside a tokio runtime.
-    pub fn connect_lazy(config: &Config) -> anyhow::Result<Self> {
-        let endpoint = |url: &str, name: &str| -> anyhow::Result<Channel> {
-            let endpoint = Endpoint::from_shared(url.to_owned())
-                .with_context(|| format!("{name} URL {url:?} is not a valid URI"))?
-                .connect_timeout(config.grpc_connect_timeout())
-                .tcp_nodelay(true)
-                // Notice a dead connection (e.g. a replica gone) between calls.
-                .http2_keep_alive_interval(Duration::from_secs(30))
-                .keep_alive_timeout(Duration::from_secs(10))
-                .keep_alive_while_idle(true);
-            Ok(endpoint.connect_lazy())
+    /// Builds both channels. Lazy channels connect on first use; balanced
+    /// ones resolve and probe their addresses once before this returns (so
+    /// the first request finds them), then keep doing so in the background.
+    /// Must be called inside a tokio runtime.
+    pub async fn connect(config: &Config, metrics: Metrics) -> anyhow::Result<Self> {
+        let (catalog, order) = if config.grpc_balance {
+            tokio::try_join!(
+                balanced(config, &config.catalog_url, "CATALOG_URL"),
+                balanced(config, &config.order_url, "ORDER_URL"),
+            )?
+        } else {
+            (
+                lazy(config, &config.catalog_url, "CATALOG_URL")?,
+                lazy(config, &config.order_url, "ORDER_URL")?,
+            )
         };
         Ok(Self {
-            catalog: endpoint(&config.catalog_url, "CATALOG_URL")?,
-            order: endpoint(&config.order_url, "ORDER_URL")?,
+            catalog,
+            order,
             timeout: config.grpc_timeout(),
+            metrics,
         })
     }
 
     pub fn catalog(&self) -> CatalogServiceClient<Channel> {
-        CatalogServiceClient::new(self.catalog.clone())
+        CatalogServiceClient::new(self.catalog.channel.clone())
     }
 
     pub fn orders(&self) -> OrderServiceClient<Channel> {
-        OrderServiceClient::new(self.order.clone())
+        OrderServiceClient::new(self.order.channel.clone())
+    }
+
+    fn upstream(&self, service: Service) -> &Upstream {
+        match service {
+            Service::Catalog => &self.catalog,
+            Service::Order => &self.order,
+        }
     }
 
     /// Wraps a message with the deadline and the forwarded headers.
@@ -81,28 +167,134 @@ impl Backends {
     /// and answered DEADLINE_EXCEEDED (504), whatever the transport does.
     pub async fn call<T>(
         &self,
+        rpc: Rpc,
         call: impl Future<Output = Result<tonic::Response<T>, Status>>,
     ) -> Result<T, Status> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(result) => result.map(tonic::Response::into_inner),
-            Err(_) => Err(Status::deadline_exceeded("deadline exceeded")),
-        }
+        let started = Instant::now();
+        let result = if self.upstream(rpc.service).has_no_reachable_address() {
+            // A balanced channel with no address would wait for one until
+            // the deadline: say "down" now instead.
+            Err(Status::unavailable("no reachable address"))
+        } else {
+            match tokio::time::timeout(self.timeout, call).await {
+                Ok(result) => result.map(tonic::Response::into_inner),
+                Err(_) => Err(Status::deadline_exceeded("deadline exceeded")),
+            }
+        };
+        let code = result
+            .as_ref()
+            .map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics.observe_rpc(rpc.name, code, started);
+        result
     }
 
     /// Each service's overall health (`grpc.health.v1`, service `""`), checked
     /// concurrently.
     pub async fn health(&self) -> [(&'static str, Result<ServingStatus, Status>); 2] {
-        let check = |channel: Channel| async move {
-            let mut client = HealthClient::new(channel);
+        let check = |rpc: Rpc| async move {
+            let mut client = HealthClient::new(self.upstream(rpc.service).channel.clone());
             let mut request = tonic::Request::new(HealthCheckRequest {
                 service: String::new(),
             });
             request.set_timeout(self.timeout);
-            let response = self.call(client.check(request)).await?;
+            let response = self.call(rpc, client.check(request)).await?;
             Ok(ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown))
         };
-        let (catalog, order) = tokio::join!(check(self.catalog.clone()), check(self.order.clone()));
+        let (catalog, order) = tokio::join!(check(rpc::CATALOG_HEALTH), check(rpc::ORDER_HEALTH));
         [("catalog", catalog), ("order", order)]
+    }
+}
+
+/// The settings every connection to a service gets.
+fn configure(endpoint: Endpoint, config: &Config) -> Endpoint {
+    endpoint
+        .connect_timeout(config.grpc_connect_timeout())
+        .tcp_nodelay(true)
+        // Notice a dead connection (e.g. a replica gone) between calls.
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true)
+}
+
+fn lazy(config: &Config, url: &str, name: &str) -> anyhow::Result<Upstream> {
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .with_context(|| format!("{name} URL {url:?} is not a valid URI"))?;
+    Ok(Upstream {
+        channel: configure(endpoint, config).connect_lazy(),
+        reachable: None,
+    })
+}
+
+async fn balanced(config: &Config, url: &str, name: &str) -> anyhow::Result<Upstream> {
+    let targets = proto::balance::parse_targets(url)
+        .with_context(|| format!("{name} {url:?} is not a list of http://host:port"))?;
+    let (channel, changes) = Channel::balance_channel::<SocketAddr>(64);
+    let (count_tx, count_rx) = watch::channel(0);
+    let resolver = Resolver {
+        targets,
+        config: config.clone(),
+        changes,
+        count: count_tx,
+        current: BTreeSet::new(),
+    };
+    tokio::spawn(resolver.run());
+    // Wait for the first pass, bounded, so the first request finds addresses.
+    let mut first = count_rx.clone();
+    let _ = tokio::time::timeout(config.grpc_connect_timeout() * 2, first.changed()).await;
+    Ok(Upstream {
+        channel,
+        reachable: Some(count_rx),
+    })
+}
+
+/// Keeps a balanced channel's endpoints equal to the reachable addresses of
+/// its targets. Ends when every clone of the channel is gone.
+struct Resolver {
+    targets: Vec<Target>,
+    config: Config,
+    changes: mpsc::Sender<Change<SocketAddr, Endpoint>>,
+    count: watch::Sender<usize>,
+    current: BTreeSet<SocketAddr>,
+}
+
+impl Resolver {
+    async fn run(mut self) {
+        let refresh = Duration::from_secs(self.config.grpc_refresh_secs.max(1));
+        loop {
+            if self.sync().await.is_err() {
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(refresh) => {}
+                () = self.changes.closed() => return,
+            }
+        }
+    }
+
+    /// One pass; `Err` when the channel is gone.
+    async fn sync(&mut self) -> Result<(), ()> {
+        let reachable =
+            proto::balance::reachable_addresses(&self.targets, self.config.grpc_connect_timeout())
+                .await;
+        for gone in self.current.difference(&reachable) {
+            tracing::info!(address = %gone, "service address removed from the balancer");
+            self.changes
+                .send(Change::Remove(*gone))
+                .await
+                .map_err(drop)?;
+        }
+        for new in reachable.difference(&self.current) {
+            let endpoint = Endpoint::from_shared(format!("http://{new}"))
+                .expect("an http URI built from a socket address is valid");
+            tracing::info!(address = %new, "service address added to the balancer");
+            self.changes
+                .send(Change::Insert(*new, configure(endpoint, &self.config)))
+                .await
+                .map_err(drop)?;
+        }
+        self.current = reachable;
+        self.count.send_replace(self.current.len());
+        Ok(())
     }
 }
 
@@ -160,7 +352,7 @@ mod tests {
             .unwrap();
         let mut config = Config::parse_from(["gateway"]);
         config.grpc_timeout_ms = 1_500;
-        let backends = Backends::connect_lazy(&config).unwrap();
+        let backends = Backends::connect(&config, Metrics::new()).await.unwrap();
         let request = backends.request((), &ctx);
         let metadata = request.metadata();
         assert_eq!(metadata.get("x-request-id").unwrap(), "req-42");
@@ -177,7 +369,9 @@ mod tests {
     async fn a_malformed_service_url_stops_the_start() {
         let mut config = Config::parse_from(["gateway"]);
         config.order_url = "not a url".into();
-        let error = Backends::connect_lazy(&config).unwrap_err();
+        let error = Backends::connect(&config, Metrics::new())
+            .await
+            .unwrap_err();
         assert!(format!("{error:#}").contains("ORDER_URL"), "{error:#}");
     }
 }

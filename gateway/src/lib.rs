@@ -20,6 +20,7 @@
 //! - [`grpc`]: the long-lived channels to the services, deadlines, forwarded
 //!   request ids.
 //! - [`openapi`]: `/openapi.json` and the offline Swagger UI at `/docs`.
+//! - [`metrics`]: Prometheus series at `/metrics`.
 //!
 //! [`Application::build`] binds its own listener (port 0 in tests) and
 //! [`Application::run_until`] serves until the given shutdown future
@@ -30,6 +31,7 @@ pub mod error;
 pub mod extract;
 pub mod grpc;
 pub mod json;
+pub mod metrics;
 pub mod models;
 pub mod money;
 pub mod openapi;
@@ -65,9 +67,11 @@ impl Application {
                  anyone who reads the source can sign payment webhooks. Set WEBHOOK_SECRET in production."
             );
         }
-        let backends = grpc::Backends::connect_lazy(&config)?;
+        let metrics = metrics::Metrics::new();
+        let backends = grpc::Backends::connect(&config, metrics.clone()).await?;
         let state = routes::AppState {
             backends,
+            metrics,
             verifier: signature::Verifier::new(
                 secrets,
                 config.webhook_require_timestamp,

@@ -52,6 +52,7 @@ use crate::{
         meta::ready,
         meta::info,
         meta::redoc,
+        meta::metrics,
         openapi_json,
     ),
     components(schemas(
@@ -221,6 +222,7 @@ mod tests {
             "/redoc",
             "/openapi.json",
             "/docs",
+            "/metrics",
         ] {
             assert!(paths.contains_key(expected), "{expected} missing");
         }

@@ -43,6 +43,20 @@ pub enum SignatureError {
     Mismatch,
 }
 
+impl SignatureError {
+    /// A short stable name, for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Malformed => "malformed",
+            Self::MalformedTimestamped => "malformed_timestamped",
+            Self::TimestampRequired => "timestamp_required",
+            Self::Expired => "expired",
+            Self::Mismatch => "mismatch",
+        }
+    }
+}
+
 /// Checks webhook signatures against the configured secrets.
 #[derive(Clone, Debug)]
 pub struct Verifier {

@@ -140,6 +140,57 @@ async fn a_request_that_never_finishes_its_body_is_408() {
 }
 
 #[tokio::test]
+async fn balanced_channels_serve_and_answer_503_once_a_service_is_gone() {
+    let p = tests::gateway::spawn_platform_with(|config| {
+        config.grpc_balance = true;
+        config.grpc_refresh_secs = 1;
+    })
+    .await;
+    p.get("/ready").await.expect(200);
+    let product = p.create_product("Laptop", "999.99", 5).await;
+    let order = p
+        .create_order(1, &[(product["id"].as_str().unwrap(), 2)])
+        .await;
+    order.expect(201);
+    assert_eq!(p.stock_of(product["id"].as_str().unwrap()).await, 3);
+
+    let Platform {
+        catalog: _catalog,
+        order,
+        gateway: _gateway,
+        http,
+        base_url,
+    } = p;
+    order.stop().await.unwrap();
+    // The resolver notices within a refresh; from then on, refused at once.
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    let started = std::time::Instant::now();
+    let reply = Reply::read(
+        http.get(format!("{base_url}/api/orders"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    reply.problem(503);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    let reply = Reply::read(http.get(format!("{base_url}/ready")).send().await.unwrap()).await;
+    assert!(reply.problem(503).contains("order"));
+    Reply::read(
+        http.get(format!("{base_url}/api/products"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+    .expect(200);
+}
+
+#[tokio::test]
 async fn request_ids_are_returned() {
     let p = spawn_platform().await;
     let response = p

@@ -2,7 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use axum::{Json, extract::State, response::Html};
+use axum::{
+    Json,
+    extract::State,
+    response::{Html, Response},
+};
 use tonic_health::pb::health_check_response::ServingStatus;
 
 use super::AppState;
@@ -72,6 +76,16 @@ pub async fn info() -> Json<ServiceInfo> {
         version: env!("CARGO_PKG_VERSION"),
         status: "running",
     })
+}
+
+/// Prometheus metrics: HTTP requests by route and status, calls to the
+/// services by RPC and code, webhook refusals by reason.
+#[utoipa::path(
+    get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text"))
+)]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    state.metrics.render()
 }
 
 /// ReDoc, reading `/openapi.json`. Its script comes from a CDN, as in the

@@ -27,6 +27,7 @@ use tracing::Level;
 use crate::{
     error::{ApiError, PROBLEM_JSON, Problem, problem_response},
     grpc::Backends,
+    metrics::{self, Metrics},
     openapi,
     signature::Verifier,
 };
@@ -38,6 +39,7 @@ pub struct AppState {
     pub verifier: Verifier,
     /// The platform's single currency, written into wire money.
     pub currency: String,
+    pub metrics: Metrics,
 }
 
 /// Body limits per route family, and the bound on one request.
@@ -78,11 +80,14 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/ready", get(meta::ready))
         .route("/", get(meta::info))
         .route("/redoc", get(meta::redoc))
-        .with_state(state);
+        .route("/metrics", get(meta::metrics))
+        .with_state(state.clone());
 
     Router::new()
         .merge(api)
         .merge(openapi::docs_router())
+        // Labels metrics by route template: added after every route.
+        .route_layer(middleware::from_fn(metrics::tag_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.body))
@@ -114,6 +119,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                         .on_response(DefaultOnResponse::new().level(Level::INFO)),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(middleware::from_fn_with_state(
+                    state.metrics,
+                    metrics::track,
+                ))
                 .layer(middleware::map_response(ensure_problem))
                 // Inside `ensure_problem`, so its bare 408 becomes problem details.
                 .layer(TimeoutLayer::with_status_code(

@@ -7,7 +7,7 @@ use super::AppState;
 use crate::{
     error::{ApiError, Problem, Subject},
     extract::{IdempotencyKey, PathId, ValidJson, ValidQuery},
-    grpc::CallContext,
+    grpc::{CallContext, rpc},
     models::{Order, OrderCreate, OrderListQuery, OrderPage, OrderStatusUpdate, total_pages},
 };
 
@@ -49,7 +49,10 @@ pub async fn create_order(
     let mut client = state.backends.orders();
     let order = state
         .backends
-        .call(client.create_order(state.backends.request(request, &ctx)))
+        .call(
+            rpc::CREATE_ORDER,
+            client.create_order(state.backends.request(request, &ctx)),
+        )
         .await
         .map_err(|status| ApiError::from_grpc(status, Subject::None))?;
     Ok((StatusCode::CREATED, Json(Order::try_from(order)?)))
@@ -79,7 +82,10 @@ pub async fn list_orders(
     let mut client = state.backends.orders();
     let response = state
         .backends
-        .call(client.list_orders(state.backends.request(request, &ctx)))
+        .call(
+            rpc::LIST_ORDERS,
+            client.list_orders(state.backends.request(request, &ctx)),
+        )
         .await
         .map_err(|status| ApiError::from_grpc(status, Subject::None))?;
     let items = response
@@ -115,7 +121,10 @@ pub async fn get_order(
     let mut client = state.backends.orders();
     let order = state
         .backends
-        .call(client.get_order(state.backends.request(request, &ctx)))
+        .call(
+            rpc::GET_ORDER,
+            client.get_order(state.backends.request(request, &ctx)),
+        )
         .await
         .map_err(|status| ApiError::from_grpc(status, Subject::Order(id)))?;
     Ok(Json(Order::try_from(order)?))
@@ -147,7 +156,10 @@ pub async fn update_order_status(
     let mut client = state.backends.orders();
     let order = state
         .backends
-        .call(client.update_order_status(state.backends.request(request, &ctx)))
+        .call(
+            rpc::UPDATE_ORDER_STATUS,
+            client.update_order_status(state.backends.request(request, &ctx)),
+        )
         .await
         .map_err(|status| ApiError::from_grpc(status, Subject::Order(id)))?;
     Ok(Json(Order::try_from(order)?))

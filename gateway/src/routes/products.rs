@@ -7,7 +7,7 @@ use super::AppState;
 use crate::{
     error::{ApiError, Problem, Subject},
     extract::{PathId, ValidJson, ValidQuery},
-    grpc::CallContext,
+    grpc::{CallContext, rpc},
     json::Patch,
     models::{Product, ProductCreate, ProductListQuery, ProductPage, ProductUpdate, total_pages},
 };
@@ -44,7 +44,10 @@ pub async fn create_product(
     let mut client = state.backends.catalog();
     let product = state
         .backends
-        .call(client.create_product(state.backends.request(request, &ctx)))
+        .call(
+            rpc::CREATE_PRODUCT,
+            client.create_product(state.backends.request(request, &ctx)),
+        )
         .await
         .map_err(|status| ApiError::from_grpc(status, Subject::None))?;
     Ok((StatusCode::CREATED, Json(Product::try_from(product)?)))
@@ -72,7 +75,10 @@ pub async fn list_products(
     let mut client = state.backends.catalog();
     let response = state
         .backends
-        .call(client.list_products(state.backends.request(request, &ctx)))
+        .call(
+            rpc::LIST_PRODUCTS,
+            client.list_products(state.backends.request(request, &ctx)),
+        )
         .await
         .map_err(|status| ApiError::from_grpc(status, Subject::None))?;
     let items = response
@@ -108,7 +114,10 @@ pub async fn get_product(
     let mut client = state.backends.catalog();
     let product = state
         .backends
-        .call(client.get_product(state.backends.request(request, &ctx)))
+        .call(
+            rpc::GET_PRODUCT,
+            client.get_product(state.backends.request(request, &ctx)),
+        )
         .await
         .map_err(|status| ApiError::from_grpc(status, Subject::Product(id)))?;
     Ok(Json(Product::try_from(product)?))
@@ -150,7 +159,10 @@ pub async fn update_product(
     let mut client = state.backends.catalog();
     let product = state
         .backends
-        .call(client.update_product(state.backends.request(request, &ctx)))
+        .call(
+            rpc::UPDATE_PRODUCT,
+            client.update_product(state.backends.request(request, &ctx)),
+        )
         .await
         .map_err(|status| ApiError::from_grpc(status, Subject::Product(id)))?;
     Ok(Json(Product::try_from(product)?))
@@ -176,7 +188,10 @@ pub async fn delete_product(
     let mut client = state.backends.catalog();
     state
         .backends
-        .call(client.delete_product(state.backends.request(request, &ctx)))
+        .call(
+            rpc::DELETE_PRODUCT,
+            client.delete_product(state.backends.request(request, &ctx)),
+        )
         .await
         .map_err(|status| ApiError::from_grpc(status, Subject::Product(id)))?;
     Ok(StatusCode::NO_CONTENT)

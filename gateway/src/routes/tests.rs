@@ -23,14 +23,18 @@ fn closed_port_url() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-fn app() -> Router {
+async fn app() -> Router {
     let mut config = Config::parse_from(["gateway"]);
     config.catalog_url = closed_port_url();
     config.order_url = closed_port_url();
     config.webhook_secret = Some(SECRET.into());
     config.grpc_timeout_ms = 2_000;
+    let metrics = crate::metrics::Metrics::new();
     let state = super::AppState {
-        backends: crate::grpc::Backends::connect_lazy(&config).unwrap(),
+        backends: crate::grpc::Backends::connect(&config, metrics.clone())
+            .await
+            .unwrap(),
+        metrics,
         verifier: signature::Verifier::new(
             config.webhook_secrets().unwrap(),
             false,
@@ -49,7 +53,7 @@ fn app() -> Router {
 }
 
 async fn send(request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-    let response = app().oneshot(request).await.unwrap();
+    let response = app().await.oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
     let body = to_bytes(response.into_body(), usize::MAX)
@@ -323,4 +327,43 @@ async fn openapi_and_docs_are_served() {
             .starts_with("text/html")
     );
     assert!(String::from_utf8(body).unwrap().contains("/openapi.json"));
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template_and_refusals_by_reason() {
+    let app = app().await;
+    for request in [
+        Request::get("/api/products/not-a-uuid")
+            .body(Body::empty())
+            .unwrap(),
+        Request::get("/nope/123").body(Body::empty()).unwrap(),
+        Request::post("/api/payment-webhook")
+            .body(Body::from("{}"))
+            .unwrap(),
+        Request::get("/api/products").body(Body::empty()).unwrap(),
+    ] {
+        app.clone().oneshot(request).await.unwrap();
+    }
+    let response = app
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = String::from_utf8(
+        to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    for expected in [
+        r#"http_server_requests_total{method="GET",route="/api/products/{id}",status="422"} 1"#,
+        r#"http_server_requests_total{method="GET",route="unmatched",status="404"} 1"#,
+        r#"webhook_refusals_total{reason="missing"} 1"#,
+        r#"grpc_client_requests_total{rpc="ListProducts",code="UNAVAILABLE"} 1"#,
+    ] {
+        assert!(text.contains(expected), "{expected} not in:\n{text}");
+    }
+    // Raw paths never become labels.
+    assert!(!text.contains("not-a-uuid") && !text.contains("/nope/123"));
 }

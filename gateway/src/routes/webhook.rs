@@ -10,7 +10,7 @@ use super::AppState;
 use crate::{
     error::{ApiError, Problem, Subject},
     extract::{BodyFailure, RawBody, read_body},
-    grpc::CallContext,
+    grpc::{CallContext, rpc},
     models::{EVENT_ID_MAX_CHARS, PaymentStatus, PaymentWebhook, WebhookAck},
     signature::SignatureError,
 };
@@ -73,7 +73,10 @@ pub async fn payment_webhook(
     let mut client = state.backends.orders();
     let order = state
         .backends
-        .call(client.apply_payment(state.backends.request(request, &ctx)))
+        .call(
+            rpc::APPLY_PAYMENT,
+            client.apply_payment(state.backends.request(request, &ctx)),
+        )
         .await
         .map_err(
             |status| match ApiError::from_grpc(status, Subject::Order(payload.order_id)) {
@@ -113,6 +116,7 @@ fn verify(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiE
     };
     result.map_err(|error| {
         tracing::warn!(reason = %error, "payment webhook refused");
+        state.metrics.webhook_refused(error.label());
         match error {
             SignatureError::Missing => ApiError::Unauthorized("Missing X-Signature header".into()),
             _ => ApiError::Unauthorized("Invalid signature".into()),
