@@ -54,14 +54,18 @@ pub fn init(service_name: &str) -> Telemetry {
     global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    // Each layer has its own filter: `RUST_LOG` decides what is logged,
+    // `OTEL_TRACES_FILTER` (default `info`) what is exported, so quieter logs
+    // do not cost spans.
     let fmt_layer = if json {
         fmt::layer()
             .json()
             .with_current_span(true)
             .with_span_list(true)
+            .with_filter(filter)
             .boxed()
     } else {
-        fmt::layer().boxed()
+        fmt::layer().with_filter(filter).boxed()
     };
 
     let provider = otlp_endpoint_configured()
@@ -69,10 +73,15 @@ pub fn init(service_name: &str) -> Telemetry {
         .flatten();
     let otel_layer = provider.as_ref().map(|provider| {
         let tracer = provider.tracer(service_name.to_owned());
-        tracing_opentelemetry::layer().with_tracer(tracer)
+        let export_filter = std::env::var("OTEL_TRACES_FILTER")
+            .ok()
+            .and_then(|f| EnvFilter::try_new(f).ok())
+            .unwrap_or_else(|| EnvFilter::new("info"));
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_filter(export_filter)
     });
     let installed = tracing_subscriber::registry()
-        .with(filter)
         .with(fmt_layer)
         .with(otel_layer)
         .try_init()

@@ -12,10 +12,10 @@
 //! connections and tests run in parallel.
 
 pub mod catalog;
-pub mod otlp;
-pub mod process;
 pub mod gateway;
 pub mod order;
+pub mod otlp;
+pub mod process;
 
 use std::net::SocketAddr;
 

@@ -47,7 +47,9 @@ async fn one_order_request_is_one_trace_with_spans_from_all_three_services() {
     let created = http
         .post(format!("{}/api/orders", gateway.url()))
         .header("traceparent", format!("00-{TRACE_ID}-00f067aa0ba902b7-01"))
-        .json(&json!({"customer_id": 7, "products": [{"product_id": product["id"], "quantity": 2}]}))
+        .json(
+            &json!({"customer_id": 7, "products": [{"product_id": product["id"], "quantity": 2}]}),
+        )
         .send()
         .await
         .unwrap();
@@ -85,7 +87,9 @@ async fn one_order_request_is_one_trace_with_spans_from_all_three_services() {
         .filter(|s| !ids.contains(s.parent_span_id.as_str()))
         .collect();
     assert!(
-        orphans.iter().all(|s| s.service_name == "gateway" && s.parent_span_id == "00f067aa0ba902b7"),
+        orphans
+            .iter()
+            .all(|s| s.service_name == "gateway" && s.parent_span_id == "00f067aa0ba902b7"),
         "spans whose parent is not in the trace: {orphans:#?}"
     );
 
