@@ -53,13 +53,13 @@ pub struct Config {
 
     /// Spread calls over every address each service URL resolves to (a
     /// headless Kubernetes Service: every ready pod), re-resolved every
-    /// GRPC_REFRESH_SECS. Off: one lazily connected endpoint per service.
-    #[arg(long, env = "GRPC_BALANCE", default_value_t = false, action = clap::ArgAction::Set)]
+    /// GRPC_REFRESH_MS. Off: one lazily connected endpoint per service.
+    #[arg(long, env = "GRPC_BALANCE", default_value_t = true, action = clap::ArgAction::Set)]
     pub grpc_balance: bool,
 
-    /// How often balanced channels re-resolve and probe their addresses.
-    #[arg(long, env = "GRPC_REFRESH_SECS", default_value_t = 5)]
-    pub grpc_refresh_secs: u64,
+    /// How often balanced channels re-resolve and probe their addresses (ms).
+    #[arg(long, env = "GRPC_REFRESH_MS", default_value_t = 5_000)]
+    pub grpc_refresh_ms: u64,
 
     /// Largest request body (bytes) on the API routes.
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
@@ -183,7 +183,7 @@ impl std::fmt::Debug for Config {
             .field("grpc_timeout_ms", &self.grpc_timeout_ms)
             .field("grpc_connect_timeout_ms", &self.grpc_connect_timeout_ms)
             .field("grpc_balance", &self.grpc_balance)
-            .field("grpc_refresh_secs", &self.grpc_refresh_secs)
+            .field("grpc_refresh_ms", &self.grpc_refresh_ms)
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("webhook_body_limit_bytes", &self.webhook_body_limit_bytes)
             .field("request_timeout_secs", &self.request_timeout_secs)

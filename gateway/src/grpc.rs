@@ -3,34 +3,32 @@
 //! per request). Every call carries a deadline and the request's id.
 //!
 //! Two ways to reach a service:
-//! - lazy (default): one endpoint, connected on first use, so the gateway
+//! - lazy (`GRPC_BALANCE=false`): one endpoint, connected on first use, so the gateway
 //!   starts even when a service is not up yet, and a service that is down
 //!   answers UNAVAILABLE (503) at once;
-//! - balanced (`GRPC_BALANCE=true`): every address the URL resolves to (a
+//! - balanced (default): every address the URL resolves to (a
 //!   headless Kubernetes Service resolves to every ready pod), probed and
-//!   re-resolved every `GRPC_REFRESH_SECS`, calls spread over the reachable
+//!   re-resolved every `GRPC_REFRESH_MS`, calls spread over the reachable
 //!   ones. gRPC keeps long-lived HTTP/2 connections, which an L4 balancer
 //!   would pin to one pod. When no address is reachable, calls are refused
 //!   at once (503) instead of waiting for one to appear.
 
 use std::{
-    collections::BTreeSet,
     future::Future,
-    net::SocketAddr,
     time::{Duration, Instant},
 };
 
 use anyhow::Context;
 use axum::{extract::FromRequestParts, http::request::Parts};
 use proto::{
-    balance::Target, catalog::v1::catalog_service_client::CatalogServiceClient,
+    balance::{ChannelSettings, ServiceChannel},
+    catalog::v1::catalog_service_client::CatalogServiceClient,
     order::v1::order_service_client::OrderServiceClient,
 };
-use tokio::sync::{mpsc, watch};
 use tonic::{
     Status,
     metadata::{AsciiMetadataValue, MetadataMap},
-    transport::{Channel, Endpoint, channel::Change},
+    transport::Channel,
 };
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -86,26 +84,11 @@ pub mod rpc {
     pub const ORDER_HEALTH: Rpc = order("HealthCheck");
 }
 
-/// One service's channel, and (balanced) how many addresses it can use now.
-#[derive(Clone, Debug)]
-struct Upstream {
-    channel: Channel,
-    reachable: Option<watch::Receiver<usize>>,
-}
-
-impl Upstream {
-    fn has_no_reachable_address(&self) -> bool {
-        self.reachable
-            .as_ref()
-            .is_some_and(|count| *count.borrow() == 0)
-    }
-}
-
 /// Channels to the services, cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Backends {
-    catalog: Upstream,
-    order: Upstream,
+    catalog: ServiceChannel,
+    order: ServiceChannel,
     timeout: Duration,
     metrics: Metrics,
 }
@@ -116,34 +99,31 @@ impl Backends {
     /// the first request finds them), then keep doing so in the background.
     /// Must be called inside a tokio runtime.
     pub async fn connect(config: &Config, metrics: Metrics) -> anyhow::Result<Self> {
-        let (catalog, order) = if config.grpc_balance {
-            tokio::try_join!(
-                balanced(config, &config.catalog_url, "CATALOG_URL"),
-                balanced(config, &config.order_url, "ORDER_URL"),
-            )?
-        } else {
-            (
-                lazy(config, &config.catalog_url, "CATALOG_URL")?,
-                lazy(config, &config.order_url, "ORDER_URL")?,
-            )
+        let settings = ChannelSettings {
+            connect_timeout: config.grpc_connect_timeout(),
+            refresh_interval: Duration::from_millis(config.grpc_refresh_ms.max(10)),
         };
+        let (catalog, order) = tokio::join!(
+            ServiceChannel::connect(&config.catalog_url, config.grpc_balance, &settings),
+            ServiceChannel::connect(&config.order_url, config.grpc_balance, &settings),
+        );
         Ok(Self {
-            catalog,
-            order,
+            catalog: catalog.context("CATALOG_URL")?,
+            order: order.context("ORDER_URL")?,
             timeout: config.grpc_timeout(),
             metrics,
         })
     }
 
     pub fn catalog(&self) -> CatalogServiceClient<Channel> {
-        CatalogServiceClient::new(self.catalog.channel.clone())
+        CatalogServiceClient::new(self.catalog.channel())
     }
 
     pub fn orders(&self) -> OrderServiceClient<Channel> {
-        OrderServiceClient::new(self.order.channel.clone())
+        OrderServiceClient::new(self.order.channel())
     }
 
-    fn upstream(&self, service: Service) -> &Upstream {
+    fn upstream(&self, service: Service) -> &ServiceChannel {
         match service {
             Service::Catalog => &self.catalog,
             Service::Order => &self.order,
@@ -171,16 +151,7 @@ impl Backends {
         call: impl Future<Output = Result<tonic::Response<T>, Status>>,
     ) -> Result<T, Status> {
         let started = Instant::now();
-        let result = if self.upstream(rpc.service).has_no_reachable_address() {
-            // A balanced channel with no address would wait for one until
-            // the deadline: say "down" now instead.
-            Err(Status::unavailable("no reachable address"))
-        } else {
-            match tokio::time::timeout(self.timeout, call).await {
-                Ok(result) => result.map(tonic::Response::into_inner),
-                Err(_) => Err(Status::deadline_exceeded("deadline exceeded")),
-            }
-        };
+        let result = self.upstream(rpc.service).call(self.timeout, call).await;
         let code = result
             .as_ref()
             .map_or_else(Status::code, |_| tonic::Code::Ok);
@@ -192,7 +163,7 @@ impl Backends {
     /// concurrently.
     pub async fn health(&self) -> [(&'static str, Result<ServingStatus, Status>); 2] {
         let check = |rpc: Rpc| async move {
-            let mut client = HealthClient::new(self.upstream(rpc.service).channel.clone());
+            let mut client = HealthClient::new(self.upstream(rpc.service).channel());
             let mut request = tonic::Request::new(HealthCheckRequest {
                 service: String::new(),
             });
@@ -202,99 +173,6 @@ impl Backends {
         };
         let (catalog, order) = tokio::join!(check(rpc::CATALOG_HEALTH), check(rpc::ORDER_HEALTH));
         [("catalog", catalog), ("order", order)]
-    }
-}
-
-/// The settings every connection to a service gets.
-fn configure(endpoint: Endpoint, config: &Config) -> Endpoint {
-    endpoint
-        .connect_timeout(config.grpc_connect_timeout())
-        .tcp_nodelay(true)
-        // Notice a dead connection (e.g. a replica gone) between calls.
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true)
-}
-
-fn lazy(config: &Config, url: &str, name: &str) -> anyhow::Result<Upstream> {
-    let endpoint = Endpoint::from_shared(url.to_owned())
-        .with_context(|| format!("{name} URL {url:?} is not a valid URI"))?;
-    Ok(Upstream {
-        channel: configure(endpoint, config).connect_lazy(),
-        reachable: None,
-    })
-}
-
-async fn balanced(config: &Config, url: &str, name: &str) -> anyhow::Result<Upstream> {
-    let targets = proto::balance::parse_targets(url)
-        .with_context(|| format!("{name} {url:?} is not a list of http://host:port"))?;
-    let (channel, changes) = Channel::balance_channel::<SocketAddr>(64);
-    let (count_tx, count_rx) = watch::channel(0);
-    let resolver = Resolver {
-        targets,
-        config: config.clone(),
-        changes,
-        count: count_tx,
-        current: BTreeSet::new(),
-    };
-    tokio::spawn(resolver.run());
-    // Wait for the first pass, bounded, so the first request finds addresses.
-    let mut first = count_rx.clone();
-    let _ = tokio::time::timeout(config.grpc_connect_timeout() * 2, first.changed()).await;
-    Ok(Upstream {
-        channel,
-        reachable: Some(count_rx),
-    })
-}
-
-/// Keeps a balanced channel's endpoints equal to the reachable addresses of
-/// its targets. Ends when every clone of the channel is gone.
-struct Resolver {
-    targets: Vec<Target>,
-    config: Config,
-    changes: mpsc::Sender<Change<SocketAddr, Endpoint>>,
-    count: watch::Sender<usize>,
-    current: BTreeSet<SocketAddr>,
-}
-
-impl Resolver {
-    async fn run(mut self) {
-        let refresh = Duration::from_secs(self.config.grpc_refresh_secs.max(1));
-        loop {
-            if self.sync().await.is_err() {
-                return;
-            }
-            tokio::select! {
-                () = tokio::time::sleep(refresh) => {}
-                () = self.changes.closed() => return,
-            }
-        }
-    }
-
-    /// One pass; `Err` when the channel is gone.
-    async fn sync(&mut self) -> Result<(), ()> {
-        let reachable =
-            proto::balance::reachable_addresses(&self.targets, self.config.grpc_connect_timeout())
-                .await;
-        for gone in self.current.difference(&reachable) {
-            tracing::info!(address = %gone, "service address removed from the balancer");
-            self.changes
-                .send(Change::Remove(*gone))
-                .await
-                .map_err(drop)?;
-        }
-        for new in reachable.difference(&self.current) {
-            let endpoint = Endpoint::from_shared(format!("http://{new}"))
-                .expect("an http URI built from a socket address is valid");
-            tracing::info!(address = %new, "service address added to the balancer");
-            self.changes
-                .send(Change::Insert(*new, configure(endpoint, &self.config)))
-                .await
-                .map_err(drop)?;
-        }
-        self.current = reachable;
-        self.count.send_replace(self.current.len());
-        Ok(())
     }
 }
 

@@ -1,9 +1,11 @@
 //! The order service's only way to the catalog: one long-lived gRPC channel,
 //! built at start, cloned into every caller (never a connection per request).
 //!
-//! The channel connects lazily, so the order service starts while the catalog
-//! is down; every call carries a deadline (sent to the catalog as
-//! `grpc-timeout` and enforced here), so a hung catalog costs a bounded wait.
+//! The channel spreads calls over every reachable catalog replica (see
+//! `proto::balance`) and the order service starts while the catalog is down;
+//! every call carries a deadline (sent to the catalog as `grpc-timeout` and
+//! enforced here), so a hung catalog costs a bounded wait, and no reachable
+//! catalog at all is UNAVAILABLE at once.
 //! The caller's W3C trace context travels with every call.
 
 use std::{collections::BTreeMap, time::Duration};
@@ -13,12 +15,15 @@ use proto::catalog::v1::{
     CommitInventoryRequest, ReleaseInventoryRequest, ReservationItem, ReserveInventoryRequest,
     catalog_service_client::CatalogServiceClient,
 };
-use proto::telemetry::PropagateContext;
+use proto::{
+    balance::{ChannelSettings, ServiceChannel},
+    telemetry::PropagateContext,
+};
 use tonic::{
     Code, Request, Status,
     codegen::Bytes,
     service::interceptor::InterceptedService,
-    transport::{Channel, Endpoint},
+    transport::Channel,
 };
 use tracing::instrument;
 use uuid::Uuid;
@@ -30,6 +35,9 @@ pub struct CatalogClient {
     /// Every call carries the caller's trace context, so a request is one
     /// trace across the services.
     client: CatalogServiceClient<InterceptedService<Channel, PropagateContext>>,
+    /// The channel under `client`: refuses at once when no catalog address is
+    /// reachable, and enforces the deadline.
+    channel: ServiceChannel,
     timeout: Duration,
     currency: String,
 }
@@ -58,26 +66,22 @@ pub fn is_definite_refusal(code: Code) -> bool {
 }
 
 impl CatalogClient {
-    /// Builds the channel; connects on first use.
-    pub fn new(
+    /// Builds the channel: balanced over every reachable catalog address
+    /// (`balance`), or one endpoint connected on first use. Either way the
+    /// order service starts while the catalog is down.
+    pub async fn new(
         url: &str,
-        connect_timeout: Duration,
+        balance: bool,
+        settings: &ChannelSettings,
         timeout: Duration,
         currency: impl Into<String>,
     ) -> anyhow::Result<Self> {
-        let endpoint = Endpoint::from_shared(url.to_owned())
-            .with_context(|| format!("invalid catalog URL {url:?}"))?
-            .connect_timeout(connect_timeout)
-            .timeout(timeout)
-            .tcp_nodelay(true)
-            // Notice a silently dead connection instead of waiting on it.
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10));
+        let channel = ServiceChannel::connect(url, balance, settings)
+            .await
+            .with_context(|| format!("invalid CATALOG_URL {url:?}"))?;
         Ok(Self {
-            client: CatalogServiceClient::with_interceptor(
-                endpoint.connect_lazy(),
-                PropagateContext,
-            ),
+            client: CatalogServiceClient::with_interceptor(channel.channel(), PropagateContext),
+            channel,
             timeout,
             currency: currency.into(),
         })
@@ -108,8 +112,9 @@ impl CatalogClient {
                 })
                 .collect(),
         });
-        match self.client.clone().reserve_inventory(request).await {
-            Ok(response) => match self.read_lines(items, response.into_inner().lines) {
+        let mut client = self.client.clone();
+        match self.channel.call(self.timeout, client.reserve_inventory(request)).await {
+            Ok(response) => match self.read_lines(items, response.lines) {
                 Ok(lines) => ReserveOutcome::Reserved(lines),
                 Err(error) => {
                     tracing::error!(error = format!("{error:#}"), "unreadable reservation");
@@ -175,13 +180,9 @@ impl CatalogClient {
         let request = self.request(ReleaseInventoryRequest {
             reservation_id: reservation_id.to_string(),
         });
-        Ok(self
-            .client
-            .clone()
-            .release_inventory(request)
-            .await?
-            .into_inner()
-            .released)
+        let mut client = self.client.clone();
+        let response = self.channel.call(self.timeout, client.release_inventory(request)).await?;
+        Ok(response.released)
     }
 
     /// Makes a reservation final; `true` if this call changed it.
@@ -190,13 +191,9 @@ impl CatalogClient {
         let request = self.request(CommitInventoryRequest {
             reservation_id: reservation_id.to_string(),
         });
-        Ok(self
-            .client
-            .clone()
-            .commit_inventory(request)
-            .await?
-            .into_inner()
-            .committed)
+        let mut client = self.client.clone();
+        let response = self.channel.call(self.timeout, client.commit_inventory(request)).await?;
+        Ok(response.committed)
     }
 
     /// Performs an outbox row's call. Both calls are idempotent, so a row

@@ -50,6 +50,17 @@ pub struct Config {
     #[arg(long, env = "CATALOG_URL", default_value = "http://127.0.0.1:50051")]
     pub catalog_url: String,
 
+    /// Spread catalog calls over every address CATALOG_URL resolves to (a
+    /// comma-separated list of URLs, or a headless Kubernetes Service name
+    /// that resolves to every ready pod), re-resolved every CATALOG_REFRESH_MS.
+    /// Off: one lazily connected endpoint.
+    #[arg(long, env = "CATALOG_BALANCE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub catalog_balance: bool,
+
+    /// How often the catalog's addresses are re-resolved and probed (ms).
+    #[arg(long, env = "CATALOG_REFRESH_MS", default_value_t = 5_000)]
+    pub catalog_refresh_ms: u64,
+
     /// Deadline of every call to the catalog, in milliseconds.
     #[arg(long, env = "CATALOG_TIMEOUT_MS", default_value_t = 3000)]
     pub catalog_timeout_ms: u64,
@@ -147,6 +158,8 @@ impl std::fmt::Debug for Config {
                 "catalog_connect_timeout_ms",
                 &self.catalog_connect_timeout_ms,
             )
+            .field("catalog_balance", &self.catalog_balance)
+            .field("catalog_refresh_ms", &self.catalog_refresh_ms)
             .field("db_max_connections", &self.db_max_connections)
             .field("run_migrations", &self.run_migrations)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)

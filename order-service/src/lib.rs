@@ -78,10 +78,15 @@ impl Application {
             .context("orders database")?;
         let catalog = catalog_client::CatalogClient::new(
             &config.catalog_url,
-            config.catalog_connect_timeout(),
+            config.catalog_balance,
+            &proto::balance::ChannelSettings {
+                connect_timeout: config.catalog_connect_timeout(),
+                refresh_interval: std::time::Duration::from_millis(config.catalog_refresh_ms.max(10)),
+            },
             config.catalog_timeout(),
             config.currency.clone(),
-        )?;
+        )
+        .await?;
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen_addr))?;

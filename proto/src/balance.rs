@@ -3,7 +3,7 @@
 //! gRPC runs over long-lived HTTP/2 connections, which an L4 load balancer
 //! (a Kubernetes ClusterIP Service) does not spread: every call of a client
 //! would go to the one replica its connection landed on. So clients balance
-//! themselves: [`balanced_channel`] resolves every target (a comma-separated
+//! themselves: [`ServiceChannel::balanced`] resolves every target (a comma-separated
 //! list of `http://host:port`; in Kubernetes one headless Service name that
 //! resolves to every ready pod) into all its addresses, keeps the reachable
 //! ones in a tonic balanced [`Channel`] (power of two choices), and re-resolves
@@ -12,17 +12,18 @@
 
 use std::{collections::BTreeSet, net::SocketAddr, time::Duration};
 
-use tokio::{net::TcpStream, sync::mpsc::Sender};
+use tokio::{
+    net::TcpStream,
+    sync::{mpsc::Sender, watch},
+};
 use tonic::transport::{Channel, Endpoint, channel::Change};
 
 /// How a client channel behaves.
 #[derive(Debug, Clone)]
 pub struct ChannelSettings {
-    /// Bound on establishing one connection.
+    /// Bound on establishing one connection (and on one TCP probe).
     pub connect_timeout: Duration,
-    /// Deadline of every call made on the channel.
-    pub request_timeout: Duration,
-    /// How often targets are re-resolved and probed.
+    /// How often targets are re-resolved and probed (balanced channels).
     pub refresh_interval: Duration,
 }
 
@@ -30,9 +31,121 @@ impl Default for ChannelSettings {
     fn default() -> Self {
         Self {
             connect_timeout: Duration::from_secs(1),
-            request_timeout: Duration::from_secs(5),
             refresh_interval: Duration::from_secs(5),
         }
+    }
+}
+
+/// The settings every connection to a service gets.
+pub fn configure(endpoint: Endpoint, settings: &ChannelSettings) -> Endpoint {
+    endpoint
+        .connect_timeout(settings.connect_timeout)
+        .tcp_nodelay(true)
+        // Notice a dead connection (e.g. a replica gone) between calls.
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true)
+}
+
+/// A long-lived channel to one service, built once at start and cloned into
+/// every caller (never a connection per request).
+#[derive(Debug, Clone)]
+pub struct ServiceChannel {
+    channel: Channel,
+    /// Balanced channels: how many addresses are reachable now.
+    reachable: Option<watch::Receiver<usize>>,
+}
+
+impl ServiceChannel {
+    /// `balance`: spread calls over every reachable address of `targets`
+    /// (see [`Self::balanced`]); otherwise one lazily connected endpoint.
+    pub async fn connect(
+        targets: &str,
+        balance: bool,
+        settings: &ChannelSettings,
+    ) -> Result<Self, TargetError> {
+        if balance {
+            Self::balanced(targets, settings).await
+        } else {
+            Self::lazy(targets, settings)
+        }
+    }
+
+    /// One endpoint, connected on first use (so a process starts while the
+    /// service is down).
+    pub fn lazy(url: &str, settings: &ChannelSettings) -> Result<Self, TargetError> {
+        let targets = parse_targets(url)?;
+        let [target] = &targets[..] else {
+            return Err(TargetError::SeveralWithoutBalancing(url.to_owned()));
+        };
+        let endpoint =
+            Endpoint::from_shared(format!("http://{}:{}", bracket(&target.host), target.port))
+                .map_err(|_| TargetError::Malformed(url.to_owned()))?;
+        Ok(Self {
+            channel: configure(endpoint, settings).connect_lazy(),
+            reachable: None,
+        })
+    }
+
+    /// Every reachable address of every target, re-resolved and probed every
+    /// `refresh_interval` in a background task (which ends when the last
+    /// clone of the channel is dropped). Returns after the first pass (bounded
+    /// by twice the connect timeout), so the first call finds addresses.
+    pub async fn balanced(targets: &str, settings: &ChannelSettings) -> Result<Self, TargetError> {
+        let targets = parse_targets(targets)?;
+        let (channel, changes) = Channel::balance_channel::<SocketAddr>(64);
+        let (count_tx, count_rx) = watch::channel(0);
+        let resolver = Resolver {
+            targets,
+            settings: settings.clone(),
+            changes,
+            count: count_tx,
+            current: BTreeSet::new(),
+        };
+        let mut first_pass = count_rx.clone();
+        tokio::spawn(resolver.run());
+        let _ = tokio::time::timeout(settings.connect_timeout * 2, first_pass.changed()).await;
+        Ok(Self {
+            channel,
+            reachable: Some(count_rx),
+        })
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// A balanced channel whose last probe found no address: a call would
+    /// wait for one until its deadline, so callers answer UNAVAILABLE at once.
+    pub fn has_no_reachable_address(&self) -> bool {
+        self.reachable
+            .as_ref()
+            .is_some_and(|count| *count.borrow() == 0)
+    }
+
+    /// Runs one call under `deadline`: UNAVAILABLE at once when no address is
+    /// reachable, DEADLINE_EXCEEDED when the call outlives the deadline
+    /// (whatever the transport does).
+    pub async fn call<T>(
+        &self,
+        deadline: Duration,
+        call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, tonic::Status> {
+        if self.has_no_reachable_address() {
+            return Err(tonic::Status::unavailable("no reachable address"));
+        }
+        match tokio::time::timeout(deadline, call).await {
+            Ok(result) => result.map(tonic::Response::into_inner),
+            Err(_) => Err(tonic::Status::deadline_exceeded("deadline exceeded")),
+        }
+    }
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
     }
 }
 
@@ -42,6 +155,8 @@ pub enum TargetError {
     Empty,
     #[error("target {0:?} is not of the form http://host:port")]
     Malformed(String),
+    #[error("{0:?} names several targets: that needs balancing turned on")]
+    SeveralWithoutBalancing(String),
 }
 
 /// One `http://host:port` target.
@@ -84,48 +199,51 @@ pub fn parse_targets(targets: &str) -> Result<Vec<Target>, TargetError> {
     Ok(parsed)
 }
 
-/// A channel that spreads calls over every reachable address of `targets`.
-/// Must be called inside a tokio runtime: it spawns the resolver task, which
-/// ends by itself once every clone of the channel is dropped.
-pub fn balanced_channel(targets: &str, settings: ChannelSettings) -> Result<Channel, TargetError> {
-    let targets = parse_targets(targets)?;
-    let (channel, changes) = Channel::balance_channel::<SocketAddr>(64);
-    tokio::spawn(keep_resolving(targets, settings, changes));
-    Ok(channel)
-}
-
-async fn keep_resolving(
+/// Keeps a balanced channel's endpoints equal to the reachable addresses of
+/// its targets.
+struct Resolver {
     targets: Vec<Target>,
     settings: ChannelSettings,
     changes: Sender<Change<SocketAddr, Endpoint>>,
-) {
-    let mut current: BTreeSet<SocketAddr> = BTreeSet::new();
-    loop {
-        let reachable = reachable_addresses(&targets, settings.connect_timeout).await;
-        for gone in current.difference(&reachable) {
-            tracing::info!(address = %gone, "endpoint removed from the balancer");
-            if changes.send(Change::Remove(*gone)).await.is_err() {
-                return; // every channel clone was dropped
+    count: watch::Sender<usize>,
+    current: BTreeSet<SocketAddr>,
+}
+
+impl Resolver {
+    async fn run(mut self) {
+        loop {
+            if self.sync().await.is_err() {
+                return; // every clone of the channel was dropped
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.settings.refresh_interval) => {}
+                () = self.changes.closed() => return,
             }
         }
-        for new in reachable.difference(&current) {
+    }
+
+    /// One pass; `Err` when the channel is gone.
+    async fn sync(&mut self) -> Result<(), ()> {
+        let reachable = reachable_addresses(&self.targets, self.settings.connect_timeout).await;
+        for gone in self.current.difference(&reachable) {
+            tracing::info!(address = %gone, "address removed from the balancer");
+            self.changes
+                .send(Change::Remove(*gone))
+                .await
+                .map_err(drop)?;
+        }
+        for new in reachable.difference(&self.current) {
             let endpoint = Endpoint::from_shared(format!("http://{new}"))
-                .expect("an http URI built from a socket address is valid")
-                .connect_timeout(settings.connect_timeout)
-                .timeout(settings.request_timeout)
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(Duration::from_secs(30))
-                .keep_alive_while_idle(true);
-            tracing::info!(address = %new, "endpoint added to the balancer");
-            if changes.send(Change::Insert(*new, endpoint)).await.is_err() {
-                return;
-            }
+                .expect("an http URI built from a socket address is valid");
+            tracing::info!(address = %new, "address added to the balancer");
+            self.changes
+                .send(Change::Insert(*new, configure(endpoint, &self.settings)))
+                .await
+                .map_err(drop)?;
         }
-        current = reachable;
-        tokio::select! {
-            () = tokio::time::sleep(settings.refresh_interval) => {}
-            () = changes.closed() => return,
-        }
+        self.current = reachable;
+        self.count.send_replace(self.current.len());
+        Ok(())
     }
 }
 
@@ -184,6 +302,40 @@ mod tests {
             parse_targets("https://catalog:1"),
             Err(TargetError::Malformed(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_lazy_channel_takes_exactly_one_target() {
+        let settings = ChannelSettings::default();
+        assert!(ServiceChannel::lazy("http://127.0.0.1:1", &settings).is_ok());
+        assert!(matches!(
+            ServiceChannel::lazy("http://127.0.0.1:1,http://127.0.0.1:2", &settings),
+            Err(TargetError::SeveralWithoutBalancing(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_balanced_channel_with_nothing_reachable_refuses_calls_at_once() {
+        let down = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = down.local_addr().unwrap();
+        drop(down);
+        let settings = ChannelSettings {
+            connect_timeout: Duration::from_millis(200),
+            ..Default::default()
+        };
+        let channel = ServiceChannel::balanced(&format!("http://{addr}"), &settings)
+            .await
+            .unwrap();
+        assert!(channel.has_no_reachable_address());
+        let started = std::time::Instant::now();
+        let result: Result<(), _> = channel
+            .call(
+                Duration::from_secs(5),
+                std::future::pending::<Result<tonic::Response<()>, tonic::Status>>(),
+            )
+            .await;
+        assert_eq!(result.unwrap_err().code(), tonic::Code::Unavailable);
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 
     #[tokio::test]

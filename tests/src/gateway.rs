@@ -25,6 +25,8 @@ pub async fn spawn_gateway(
     // Generous: a loaded 2-core CI machine must not turn slow into 504.
     config.grpc_timeout_ms = 10_000;
     config.grpc_connect_timeout_ms = 500;
+    // Balanced channels notice a stopped or restarted service within 200 ms.
+    config.grpc_refresh_ms = 200;
     config.shutdown_grace_secs = 5;
     configure(&mut config);
     let app = ::gateway::Application::build(config)

@@ -43,6 +43,9 @@ pub fn order_config(catalog_url: &str) -> order_service::Config {
     config.shutdown_grace_secs = 5;
     config.catalog_timeout_ms = 2_000;
     config.catalog_connect_timeout_ms = 500;
+    // The balanced catalog channel notices a stopped or restarted catalog
+    // within 100 ms.
+    config.catalog_refresh_ms = 100;
     config.reconcile_interval_secs = 3_600;
     config.reserving_grace_secs = 0;
     config.outbox_retry_base_ms = 0;

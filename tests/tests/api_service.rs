@@ -143,7 +143,7 @@ async fn a_request_that_never_finishes_its_body_is_408() {
 async fn balanced_channels_serve_and_answer_503_once_a_service_is_gone() {
     let p = tests::gateway::spawn_platform_with(|config| {
         config.grpc_balance = true;
-        config.grpc_refresh_secs = 1;
+        config.grpc_refresh_ms = 200;
     })
     .await;
     p.get("/ready").await.expect(200);
@@ -163,7 +163,7 @@ async fn balanced_channels_serve_and_answer_503_once_a_service_is_gone() {
     } = p;
     order.stop().await.unwrap();
     // The resolver notices within a refresh; from then on, refused at once.
-    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
     let started = std::time::Instant::now();
     let reply = Reply::read(
         http.get(format!("{base_url}/api/orders"))
