@@ -81,7 +81,9 @@ impl Application {
             config.catalog_balance,
             &proto::balance::ChannelSettings {
                 connect_timeout: config.catalog_connect_timeout(),
-                refresh_interval: std::time::Duration::from_millis(config.catalog_refresh_ms.max(10)),
+                refresh_interval: std::time::Duration::from_millis(
+                    config.catalog_refresh_ms.max(10),
+                ),
             },
             config.catalog_timeout(),
             config.currency.clone(),
@@ -287,8 +289,9 @@ impl AdminHooks for Hooks {
         Box::pin(async move {
             let pool = self.store.pool();
             self.pool_gauges.set(pool.size(), pool.num_idle());
-            if let Ok(backlog) = self.store.outbox_backlog().await {
+            if let Ok((backlog, oldest_age)) = self.store.outbox_backlog().await {
                 self.metrics.outbox_backlog.set(backlog);
+                self.metrics.outbox_oldest_age_seconds.set(oldest_age);
             }
         })
     }

@@ -24,6 +24,27 @@ pub struct OrderMetrics {
     pub reconciled_orders: Counter,
     /// Undelivered outbox rows (refreshed when scraped).
     pub outbox_backlog: Gauge,
+    /// Age in seconds of the oldest undelivered outbox row, 0 when none
+    /// (refreshed when scraped).
+    pub outbox_oldest_age_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Orders that did not become pending, by reason: the catalog's reason
+    /// (`insufficient_stock`, `products_not_found`, ...) or
+    /// `catalog_unavailable`.
+    pub rejections: Family<ReasonLabel, Counter>,
+    /// What the reconciler did, by action: `released_stuck_order`,
+    /// `release_failed`, `delivered_outbox`, `delivery_failed`,
+    /// `pruned_idempotency_keys`.
+    pub reconciler_actions: Family<ActionLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabel {
+    pub action: &'static str,
 }
 
 impl OrderMetrics {
@@ -49,6 +70,37 @@ impl OrderMetrics {
             "Undelivered outbox rows",
             self.outbox_backlog.clone(),
         );
+        registry.register(
+            "order_outbox_oldest_age_seconds",
+            "Age of the oldest undelivered outbox row, 0 when none",
+            self.outbox_oldest_age_seconds.clone(),
+        );
+        registry.register(
+            "order_rejections",
+            "Orders that did not become pending, by reason",
+            self.rejections.clone(),
+        );
+        registry.register(
+            "order_reconciler_actions",
+            "What the reconciler did, by action",
+            self.reconciler_actions.clone(),
+        );
+    }
+
+    pub fn rejection(&self, reason: &str) {
+        self.rejections
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_ascii_lowercase(),
+            })
+            .inc();
+    }
+
+    pub fn reconciler_action(&self, action: &'static str, count: u64) {
+        if count > 0 {
+            self.reconciler_actions
+                .get_or_create(&ActionLabel { action })
+                .inc_by(count);
+        }
     }
 
     pub fn creation(&self, outcome: &'static str) {

@@ -113,6 +113,16 @@ impl Reconciler {
             .store
             .prune_idempotency_keys(IDEMPOTENCY_KEY_RETENTION)
             .await?;
+        let actions = [
+            ("released_stuck_order", report.rejected as u64),
+            ("release_failed", report.release_failed as u64),
+            ("delivered_outbox", report.delivered as u64),
+            ("delivery_failed", report.delivery_failed as u64),
+            ("pruned_idempotency_keys", report.keys_pruned),
+        ];
+        for (action, count) in actions {
+            self.metrics.reconciler_action(action, count);
+        }
         if report.is_empty() {
             tracing::debug!("reconciler pass: nothing to do");
         } else {

@@ -74,6 +74,18 @@ impl Saga {
             Err(OrderError::CatalogUnavailable | OrderError::InProgress) => "unavailable",
             Err(_) => "error",
         });
+        if !replayed {
+            match &result {
+                Err(OrderError::Refused(status)) => self.metrics.rejection(
+                    &proto::errors::error_info(status)
+                        .map_or_else(|| format!("{:?}", status.code()), |(reason, _)| reason),
+                ),
+                Err(OrderError::CatalogUnavailable) => {
+                    self.metrics.rejection("catalog_unavailable")
+                }
+                _ => {}
+            }
+        }
         result
     }
 

@@ -441,10 +441,14 @@ impl Store {
 
     /// How many outbox rows wait for delivery (a gauge).
     #[instrument(skip(self))]
-    pub async fn outbox_backlog(&self) -> Result<i64, OrderError> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM outbox")
-            .fetch_one(&self.pool)
-            .await?)
+    /// Undelivered outbox rows, and the age in seconds of the oldest (0 when none).
+    pub async fn outbox_backlog(&self) -> Result<(i64, f64), OrderError> {
+        Ok(sqlx::query_as(
+            "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::float8, 0) \
+             FROM outbox",
+        )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Ids of outbox rows that are due, oldest first.
