@@ -15,6 +15,7 @@ pub mod catalog;
 pub mod gateway;
 pub mod order;
 pub mod otlp;
+pub mod pgcluster;
 pub mod process;
 
 use std::net::SocketAddr;

@@ -1,15 +1,20 @@
 //! The services as real child processes (the binaries cargo built beside the
 //! test executable), for what in-process services cannot show: one process
-//! per service.name in traces, `kill -9`, SIGTERM.
+//! per service.name in traces, `kill -9`, SIGTERM, and everything a process
+//! writes ([`CapturedOutput`]).
 
 use std::{
     net::{SocketAddr, TcpListener},
     path::PathBuf,
     process::Stdio,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use tokio::process::{Child, Command};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncRead, BufReader},
+    process::{Child, Command},
+};
 
 /// `target/<profile>/<name>`: the test executable lives in
 /// `target/<profile>/deps/`, the workspace binaries one level up.
@@ -41,14 +46,39 @@ pub struct ChildService {
     pub name: String,
     pub addr: SocketAddr,
     child: Child,
+    /// Tasks copying a captured child's stdout and stderr; they end at its exit.
+    readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl ChildService {
-    /// Starts `binary` with `env` (plus `LISTEN_ADDR` = a free port, and
-    /// `ADMIN_ADDR` = another when not given) and waits until its port
-    /// accepts connections (at most 30 s).
+    /// Starts `binary` with `env` (plus `LISTEN_ADDR` = a free port unless
+    /// `env` names one, and `ADMIN_ADDR` = another when not given) and waits
+    /// until its port accepts connections (at most 30 s). Its output goes
+    /// where the test's goes.
     pub async fn start(binary: &str, env: &[(&str, String)]) -> Self {
-        let addr = free_addr();
+        Self::spawn(binary, env, None).await
+    }
+
+    /// As [`Self::start`], with everything the process writes on stdout and
+    /// stderr appended to `output` (which may be shared by several processes,
+    /// or by one process and its restarts).
+    pub async fn start_captured(
+        binary: &str,
+        env: &[(&str, String)],
+        output: &CapturedOutput,
+    ) -> Self {
+        Self::spawn(binary, env, Some(output)).await
+    }
+
+    async fn spawn(binary: &str, env: &[(&str, String)], output: Option<&CapturedOutput>) -> Self {
+        // A caller that names the address (e.g. to restart a service where its
+        // clients expect it) gets that one, and the readiness wait uses it.
+        let addr = match env.iter().find(|(k, _)| *k == "LISTEN_ADDR") {
+            Some((_, value)) => value
+                .parse()
+                .unwrap_or_else(|e| panic!("LISTEN_ADDR {value:?} is not an address: {e}")),
+            None => free_addr(),
+        };
         let mut command = Command::new(binary_path(binary));
         command
             .env("LISTEN_ADDR", addr.to_string())
@@ -64,13 +94,24 @@ impl ChildService {
         for (key, value) in env {
             command.env(key, value);
         }
-        let child = command
+        if output.is_some() {
+            command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
+        let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
+        let mut readers = Vec::new();
+        if let Some(output) = output {
+            let stdout = child.stdout.take().expect("stdout is piped");
+            let stderr = child.stderr.take().expect("stderr is piped");
+            readers.push(tokio::spawn(output.clone().copy_from(stdout)));
+            readers.push(tokio::spawn(output.clone().copy_from(stderr)));
+        }
         let service = Self {
             name: binary.to_owned(),
             addr,
             child,
+            readers,
         };
         service.wait_until_listening(Duration::from_secs(30)).await;
         service
@@ -82,6 +123,11 @@ impl ChildService {
 
     pub fn pid(&self) -> u32 {
         self.child.id().expect("the child is running")
+    }
+
+    /// Whether the process is still alive (it has not exited or crashed).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     async fn wait_until_listening(&self, limit: Duration) {
@@ -98,12 +144,14 @@ impl ChildService {
     }
 
     /// SIGTERM, then waits for the exit; returns whether it exited with 0.
+    /// A captured child's output is complete when this returns.
     pub async fn terminate(mut self) -> bool {
         signal(self.pid(), "-TERM");
         let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
             .await
             .expect("the service exits after SIGTERM")
             .expect("wait for the child");
+        self.drain_output().await;
         status.success()
     }
 
@@ -111,6 +159,49 @@ impl ChildService {
     pub async fn kill9(mut self) {
         signal(self.pid(), "-KILL");
         let _ = self.child.wait().await;
+        self.drain_output().await;
+    }
+
+    /// Waits (bounded) until the copy tasks have read the pipes to their end.
+    async fn drain_output(&mut self) {
+        for reader in self.readers.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
+        }
+    }
+}
+
+/// Everything captured child processes wrote on stdout and stderr, in one
+/// buffer (lines of different processes may interleave). Cheap to clone.
+#[derive(Clone, Default)]
+pub struct CapturedOutput(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedOutput {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The bytes written so far.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.0.lock().expect("output lock").clone()
+    }
+
+    /// The output so far as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes()).into_owned()
+    }
+
+    /// Appends whole lines, so lines of processes sharing the buffer never
+    /// cut into each other.
+    async fn copy_from(self, pipe: impl AsyncRead + Unpin) {
+        let mut pipe = BufReader::new(pipe);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match pipe.read_until(b'\n', &mut line).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => self.0.lock().expect("output lock").extend_from_slice(&line),
+            }
+        }
     }
 }
 
