@@ -312,3 +312,107 @@ mod tests {
         assert_eq!(parse_integer("abc"), Err(IntegerError::NotAnInteger));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    //! Generated amounts: every price with at most two decimals in range
+    //! reads back exactly, whatever its spelling; everything else is refused
+    //! for the right reason; nothing goes through a float.
+
+    use std::str::FromStr;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Largest price in cents.
+    const MAX_CENTS: i64 = 9_999_999_999;
+
+    /// The spellings a client may use for `cents / 100`.
+    fn spellings(cents: i64) -> Vec<String> {
+        let amount = Decimal::new(cents, 2);
+        let (units, fraction) = (cents / 100, cents % 100);
+        vec![
+            proto::money::format_2dp(amount),
+            amount.normalize().to_string(),
+            format!("{units}.{fraction:02}000"),
+            format!("{cents}e-2"),
+            format!("{cents}E-2"),
+            format!("{}e-3", cents * 10),
+            format!("0.{cents:0>12}e+10"),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn every_price_in_range_round_trips(cents in 1..=MAX_CENTS) {
+            let amount = Decimal::new(cents, 2);
+            for text in spellings(cents) {
+                let parsed = parse_price(&text);
+                prop_assert_eq!(parsed, Ok(amount.normalize()), "{}", text);
+                // Formatting gives back the contract's text, two decimals.
+                prop_assert_eq!(
+                    proto::money::format_2dp(parsed.unwrap()),
+                    format!("{}.{:02}", cents / 100, cents % 100)
+                );
+            }
+            // And the wire form (units + nanos) holds it exactly too.
+            let wire = proto::money::from_decimal(amount, "USD").unwrap();
+            prop_assert_eq!(proto::money::to_decimal(&wire).unwrap(), amount);
+        }
+
+        #[test]
+        fn sub_cent_amounts_are_refused(cents in 0..=MAX_CENTS, extra in 1u32..=9, zeros in 0usize..20) {
+            let text = format!("{}.{:02}{}{extra}", cents / 100, cents % 100, "0".repeat(zeros));
+            prop_assert_eq!(parse_price(&text), Err(PriceError::SubCent), "{}", text);
+        }
+
+        #[test]
+        fn amounts_over_the_maximum_are_refused(
+            cents in (MAX_CENTS + 1)..=i64::MAX / 10,
+            shift in 0u32..40,
+        ) {
+            let text = format!("{}.{:02}", cents / 100, cents % 100);
+            prop_assert_eq!(parse_price(&text), Err(PriceError::TooLarge), "{}", text);
+            let text = format!("{cents}e{shift}");
+            prop_assert_eq!(parse_price(&text), Err(PriceError::TooLarge), "{}", text);
+        }
+
+        #[test]
+        fn zero_and_negative_amounts_are_refused(cents in 0..=i64::MAX / 10) {
+            let text = format!("-{}.{:02}", cents / 100, cents % 100);
+            prop_assert_eq!(parse_price(&text), Err(PriceError::NotPositive), "{}", text);
+        }
+
+        #[test]
+        fn exact_parsing_agrees_with_decimal_arithmetic(
+            mantissa in -(10i128.pow(26))..10i128.pow(26),
+            scale in 0u32..=26,
+        ) {
+            // Any decimal rust_decimal holds, written out, reads back as
+            // itself: digits are never rounded through a binary float.
+            let value = Decimal::from_i128_with_scale(mantissa, scale);
+            let text = value.to_string();
+            prop_assert_eq!(parse_exact(&text), Ok(value.normalize()), "{}", text);
+            prop_assert_eq!(Decimal::from_str(&text).unwrap(), value);
+        }
+
+        #[test]
+        fn never_panics_on_any_text(text in "\\PC{0,40}") {
+            let _ = parse_exact(&text);
+            let _ = parse_price(&text);
+            let _ = parse_integer(&text);
+        }
+
+        #[test]
+        fn never_panics_on_number_like_text(text in "[-+0-9.eE]{0,40}") {
+            if let Ok(value) = parse_price(&text) {
+                // Whatever is accepted is within the contract.
+                prop_assert!(value > Decimal::ZERO && value <= MAX_PRICE && value.scale() <= 2);
+            }
+            let _ = parse_integer(&text);
+        }
+    }
+}

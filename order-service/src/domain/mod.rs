@@ -14,6 +14,9 @@ pub mod outbox;
 pub mod payment;
 pub mod status;
 
+#[cfg(test)]
+mod proptests;
+
 pub use new_order::{NewOrder, NewOrderItem};
 pub use order::{ListFilter, Order, OrderItem, PageRequest, ReservedLine};
 pub use outbox::InventoryAction;
