@@ -23,7 +23,7 @@ use crate::config::WebhookSecrets;
 type HmacSha256 = Hmac<Sha256>;
 
 /// Bytes in a SHA-256 MAC; its hex form is twice as long.
-const MAC_LEN: usize = 32;
+pub const MAC_LEN: usize = 32;
 
 /// Why a signature was refused. Callers answer 401 for each; the variants
 /// exist for logs and tests, never for the response body.
@@ -82,27 +82,29 @@ impl Verifier {
         body: &[u8],
         now: i64,
     ) -> Result<(), SignatureError> {
-        let header = header
-            .map(<[u8]>::trim_ascii)
-            .filter(|value| !value.is_empty())
-            .ok_or(SignatureError::Missing)?;
-        if looks_timestamped(header) {
-            let parsed = parse_timestamped(header)?;
-            let age = now.abs_diff(parsed.timestamp);
-            if age > self.tolerance.as_secs() {
-                return Err(SignatureError::Expired);
+        let header = header.unwrap_or_default();
+        if self.require_timestamp && !looks_timestamped(header.trim_ascii()) {
+            // Refused by its form, before even reading it (unless absent).
+            parse_header(header)?;
+            return Err(SignatureError::TimestampRequired);
+        }
+        match parse_header(header)? {
+            SignatureHeader::Timestamped {
+                timestamp,
+                timestamp_text,
+                signatures,
+            } => {
+                let age = now.abs_diff(timestamp);
+                if age > self.tolerance.as_secs() {
+                    return Err(SignatureError::Expired);
+                }
+                let mut signed = Vec::with_capacity(body.len() + 21);
+                signed.extend_from_slice(timestamp_text);
+                signed.push(b'.');
+                signed.extend_from_slice(body);
+                self.check_any(&signatures, &signed)
             }
-            let mut signed = Vec::with_capacity(body.len() + 21);
-            signed.extend_from_slice(parsed.timestamp_text);
-            signed.push(b'.');
-            signed.extend_from_slice(body);
-            self.check_any(&parsed.signatures, &signed)
-        } else {
-            if self.require_timestamp {
-                return Err(SignatureError::TimestampRequired);
-            }
-            let signature = decode_mac(header).ok_or(SignatureError::Malformed)?;
-            self.check_any(&[signature], body)
+            SignatureHeader::Plain(signature) => self.check_any(&[signature], body),
         }
     }
 
@@ -149,6 +151,42 @@ pub fn sign_timestamped(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     format!("t={timestamp},v1={}", hex::encode(mac(secret, &signed)))
 }
 
+/// An `X-Signature` value, read but not yet checked against any secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureHeader<'a> {
+    /// The original form: `<hex>`.
+    Plain([u8; MAC_LEN]),
+    /// `t=<unix seconds>,v1=<hex>[,v1=<hex>...]`.
+    Timestamped {
+        timestamp: i64,
+        /// The digits exactly as sent: the signed message uses them verbatim.
+        timestamp_text: &'a [u8],
+        signatures: Vec<[u8; MAC_LEN]>,
+    },
+}
+
+/// Reads an `X-Signature` value (surrounding whitespace ignored) in either
+/// form. Public so that the property tests and fuzz targets reach it; it
+/// never panics, whatever the bytes.
+pub fn parse_header(header: &[u8]) -> Result<SignatureHeader<'_>, SignatureError> {
+    let header = header.trim_ascii();
+    if header.is_empty() {
+        return Err(SignatureError::Missing);
+    }
+    if looks_timestamped(header) {
+        let parsed = parse_timestamped(header)?;
+        Ok(SignatureHeader::Timestamped {
+            timestamp: parsed.timestamp,
+            timestamp_text: parsed.timestamp_text,
+            signatures: parsed.signatures,
+        })
+    } else {
+        decode_mac(header)
+            .map(SignatureHeader::Plain)
+            .ok_or(SignatureError::Malformed)
+    }
+}
+
 /// The timestamped form starts with a `key=` pair; hex never contains `=`.
 fn looks_timestamped(header: &[u8]) -> bool {
     header.contains(&b'=')
@@ -156,7 +194,6 @@ fn looks_timestamped(header: &[u8]) -> bool {
 
 struct Timestamped<'a> {
     timestamp: i64,
-    /// The digits exactly as sent: the signed message uses them verbatim.
     timestamp_text: &'a [u8],
     signatures: Vec<[u8; MAC_LEN]>,
 }
@@ -389,5 +426,131 @@ mod tests {
             check(&v, Some(&sign(b"secret", BODY)), reformatted),
             Err(SignatureError::Mismatch)
         );
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    //! Generated inputs: the parser never panics, a header built from valid
+    //! parts reads back exactly, and no change to a signature's value passes.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    const SECRET: &[u8] = b"proptest-secret";
+
+    fn verifier() -> Verifier {
+        let mut config = <crate::config::Config as clap::Parser>::parse_from(["gateway"]);
+        config.webhook_secret = Some(String::from_utf8(SECRET.to_vec()).unwrap());
+        Verifier::new(
+            config.webhook_secrets().unwrap(),
+            false,
+            Duration::from_secs(300),
+        )
+    }
+
+    /// Hex of `bytes`, each digit in upper or lower case as `upper` says.
+    fn hex_in_cases(bytes: &[u8], upper: &[bool]) -> String {
+        hex::encode(bytes)
+            .chars()
+            .zip(upper.iter().cycle())
+            .map(|(c, up)| if *up { c.to_ascii_uppercase() } else { c })
+            .collect()
+    }
+
+    /// Text that looks like a header: the characters the grammar uses.
+    fn header_like() -> impl Strategy<Value = String> {
+        proptest::string::string_regex("[tv1=, 0-9a-fA-F\\-+xg]{0,160}").unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn never_panics_on_any_bytes(header in proptest::collection::vec(any::<u8>(), 0..200),
+                                     body in proptest::collection::vec(any::<u8>(), 0..64),
+                                     now in any::<i64>()) {
+            let _ = parse_header(&header);
+            let _ = verifier().verify(Some(&header), &body, now);
+        }
+
+        #[test]
+        fn never_panics_on_header_like_text(header in header_like(), now in any::<i64>()) {
+            let parsed = parse_header(header.as_bytes());
+            let verified = verifier().verify(Some(header.as_bytes()), b"{}", now);
+            // Whatever is not even readable is never accepted.
+            if parsed.is_err() {
+                prop_assert!(verified.is_err());
+            }
+        }
+
+        #[test]
+        fn a_timestamped_header_reads_back_exactly(
+            timestamp in 0i64..=999_999_999_999,
+            signatures in proptest::collection::vec(proptest::array::uniform32(any::<u8>()), 1..4),
+            upper in proptest::collection::vec(any::<bool>(), 1..64),
+            spaces in 0usize..3,
+            other_key in proptest::option::of("[a-su-z][a-z0-9]{0,4}=[a-z0-9]{0,8}"),
+        ) {
+            let pad = " ".repeat(spaces);
+            let mut parts = vec![format!("t={timestamp}")];
+            for signature in &signatures {
+                parts.push(format!("{pad}v1={}", hex_in_cases(signature, &upper)));
+            }
+            if let Some(other) = other_key.filter(|o| !o.starts_with("v1=")) {
+                parts.insert(1, other);
+            }
+            let header = format!("{pad}{}{pad}", parts.join(","));
+            let parsed = parse_header(header.as_bytes());
+            let timestamp_text = timestamp.to_string();
+            prop_assert_eq!(
+                parsed,
+                Ok(SignatureHeader::Timestamped {
+                    timestamp,
+                    timestamp_text: timestamp_text.as_bytes(),
+                    signatures: signatures.clone(),
+                })
+            );
+        }
+
+        #[test]
+        fn a_plain_header_reads_back_exactly(
+            signature in proptest::array::uniform32(any::<u8>()),
+            upper in proptest::collection::vec(any::<bool>(), 1..64),
+        ) {
+            let header = hex_in_cases(&signature, &upper);
+            prop_assert_eq!(parse_header(header.as_bytes()), Ok(SignatureHeader::Plain(signature)));
+        }
+
+        #[test]
+        fn a_valid_signature_passes_and_any_changed_hex_digit_is_refused(
+            body in proptest::collection::vec(any::<u8>(), 0..128),
+            position in 0usize..MAC_LEN * 2,
+            delta in 1u8..16,
+            upper in any::<bool>(),
+            timestamped in any::<bool>(),
+        ) {
+            let now = 1_790_000_000;
+            let v = verifier();
+            let good = if timestamped {
+                sign_timestamped(SECRET, now, &body)
+            } else {
+                sign(SECRET, &body)
+            };
+            prop_assert_eq!(v.verify(Some(good.as_bytes()), &body, now), Ok(()));
+
+            // Change one hex digit to another value (either case).
+            let start = good.len() - MAC_LEN * 2;
+            let mut bytes = good.into_bytes();
+            let old = u8::from_str_radix(std::str::from_utf8(&bytes[start + position..=start + position]).unwrap(), 16).unwrap();
+            let new = (old + delta) % 16;
+            let digit = char::from_digit(u32::from(new), 16).unwrap();
+            bytes[start + position] = if upper { digit.to_ascii_uppercase() } else { digit } as u8;
+            prop_assert_eq!(v.verify(Some(&bytes), &body, now), Err(SignatureError::Mismatch));
+
+            // A non-hex character in its place is malformed, never accepted.
+            bytes[start + position] = b'g';
+            prop_assert_eq!(v.verify(Some(&bytes), &body, now), Err(SignatureError::Malformed));
+        }
     }
 }
