@@ -75,6 +75,27 @@ pub struct Config {
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
 
+    /// Most requests served at once by this process; past it a request is
+    /// answered at once with 503 and `Retry-After` rather than queued.
+    /// `/health`, `/ready` and `/metrics` are never refused.
+    #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_requests: u32,
+
+    /// How long a client may take to send a request's headers (seconds);
+    /// past it the connection is closed (slowloris). Bodies are bounded by
+    /// REQUEST_TIMEOUT_SECS.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_secs: u64,
+
+    /// API keys for product writes and order status changes, with their
+    /// rights: `name=key:right[,right]` entries separated by `;` (or new
+    /// lines); rights are `products` and `orders`. Unset: those operations are
+    /// open to anyone (with a warning at start). See `crate::auth`.
+    #[arg(long, env = "API_KEYS", hide_env_values = true)]
+    pub api_keys: Option<String>,
+
     /// How long in-flight requests may run after SIGTERM before the process exits.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
@@ -165,6 +186,15 @@ impl Config {
     pub fn webhook_tolerance(&self) -> Duration {
         Duration::from_secs(self.webhook_tolerance_secs)
     }
+
+    /// The configured API keys; `None` when API_KEYS is unset (access
+    /// control off). Set but empty or malformed is an error, never "off".
+    pub fn api_keys(&self) -> Result<Option<crate::auth::ApiKeys>, crate::auth::ApiKeysError> {
+        self.api_keys
+            .as_deref()
+            .map(crate::auth::ApiKeys::parse)
+            .transpose()
+    }
 }
 
 // The webhook secrets must never reach a log line.
@@ -187,6 +217,9 @@ impl std::fmt::Debug for Config {
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("webhook_body_limit_bytes", &self.webhook_body_limit_bytes)
             .field("request_timeout_secs", &self.request_timeout_secs)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("header_read_timeout_secs", &self.header_read_timeout_secs)
+            .field("api_keys", &self.api_keys.as_ref().map(|_| "<redacted>"))
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("currency", &self.currency)
             .finish()
@@ -240,5 +273,18 @@ mod tests {
         assert!(!format!("{config:?}").contains("s3cr3t-value"));
         let secrets = config.webhook_secrets().unwrap();
         assert!(!format!("{secrets:?}").contains("s3cr3t-value"));
+        let mut config = with_secret(None);
+        config.api_keys = Some("admin=an-api-key-0123456789:products".into());
+        assert!(!format!("{config:?}").contains("an-api-key-0123456789"));
+        let keys = config.api_keys().unwrap().unwrap();
+        assert!(!format!("{keys:?}").contains("an-api-key-0123456789"));
+    }
+
+    #[test]
+    fn access_control_is_off_unless_configured() {
+        assert!(with_secret(None).api_keys().unwrap().is_none());
+        let mut config = with_secret(None);
+        config.api_keys = Some(String::new());
+        assert!(config.api_keys().is_err());
     }
 }

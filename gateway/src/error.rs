@@ -22,6 +22,10 @@ use uuid::Uuid;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// `Retry-After` (seconds) on a shed request: long enough for the requests
+/// in flight to finish, short enough that a client does not give up.
+pub const RETRY_AFTER_SECS: &str = "1";
+
 /// One field that failed validation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {
@@ -70,6 +74,13 @@ pub enum ApiError {
     /// 401: webhook signature missing or wrong.
     #[error("{0}")]
     Unauthorized(String),
+    /// 401 on an operation that needs an API key: none, or not a known one
+    /// (`invalid`). Answered with a `Bearer` challenge.
+    #[error("{detail}")]
+    ApiKeyRequired { detail: String, invalid: bool },
+    /// 403: a known API key without the right the operation needs.
+    #[error("{detail}")]
+    Forbidden { detail: String, right: &'static str },
     #[error("{0}")]
     NotFound(String),
     #[error("method not allowed")]
@@ -83,6 +94,9 @@ pub enum ApiError {
     /// 503: a backend is down or not ready.
     #[error("{0}")]
     Unavailable(String),
+    /// 503 + `Retry-After`: this process is at its concurrency limit.
+    #[error("too many requests in flight")]
+    Overloaded,
     /// 504: a backend did not answer within the deadline.
     #[error("a backend service did not answer in time")]
     Timeout,
@@ -109,13 +123,14 @@ impl ApiError {
         match self {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) | Self::ApiKeyRequired { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -201,13 +216,18 @@ impl ApiError {
             Self::PayloadTooLarge => "Request body too large".into(),
             Self::MethodNotAllowed => "Method not allowed for this path".into(),
             Self::Timeout => "A backend service did not answer in time, please retry".into(),
+            Self::Overloaded => {
+                "The gateway is serving as many requests as it may; retry shortly".into()
+            }
             Self::Internal(_) => "Internal server error".into(),
             Self::BadRequest(detail)
             | Self::Unauthorized(detail)
             | Self::NotFound(detail)
             | Self::Conflict(detail)
             | Self::UnsupportedMediaType(detail)
-            | Self::Unavailable(detail) => detail.clone(),
+            | Self::Unavailable(detail)
+            | Self::ApiKeyRequired { detail, .. }
+            | Self::Forbidden { detail, .. } => detail.clone(),
         }
     }
 
@@ -266,17 +286,40 @@ impl IntoResponse for ApiError {
             // The cause goes to the log only.
             match &self {
                 Self::Internal(cause) => tracing::error!(%cause, "request failed"),
+                // Shedding is counted in metrics; a line per refusal would
+                // flood the log exactly when the process is busiest.
+                Self::Overloaded => tracing::debug!("request shed"),
                 other => tracing::warn!(error = %other, "request failed"),
             }
         }
         let mut response = problem_response(status, &self.to_problem());
-        if matches!(self, Self::Unauthorized(_)) {
-            // RFC 9110: a 401 names how to authenticate.
+        // RFC 9110: a 401 names how to authenticate; RFC 6750 words the
+        // Bearer challenges.
+        let challenge = match &self {
+            Self::Unauthorized(_) => Some(HeaderValue::from_static(
+                "HMAC-SHA256 realm=\"payment-webhook\", header=\"X-Signature\"",
+            )),
+            Self::ApiKeyRequired { invalid: false, .. } => {
+                Some(HeaderValue::from_static("Bearer realm=\"api\""))
+            }
+            Self::ApiKeyRequired { invalid: true, .. } => Some(HeaderValue::from_static(
+                "Bearer realm=\"api\", error=\"invalid_token\"",
+            )),
+            Self::Forbidden { right, .. } => HeaderValue::from_str(&format!(
+                "Bearer realm=\"api\", error=\"insufficient_scope\", scope=\"{right}\""
+            ))
+            .ok(),
+            _ => None,
+        };
+        if let Some(challenge) = challenge {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if matches!(self, Self::Overloaded) {
             response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(
-                    "HMAC-SHA256 realm=\"payment-webhook\", header=\"X-Signature\"",
-                ),
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
             );
         }
         response

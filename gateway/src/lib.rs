@@ -7,6 +7,7 @@
 //!
 //! ## Layout
 //! - [`config`]: settings from flags / environment (secrets redacted).
+//! - [`server`]: the HTTP server loop (header read timeout, graceful drain).
 //! - [`routes`]: the router and its layers; one module per resource
 //!   ([`routes::products`], [`routes::orders`], [`routes::webhook`],
 //!   [`routes::meta`] for health, readiness, info and ReDoc).
@@ -17,6 +18,10 @@
 //! - [`extract`]: extractors whose refusals are problem details.
 //! - [`error`]: the one error type, and the one gRPC status -> HTTP mapping.
 //! - [`signature`]: webhook HMAC verification (both header forms, rotation).
+//! - [`auth`]: API keys (`API_KEYS`) for product writes and order status
+//!   changes.
+//! - [`limit`]: load shedding (503 + `Retry-After` past
+//!   `MAX_CONCURRENT_REQUESTS`).
 //! - [`grpc`]: the long-lived channels to the services, deadlines, forwarded
 //!   request ids.
 //! - [`openapi`]: `/openapi.json` and the offline Swagger UI at `/docs`.
@@ -26,16 +31,19 @@
 //! [`Application::run_until`] serves until the given shutdown future
 //! completes, so tests start the real gateway in-process.
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
 pub mod grpc;
 pub mod json;
+pub mod limit;
 pub mod metrics;
 pub mod models;
 pub mod money;
 pub mod openapi;
 pub mod routes;
+pub mod server;
 pub mod signature;
 
 use std::{future::Future, net::SocketAddr, time::Duration};
@@ -54,6 +62,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     shutdown_grace: Duration,
+    header_read_timeout: Duration,
 }
 
 impl Application {
@@ -67,6 +76,16 @@ impl Application {
                  anyone who reads the source can sign payment webhooks. Set WEBHOOK_SECRET in production."
             );
         }
+        let api_keys = config.api_keys()?;
+        match &api_keys {
+            Some(keys) => {
+                tracing::info!(keys = ?keys, "access control on: product writes and order status changes need an API key")
+            }
+            None => tracing::warn!(
+                "API_KEYS is not set: product writes and order status changes are open to anyone. \
+                 Set API_KEYS in production."
+            ),
+        }
         let metrics = metrics::Metrics::new();
         let backends = grpc::Backends::connect(&config, metrics.clone()).await?;
         let state = routes::AppState {
@@ -78,6 +97,7 @@ impl Application {
                 config.webhook_tolerance(),
             ),
             currency: config.currency.clone(),
+            api_keys,
         };
         let router = routes::router(
             state,
@@ -85,6 +105,7 @@ impl Application {
                 body: config.body_limit_bytes,
                 webhook_body: config.webhook_body_limit_bytes,
                 request_timeout: Duration::from_secs(config.request_timeout_secs),
+                max_concurrent: config.max_concurrent_requests as usize,
             },
         );
         let listener = TcpListener::bind(config.listen_addr)
@@ -94,6 +115,7 @@ impl Application {
             listener,
             router,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
         })
     }
 
@@ -113,6 +135,7 @@ impl Application {
             listener,
             router,
             shutdown_grace,
+            header_read_timeout,
         } = self;
         let addr = listener.local_addr()?;
         let (drain_started_tx, drain_started_rx) = tokio::sync::oneshot::channel::<()>();
@@ -122,7 +145,7 @@ impl Application {
             tracing::info!("draining in-flight requests");
         };
         tracing::info!(%addr, docs = %format!("http://{addr}/docs"), "gateway listening");
-        let server = axum::serve(listener, router).with_graceful_shutdown(signal);
+        let server = server::serve(listener, router, header_read_timeout, signal);
         let deadline = async move {
             if drain_started_rx.await.is_ok() {
                 tokio::time::sleep(shutdown_grace).await;

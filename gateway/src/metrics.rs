@@ -60,6 +60,7 @@ pub struct Metrics {
     rpc_requests: Family<RpcLabels, Counter>,
     rpc_duration: Family<RpcName, Histogram>,
     webhook_refusals: Family<ReasonLabel, Counter>,
+    shed_requests: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -111,6 +112,12 @@ impl Metrics {
             "Payment webhooks refused before reaching the order service, by reason",
             webhook_refusals.clone(),
         );
+        let shed_requests = Counter::default();
+        registry.register(
+            "http_server_shed_requests",
+            "Requests refused with 503 because the gateway was at MAX_CONCURRENT_REQUESTS",
+            shed_requests.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             http_requests,
@@ -118,7 +125,13 @@ impl Metrics {
             rpc_requests,
             rpc_duration,
             webhook_refusals,
+            shed_requests,
         }
+    }
+
+    /// One request refused by load shedding.
+    pub fn request_shed(&self) {
+        self.shed_requests.inc();
     }
 
     /// Records one finished call to a service.

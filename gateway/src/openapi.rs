@@ -7,13 +7,17 @@ use utoipa::{
     Modify, OpenApi, ToSchema,
     openapi::{
         Components, Content, Ref, RefOr,
+        header::HeaderBuilder,
         path::{HttpMethod, Operation, OperationBuilder, PathItem},
         response::{Response, ResponseBuilder},
+        schema::{ObjectBuilder, Type},
+        security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme},
     },
 };
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
+    auth,
     error::{FieldError, PROBLEM_JSON, Problem},
     models,
     routes::{meta, orders, products, webhook},
@@ -35,7 +39,14 @@ use crate::{
             **Query strings**: unknown parameters are ignored; a known parameter given twice is refused (422).\n\n\
             **Request ids**: `x-request-id` is taken from the request (or generated), returned on the response, \
             and passed on to the services.\n\n\
-            **Backends**: a service that is down answers 503; one that misses its deadline, 504.",
+            **Backends**: a service that is down answers 503; one that misses its deadline, 504.\n\n\
+            **Load**: past its concurrency limit the gateway answers 503 with `Retry-After` at once rather \
+            than queueing.\n\n\
+            **Access control**: when the gateway is configured with API keys (`API_KEYS`), product writes \
+            need a key with the `products` right and order status changes one with the `orders` right, sent \
+            as `Authorization: Bearer <key>` (401 without a valid key, 403 for a key lacking the right). \
+            Reads, order creation and the payment webhook (signed) are open. Without `API_KEYS` every \
+            operation is open.",
     ),
     paths(
         products::create_product,
@@ -91,8 +102,12 @@ pub struct ApiDoc;
 
 /// Responses every API operation can give, added once here rather than
 /// repeated on each handler: 500, 503 and 504 on everything that calls a
-/// service; 413 and 415 on everything with a JSON body.
+/// service; 413 and 415 on everything with a JSON body; the API-key security
+/// requirement, 401 and 403 on the operations [`auth::required_right`] protects.
 struct SharedResponses;
+
+/// The security scheme's name in the document.
+pub const API_KEY_SCHEME: &str = "api_key";
 
 const SHARED: [(&str, &str); 5] = [
     ("413", "Body over the size limit"),
@@ -104,6 +119,47 @@ const SHARED: [(&str, &str); 5] = [
     ("503", "A backend service is unavailable"),
     ("504", "A backend service did not answer in time"),
 ];
+
+fn challenge_header(description: &str) -> utoipa::openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .description(Some(description))
+        .build()
+}
+
+/// 401 / 403 of an operation that needs an API key.
+fn access_responses() -> [(&'static str, Response); 2] {
+    let unauthorized = ResponseBuilder::new()
+        .description(
+            "No API key (`Missing API key`) or not a valid one (`Invalid API key`); only when the \
+             gateway runs with API_KEYS",
+        )
+        .header(
+            "WWW-Authenticate",
+            challenge_header(
+                "`Bearer realm=\"api\"`, with `error=\"invalid_token\"` for a wrong key",
+            ),
+        )
+        .content(
+            PROBLEM_JSON,
+            Content::new(Some(Ref::from_schema_name(Problem::name()))),
+        )
+        .build();
+    let forbidden = ResponseBuilder::new()
+        .description("The API key does not have the right this operation needs")
+        .header(
+            "WWW-Authenticate",
+            challenge_header(
+                "`Bearer realm=\"api\", error=\"insufficient_scope\", scope=\"<right>\"`",
+            ),
+        )
+        .content(
+            PROBLEM_JSON,
+            Content::new(Some(Ref::from_schema_name(Problem::name()))),
+        )
+        .build();
+    [("401", unauthorized), ("403", forbidden)]
+}
 
 fn problem_response(description: &str) -> Response {
     ResponseBuilder::new()
@@ -138,6 +194,23 @@ impl Modify for SharedResponses {
             .paths
             .insert("/docs".to_owned(), PathItem::new(HttpMethod::Get, docs));
         let components = openapi.components.get_or_insert_with(Components::new);
+        components.add_security_scheme(
+            API_KEY_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key from the gateway's API_KEYS setting, with the right the operation \
+                         lists (`products` or `orders`). Required only when API_KEYS is set.",
+                    ))
+                    .build(),
+            ),
+        );
+        for (code, response) in access_responses() {
+            components
+                .responses
+                .insert(format!("ApiKey{code}"), RefOr::T(response));
+        }
         for (code, description) in SHARED {
             components.responses.insert(
                 format!("Error{code}"),
@@ -149,13 +222,26 @@ impl Modify for SharedResponses {
                 continue;
             }
             let is_webhook = path == "/api/payment-webhook";
-            let operations: [&mut Option<Operation>; 4] = [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.delete,
+            let operations: [(axum::http::Method, &mut Option<Operation>); 4] = [
+                (axum::http::Method::GET, &mut item.get),
+                (axum::http::Method::POST, &mut item.post),
+                (axum::http::Method::PUT, &mut item.put),
+                (axum::http::Method::DELETE, &mut item.delete),
             ];
-            for operation in operations.into_iter().flatten() {
+            for (method, operation) in operations {
+                let Some(operation) = operation else { continue };
+                if let Some(right) = auth::required_right(&method, path) {
+                    operation
+                        .security
+                        .get_or_insert_with(Vec::new)
+                        .push(SecurityRequirement::new(API_KEY_SCHEME, [right.as_str()]));
+                    for code in ["401", "403"] {
+                        operation.responses.responses.insert(
+                            code.to_owned(),
+                            RefOr::Ref(Ref::from_response_name(format!("ApiKey{code}"))),
+                        );
+                    }
+                }
                 let has_body = operation.request_body.is_some();
                 for (code, _) in SHARED {
                     let applies = match code {
@@ -238,6 +324,36 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn exactly_the_protected_operations_require_an_api_key() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        assert_eq!(
+            doc["components"]["securitySchemes"][API_KEY_SCHEME]["scheme"],
+            "bearer"
+        );
+        let mut protected = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                if let Some(security) = operation.get("security") {
+                    let right = &security[0][API_KEY_SCHEME][0];
+                    protected.push(format!("{method} {path} {}", right.as_str().unwrap()));
+                    let responses = operation["responses"].as_object().unwrap();
+                    assert!(responses.contains_key("401") && responses.contains_key("403"));
+                }
+            }
+        }
+        protected.sort();
+        assert_eq!(
+            protected,
+            [
+                "delete /api/products/{id} products",
+                "post /api/products products",
+                "put /api/orders/{id}/status orders",
+                "put /api/products/{id} products",
+            ]
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The HTTP surface: every route, its body limit, and the layers around them
-//! (request ids, tracing, problem-details for every error).
+//! (request ids, tracing, problem-details for every error, load shedding,
+//! access control).
 
 pub mod meta;
 pub mod orders;
@@ -25,8 +26,10 @@ use tower_http::{
 use tracing::Level;
 
 use crate::{
+    auth::{self, ApiKeys},
     error::{ApiError, PROBLEM_JSON, Problem, problem_response},
     grpc::Backends,
+    limit::{self, InFlight},
     metrics::{self, Metrics},
     openapi,
     signature::Verifier,
@@ -40,6 +43,8 @@ pub struct AppState {
     /// The platform's single currency, written into wire money.
     pub currency: String,
     pub metrics: Metrics,
+    /// `None`: access control off (API_KEYS unset).
+    pub api_keys: Option<ApiKeys>,
 }
 
 /// Body limits per route family, and the bound on one request.
@@ -48,6 +53,8 @@ pub struct Limits {
     pub body: usize,
     pub webhook_body: usize,
     pub request_timeout: Duration,
+    /// Requests served at once; past it, 503 + `Retry-After`.
+    pub max_concurrent: usize,
 }
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -82,6 +89,13 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/redoc", get(meta::redoc))
         .route("/metrics", get(meta::metrics))
         .with_state(state.clone());
+    // Inside routing (so the route template is known) and before any
+    // extractor: an unauthorised write never has its body read.
+    let api = match state.api_keys.clone() {
+        Some(keys) => api.route_layer(middleware::from_fn_with_state(keys, auth::require_rights)),
+        None => api,
+    };
+    let in_flight = InFlight::new(limits.max_concurrent, state.metrics.clone());
 
     Router::new()
         .merge(api)
@@ -110,6 +124,8 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                                 path = %request.uri().path(),
                                 request_id = %request_id,
                                 trace_id = tracing::field::Empty,
+                                // The name of the API key used, never the key.
+                                api_key = tracing::field::Empty,
                             );
                             // One trace from the client's traceparent (if any)
                             // through both services.
@@ -124,6 +140,8 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                     metrics::track,
                 ))
                 .layer(middleware::map_response(ensure_problem))
+                // Counted and traced like any request, refused before any work.
+                .layer(middleware::from_fn_with_state(in_flight, limit::shed))
                 // Inside `ensure_problem`, so its bare 408 becomes problem details.
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,

@@ -41,6 +41,7 @@ async fn app() -> Router {
             config.webhook_tolerance(),
         ),
         currency: "USD".into(),
+        api_keys: None,
     };
     super::router(
         state,
@@ -48,6 +49,7 @@ async fn app() -> Router {
             body: config.body_limit_bytes,
             webhook_body: config.webhook_body_limit_bytes,
             request_timeout: std::time::Duration::from_secs(config.request_timeout_secs),
+            max_concurrent: config.max_concurrent_requests as usize,
         },
     )
 }

@@ -1,0 +1,214 @@
+//! Load shedding and slow clients over real TCP (issue 7): past
+//! `MAX_CONCURRENT_REQUESTS` a request is refused at once with 503 and
+//! `Retry-After` (problem details) instead of queueing, while the probes and
+//! metrics still answer; a client that takes too long to send its headers
+//! is disconnected (`HEADER_READ_TIMEOUT_SECS`), and one that trickles its
+//! body gets 408 (`REQUEST_TIMEOUT_SECS`).
+
+use std::time::{Duration, Instant};
+
+use tests::gateway::{Platform, Reply, spawn_platform_with};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+/// Opens a connection and sends the head of a POST whose body never comes:
+/// the request is in flight (reading its body) until the socket is closed.
+async fn hold_one_request(p: &Platform) -> TcpStream {
+    let mut socket = TcpStream::connect(p.gateway.addr).await.unwrap();
+    socket
+        .write_all(
+            b"POST /api/orders HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n\
+              Content-Length: 1000\r\n\r\n{\"customer_id\":",
+        )
+        .await
+        .unwrap();
+    socket
+}
+
+/// Reads until the peer closes the connection, for at most `limit`.
+/// `None` when it was still open at the limit.
+async fn read_until_closed(socket: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
+    let mut received = Vec::new();
+    tokio::time::timeout(limit, async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            match socket.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await
+    .ok()
+    .map(|()| received)
+}
+
+#[tokio::test]
+async fn past_the_concurrency_limit_requests_get_503_with_retry_after() {
+    let p = spawn_platform_with(|config| {
+        config.max_concurrent_requests = 1;
+        config.request_timeout_secs = 60;
+    })
+    .await;
+    p.get("/api/products").await.expect(200);
+
+    let held = hold_one_request(&p).await;
+    // The held request takes the one permit as soon as the gateway reads its
+    // head; from then on every other API request is shed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let shed = loop {
+        let reply = p.get("/api/products").await;
+        if reply.status == 503 {
+            break reply;
+        }
+        reply.expect(200);
+        assert!(Instant::now() < deadline, "never shed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let detail = shed.problem(503);
+    assert!(detail.contains("retry"), "{detail}");
+    assert_eq!(shed.headers[reqwest::header::RETRY_AFTER], "1");
+
+    // Shed at once, not queued.
+    let started = Instant::now();
+    for path in ["/api/products", "/api/orders", "/", "/openapi.json"] {
+        p.get(path).await.problem(503);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // Probes and metrics are never shed.
+    p.get("/health").await.expect(200);
+    p.get("/ready").await.expect(200);
+    let metrics = p.get("/metrics").await;
+    metrics.expect(200);
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        text.lines()
+            .any(|line| line.starts_with("http_server_shed_requests_total ")
+                && !line.ends_with(" 0")),
+        "{text}"
+    );
+
+    // The held client goes away: its permit comes back and requests are
+    // served again.
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = p.get("/api/products").await;
+        if reply.status == 200 {
+            break;
+        }
+        reply.problem(503);
+        assert!(Instant::now() < deadline, "the permit never came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_limit_counts_requests_in_flight_not_requests_served() {
+    // Many quick requests one after another with a limit of 1 are all served:
+    // a permit is held only while a request is in flight.
+    let p = spawn_platform_with(|config| config.max_concurrent_requests = 1).await;
+    for _ in 0..20 {
+        p.get("/api/products").await.expect(200);
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_is_slow_to_send_its_headers_is_disconnected() {
+    let p = spawn_platform_with(|config| config.header_read_timeout_secs = 1).await;
+
+    // A trickle: a header byte every 200 ms, never the end of the head.
+    let mut socket = TcpStream::connect(p.gateway.addr).await.unwrap();
+    socket
+        .write_all(b"GET /health HTTP/1.1\r\nHost: gateway\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let trickle = async {
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if socket.write_all(b"X").await.is_err() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), trickle).await;
+    // Writing failed (reset) before 10 s, or the read side is closed now.
+    let received = read_until_closed(&mut socket, Duration::from_secs(5)).await;
+    let received = received.expect("the connection was still open");
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(8), "cut after {elapsed:?}");
+    // Never served: at most an error status, never a 200.
+    let text = String::from_utf8_lossy(&received);
+    assert!(!text.contains(" 200 "), "{text}");
+
+    // A connection that sends nothing at all is closed too.
+    let mut silent = TcpStream::connect(p.gateway.addr).await.unwrap();
+    let started = Instant::now();
+    let received = read_until_closed(&mut silent, Duration::from_secs(8)).await;
+    assert!(
+        received.is_some(),
+        "a silent connection was kept open over 8 s"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(500));
+
+    // A connection left idle after a request is closed too.
+    let mut idle = TcpStream::connect(p.gateway.addr).await.unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n")
+        .await
+        .unwrap();
+    let received = read_until_closed(&mut idle, Duration::from_secs(8)).await;
+    let received = received.expect("an idle keep-alive connection was kept open over 8 s");
+    assert!(
+        String::from_utf8_lossy(&received).starts_with("HTTP/1.1 200"),
+        "the request itself was served"
+    );
+
+    // A normal client is unaffected.
+    p.get("/health").await.expect(200);
+}
+
+#[tokio::test]
+async fn a_body_trickled_past_the_request_timeout_is_408() {
+    let p = spawn_platform_with(|config| config.request_timeout_secs = 1).await;
+    let mut socket = TcpStream::connect(p.gateway.addr).await.unwrap();
+    socket
+        .write_all(
+            b"POST /api/products HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n\
+              Content-Length: 200\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    // A byte every 100 ms: never idle, never done within a second.
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while started.elapsed() < Duration::from_secs(8) {
+        if socket.write_all(b" ").await.is_err() {
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(100), socket.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                answer.extend_from_slice(&buffer[..n]);
+                if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+                    break;
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Nothing was created.
+    let list: Reply = p.get("/api/products").await;
+    assert_eq!(list.json["total"], 0);
+}
