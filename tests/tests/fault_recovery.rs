@@ -1,0 +1,841 @@
+//! Fault tests (issue 7): the three real binaries as child processes, a stream
+//! of order creations, cancels and completions from several concurrent HTTP
+//! clients through the gateway, and one fault in the middle of it:
+//!
+//! 1. catalog-service killed with SIGKILL, then restarted on the same database
+//!    and address;
+//! 2. order-service killed with SIGKILL, then restarted likewise;
+//! 3. PostgreSQL (a private cluster of this test, never the shared server)
+//!    stopped and started again, the services left running.
+//!
+//! After the stream, each test waits (bounded) until the order service's
+//! reconciler has finished what the fault left in flight (no order in the
+//! saga's `reserving` state, no undelivered outbox row), then checks, through
+//! the public API:
+//! - every order that was answered 201 is there, with the status its client
+//!   last saw (either of two when the client's last change got no answer);
+//! - stock is conserved exactly, per product: initial stock = current stock +
+//!   units held by live (pending or completed) orders;
+//!
+//! and, in the databases, that the catalog's reservations agree with the
+//! orders (held for pending, committed for completed, nothing else held).
+//!
+//! Each test takes 10-25 s (most of it the reconciler's grace period and
+//! starting processes); they use small pools and their own databases, so
+//! they run in parallel with the rest of the suite.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection};
+use tests::{
+    gateway::http_client,
+    pgcluster::PrivatePostgres,
+    process::{ChildService, free_addr},
+};
+use tokio::{task::JoinHandle, time::Instant};
+use uuid::Uuid;
+
+/// Deadline of every catalog call made by the order service.
+const CATALOG_TIMEOUT_MS: u64 = 1_000;
+/// Must exceed two catalog deadlines (a saga's reserve, then release), or the
+/// reconciler would race live sagas.
+const RESERVING_GRACE_SECS: u64 = 3;
+const _: () = assert!(RESERVING_GRACE_SECS * 1_000 > 2 * CATALOG_TIMEOUT_MS);
+
+const PRODUCTS: usize = 3;
+const INITIAL_STOCK: i64 = 80;
+const CLIENTS: usize = 4;
+const OPS_PER_CLIENT: usize = 40;
+/// The fault strikes once the stream has done this many operations...
+const OPS_BEFORE_FAULT: usize = 40;
+/// ...and lasts until it has done this many more, or [`MAX_OUTAGE`] passed.
+const OPS_DURING_OUTAGE: usize = 30;
+const MAX_OUTAGE: Duration = Duration::from_secs(4);
+/// Pacing between one client's operations, so the stream spans the fault.
+const PACE: Duration = Duration::from_millis(15);
+/// Upper bound on the whole stream.
+const STREAM_LIMIT: Duration = Duration::from_secs(60);
+/// Upper bound on the reconciler finishing after the stream.
+const SETTLE_LIMIT: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn catalog_killed_mid_stream_and_restarted_loses_no_order_and_conserves_stock() {
+    let mut platform = Platform::start(Databases::fresh_on_shared_server()).await;
+    let workload = Workload::create(&platform.api).await;
+
+    let stream = Stream::start(&platform.api, &workload);
+    stream.wait_for_ops(OPS_BEFORE_FAULT).await;
+    platform.kill_catalog().await;
+    stream.outage().await;
+    // Orders created while the catalog was down could not be released either
+    // (saga step 5 failed): they wait in `reserving` for the reconciler.
+    let left = InFlight::read(&platform.databases.order).await;
+    eprintln!("left for the reconciler at the restart: {left:?}");
+    assert!(left.reserving > 0, "no saga was cut short: {left:?}");
+    platform.restart_catalog().await;
+    let logs = stream.finish().await;
+
+    let counts = settle_and_check(&platform, &workload, &logs).await;
+    assert!(
+        counts.unavailable > 0,
+        "no request met the outage: {counts:?}"
+    );
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn order_service_killed_mid_stream_and_restarted_reconciles_in_flight_orders() {
+    let mut platform = Platform::start(Databases::fresh_on_shared_server()).await;
+    let workload = Workload::create(&platform.api).await;
+
+    let stream = Stream::start(&platform.api, &workload);
+    stream.wait_for_ops(OPS_BEFORE_FAULT).await;
+    // Strike while a saga is between its first and last step, if one is
+    // seen within a few seconds (the stream keeps several in flight).
+    InFlight::wait_for_reserving(&platform.databases.order).await;
+    platform.kill_order().await;
+    let left = InFlight::read(&platform.databases.order).await;
+    eprintln!("left in flight by the kill: {left:?}");
+    stream.outage().await;
+    platform.restart_order().await;
+    let logs = stream.finish().await;
+
+    let counts = settle_and_check(&platform, &workload, &logs).await;
+    assert!(
+        counts.unavailable > 0,
+        "no request met the outage: {counts:?}"
+    );
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn postgres_restarted_mid_stream_services_reconnect_and_ready_reflects_outage() {
+    let mut postgres = PrivatePostgres::start().await;
+    let mut platform = Platform::start(Databases::fresh_on(&postgres.url())).await;
+    platform
+        .wait_ready(StatusCode::OK, "before the outage")
+        .await;
+    let workload = Workload::create(&platform.api).await;
+
+    let stream = Stream::start(&platform.api, &workload);
+    stream.wait_for_ops(OPS_BEFORE_FAULT).await;
+    postgres.stop().await;
+    platform
+        .wait_ready(StatusCode::SERVICE_UNAVAILABLE, "while PostgreSQL is down")
+        .await;
+    stream.outage().await;
+    postgres.start_server().await;
+    let back = Instant::now();
+    platform
+        .wait_ready(StatusCode::OK, "after PostgreSQL is back")
+        .await;
+    eprintln!(
+        "/ready was 200 again {:?} after PostgreSQL restarted",
+        back.elapsed()
+    );
+    let logs = stream.finish().await;
+
+    let counts = settle_and_check(&platform, &workload, &logs).await;
+    assert!(
+        counts.unavailable > 0,
+        "no request met the outage: {counts:?}"
+    );
+    // Nobody restarted a service: the very processes started first recovered.
+    for service in [&mut platform.catalog, &mut platform.order] {
+        let service = service.as_mut().expect("service running");
+        assert!(service.is_running(), "{} exited", service.name);
+    }
+    assert!(platform.gateway.is_running(), "the gateway exited");
+    platform.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// The platform: three child processes at fixed addresses.
+
+/// The two services' databases (created by the services at start).
+struct Databases {
+    catalog: String,
+    order: String,
+}
+
+impl Databases {
+    fn fresh_on_shared_server() -> Self {
+        Self {
+            catalog: tests::fresh_database_url("catalog"),
+            order: tests::fresh_database_url("order"),
+        }
+    }
+
+    fn fresh_on(server_url: &str) -> Self {
+        let fresh = |service: &str| format!("{server_url}/t_{service}_{}", Uuid::new_v4().simple());
+        Self {
+            catalog: fresh("catalog"),
+            order: fresh("order"),
+        }
+    }
+}
+
+struct Platform {
+    catalog: Option<ChildService>,
+    order: Option<ChildService>,
+    gateway: ChildService,
+    /// What a restart starts the service with again: same database, same
+    /// address (which the order service and the gateway keep dialling).
+    catalog_env: Vec<(&'static str, String)>,
+    order_env: Vec<(&'static str, String)>,
+    databases: Databases,
+    api: Api,
+}
+
+impl Platform {
+    async fn start(databases: Databases) -> Self {
+        let catalog_addr = free_addr();
+        let order_addr = free_addr();
+        let catalog_env = vec![
+            ("DATABASE_URL", databases.catalog.clone()),
+            ("LISTEN_ADDR", catalog_addr.to_string()),
+            ("DB_MAX_CONNECTIONS", "4".to_owned()),
+            ("HEALTH_CHECK_INTERVAL_MS", "200".to_owned()),
+            ("SHUTDOWN_GRACE_SECS", "5".to_owned()),
+        ];
+        let order_env = vec![
+            ("DATABASE_URL", databases.order.clone()),
+            ("LISTEN_ADDR", order_addr.to_string()),
+            ("CATALOG_URL", url_of(catalog_addr)),
+            ("DB_MAX_CONNECTIONS", "4".to_owned()),
+            ("HEALTH_CHECK_INTERVAL_MS", "200".to_owned()),
+            ("SHUTDOWN_GRACE_SECS", "5".to_owned()),
+            ("CATALOG_TIMEOUT_MS", CATALOG_TIMEOUT_MS.to_string()),
+            ("CATALOG_CONNECT_TIMEOUT_MS", "300".to_owned()),
+            ("RECONCILE_INTERVAL_SECS", "1".to_owned()),
+            ("RESERVING_GRACE_SECS", RESERVING_GRACE_SECS.to_string()),
+            ("OUTBOX_RETRY_BASE_MS", "50".to_owned()),
+        ];
+        let catalog = ChildService::start("catalog-service", &catalog_env).await;
+        let order = ChildService::start("order-service", &order_env).await;
+        let gateway = ChildService::start(
+            "gateway",
+            &[
+                ("CATALOG_URL", url_of(catalog_addr)),
+                ("ORDER_URL", url_of(order_addr)),
+                ("WEBHOOK_SECRET", "fault-test-webhook-secret".to_owned()),
+                // Longer than the slowest saga (two catalog deadlines and a
+                // few statements), so a slow order is not cut off as 504.
+                ("GRPC_TIMEOUT_MS", "5000".to_owned()),
+                ("GRPC_CONNECT_TIMEOUT_MS", "300".to_owned()),
+                ("SHUTDOWN_GRACE_SECS", "5".to_owned()),
+            ],
+        )
+        .await;
+        let api = Api {
+            http: http_client(),
+            base_url: gateway.url(),
+        };
+        Self {
+            catalog: Some(catalog),
+            order: Some(order),
+            gateway,
+            catalog_env,
+            order_env,
+            databases,
+            api,
+        }
+    }
+
+    async fn kill_catalog(&mut self) {
+        self.catalog.take().expect("catalog running").kill9().await;
+    }
+
+    /// Same database, same address.
+    async fn restart_catalog(&mut self) {
+        self.catalog = Some(ChildService::start("catalog-service", &self.catalog_env).await);
+    }
+
+    async fn kill_order(&mut self) {
+        self.order
+            .take()
+            .expect("order service running")
+            .kill9()
+            .await;
+    }
+
+    /// Same database, same address.
+    async fn restart_order(&mut self) {
+        self.order = Some(ChildService::start("order-service", &self.order_env).await);
+    }
+
+    /// Polls `/ready` until it answers `status` (at most 30 s).
+    async fn wait_ready(&self, status: StatusCode, when: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = None;
+        while Instant::now() < deadline {
+            let answer = self.api.get("/ready").await;
+            if matches!(&answer, Ok((s, _)) if *s == status) {
+                return;
+            }
+            last = Some(answer);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("/ready never answered {status} {when}; last answer: {last:?}");
+    }
+
+    async fn stop(self) {
+        assert!(self.gateway.terminate().await, "gateway exits cleanly");
+        if let Some(order) = self.order {
+            assert!(order.terminate().await, "order service exits cleanly");
+        }
+        if let Some(catalog) = self.catalog {
+            assert!(catalog.terminate().await, "catalog exits cleanly");
+        }
+    }
+}
+
+fn url_of(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+/// The gateway over HTTP; an answer is its status and JSON body (or the
+/// transport error).
+#[derive(Clone)]
+struct Api {
+    http: Client,
+    base_url: String,
+}
+
+type Answer = Result<(StatusCode, Value), String>;
+
+impl Api {
+    async fn get(&self, path: &str) -> Answer {
+        read(
+            self.http
+                .get(format!("{}{path}", self.base_url))
+                .send()
+                .await,
+        )
+        .await
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Answer {
+        let url = format!("{}{path}", self.base_url);
+        read(self.http.post(url).json(body).send().await).await
+    }
+
+    async fn put(&self, path: &str, body: &Value) -> Answer {
+        let url = format!("{}{path}", self.base_url);
+        read(self.http.put(url).json(body).send().await).await
+    }
+
+    /// Every item of a paged list (all pages), or why not.
+    async fn all_pages(&self, path: &str) -> Result<Vec<Value>, String> {
+        let mut items = Vec::new();
+        for page in 1.. {
+            let (status, body) = self
+                .get(&format!("{path}?page={page}&page_size=100"))
+                .await?;
+            if status != StatusCode::OK {
+                return Err(format!("GET {path} page {page}: {status} {body}"));
+            }
+            let batch = body["items"].as_array().cloned().unwrap_or_default();
+            if batch.is_empty() {
+                return Ok(items);
+            }
+            items.extend(batch);
+        }
+        unreachable!("the page loop ends on an empty page")
+    }
+}
+
+async fn read(sent: reqwest::Result<reqwest::Response>) -> Answer {
+    let response = sent.map_err(|e| format!("transport: {e}"))?;
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(|e| format!("body: {e}"))?;
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
+}
+
+// ---------------------------------------------------------------------------
+// The workload: products, then concurrent clients creating, canceling and
+// completing orders.
+
+struct Workload {
+    /// Product id -> initial stock.
+    initial: BTreeMap<String, i64>,
+}
+
+impl Workload {
+    async fn create(api: &Api) -> Self {
+        let mut initial = BTreeMap::new();
+        for n in 0..PRODUCTS {
+            let body = json!({"name": format!("Fault product {n}"), "price": "4.25", "quantity": INITIAL_STOCK});
+            let (status, product) = api.post("/api/products", &body).await.expect("gateway up");
+            assert_eq!(status, StatusCode::CREATED, "{product}");
+            let id = product["id"].as_str().expect("product id").to_owned();
+            initial.insert(id, INITIAL_STOCK);
+        }
+        Self { initial }
+    }
+}
+
+/// What one client saw.
+#[derive(Debug, Default)]
+struct ClientLog {
+    /// Order id (answered 201) -> the statuses it may have now: one, or two
+    /// when the client's last change got no definite answer.
+    accepted: BTreeMap<String, BTreeSet<&'static str>>,
+    /// Answers the contract does not allow here (e.g. a 500, a 404 for an
+    /// accepted order, a transport error from the gateway, which never dies).
+    /// Checked after the invariants.
+    anomalies: Vec<String>,
+    counts: Counts,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    created: usize,
+    refused: usize,
+    changed: usize,
+    /// 503 / 504: the backend was down or slow; the outcome may be unknown.
+    unavailable: usize,
+}
+
+impl Counts {
+    fn add(&mut self, other: Counts) {
+        self.created += other.created;
+        self.refused += other.refused;
+        self.changed += other.changed;
+        self.unavailable += other.unavailable;
+    }
+}
+
+/// The running clients and the count of operations they have done.
+struct Stream {
+    done: Arc<AtomicUsize>,
+    clients: Vec<JoinHandle<ClientLog>>,
+}
+
+impl Stream {
+    fn start(api: &Api, workload: &Workload) -> Self {
+        let done = Arc::new(AtomicUsize::new(0));
+        let deadline = Instant::now() + STREAM_LIMIT;
+        let products: Vec<String> = workload.initial.keys().cloned().collect();
+        let clients = (0..CLIENTS)
+            .map(|n| {
+                let client = OrderClient {
+                    api: api.clone(),
+                    products: products.clone(),
+                    rng: SplitMix(0x5eed_0000 + n as u64),
+                    customer_id: 1_000 + n as i64,
+                    log: ClientLog::default(),
+                };
+                tokio::spawn(client.run(done.clone(), deadline))
+            })
+            .collect();
+        Self { done, clients }
+    }
+
+    fn ops(&self) -> usize {
+        self.done.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the stream has done `ops` operations (at most 30 s).
+    async fn wait_for_ops(&self, ops: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.ops() < ops {
+            assert!(
+                Instant::now() < deadline,
+                "the stream did only {} of {ops} operations in 30 s",
+                self.ops()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Lets the stream run against the fault for [`OPS_DURING_OUTAGE`]
+    /// operations or [`MAX_OUTAGE`], whichever comes first.
+    async fn outage(&self) {
+        let until = self.ops() + OPS_DURING_OUTAGE;
+        let deadline = Instant::now() + MAX_OUTAGE;
+        while self.ops() < until && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        eprintln!(
+            "stream: {} operations done at the end of the outage",
+            self.ops()
+        );
+    }
+
+    async fn finish(self) -> Vec<ClientLog> {
+        let mut logs = Vec::new();
+        for client in self.clients {
+            logs.push(client.await.expect("client task"));
+        }
+        logs
+    }
+}
+
+struct OrderClient {
+    api: Api,
+    products: Vec<String>,
+    rng: SplitMix,
+    customer_id: i64,
+    log: ClientLog,
+}
+
+impl OrderClient {
+    /// [`OPS_PER_CLIENT`] operations (fewer if `deadline` passes): 60 %
+    /// creations, 30 % cancels, 10 % completions of its own pending orders.
+    async fn run(mut self, done: Arc<AtomicUsize>, deadline: Instant) -> ClientLog {
+        for _ in 0..OPS_PER_CLIENT {
+            if Instant::now() > deadline {
+                break;
+            }
+            let pending: Vec<String> = self
+                .log
+                .accepted
+                .iter()
+                .filter(|(_, statuses)| statuses.len() == 1 && statuses.contains("pending"))
+                .map(|(id, _)| id.clone())
+                .collect();
+            let roll = self.rng.below(10);
+            if roll < 6 || pending.is_empty() {
+                self.create().await;
+            } else {
+                let id = &pending[self.rng.below(pending.len() as u64) as usize];
+                let target = if roll < 9 { "canceled" } else { "completed" };
+                self.change(id, target).await;
+            }
+            done.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(PACE).await;
+        }
+        self.log
+    }
+
+    async fn create(&mut self) {
+        let lines = 1 + self.rng.below(2) as usize;
+        let first = self.rng.below(PRODUCTS as u64) as usize;
+        let products: Vec<Value> = (0..lines)
+            .map(|k| {
+                json!({
+                    "product_id": self.products[(first + k) % PRODUCTS],
+                    "quantity": 1 + self.rng.below(3),
+                })
+            })
+            .collect();
+        let body = json!({"customer_id": self.customer_id, "products": products});
+        let answer = self.api.post("/api/orders", &body).await;
+        match &answer {
+            Ok((StatusCode::CREATED, order)) if order["status"] == "pending" => {
+                let id = order["id"].as_str().expect("order id").to_owned();
+                self.log.accepted.insert(id, BTreeSet::from(["pending"]));
+                self.log.counts.created += 1;
+            }
+            Ok((StatusCode::BAD_REQUEST, problem))
+                if problem["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("Insufficient stock")) =>
+            {
+                self.log.counts.refused += 1;
+            }
+            Ok((StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT, _)) => {
+                self.log.counts.unavailable += 1;
+            }
+            _ => self
+                .log
+                .anomalies
+                .push(format!("POST /api/orders {body}: {answer:?}")),
+        }
+    }
+
+    async fn change(&mut self, id: &str, target: &'static str) {
+        let path = format!("/api/orders/{id}/status");
+        let answer = self.api.put(&path, &json!({"status": target})).await;
+        match &answer {
+            Ok((StatusCode::OK, order)) if order["status"] == target => {
+                self.log
+                    .accepted
+                    .insert(id.to_owned(), BTreeSet::from([target]));
+                self.log.counts.changed += 1;
+            }
+            Ok((StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT, _)) => {
+                // Maybe applied, maybe not.
+                self.log
+                    .accepted
+                    .insert(id.to_owned(), BTreeSet::from(["pending", target]));
+                self.log.counts.unavailable += 1;
+            }
+            _ => {
+                // Outside the contract, and the outcome is unknown as well.
+                self.log
+                    .accepted
+                    .insert(id.to_owned(), BTreeSet::from(["pending", target]));
+                self.log
+                    .anomalies
+                    .push(format!("PUT {path} {target}: {answer:?}"));
+            }
+        }
+    }
+}
+
+/// A tiny deterministic generator (SplitMix64): the same run every time.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % n
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The checks.
+
+/// What the order service has not finished: orders in the saga's `reserving`
+/// state, outbox rows not yet delivered.
+#[derive(Debug)]
+struct InFlight {
+    reserving: i64,
+    outbox: i64,
+}
+
+impl InFlight {
+    async fn read(orders_database: &str) -> Self {
+        Self::try_read(orders_database)
+            .await
+            .unwrap_or_else(|e| panic!("orders database: {e}"))
+    }
+
+    async fn try_read(orders_database: &str) -> Result<Self, sqlx::Error> {
+        let mut db = PgConnection::connect(orders_database).await?;
+        let reserving: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM orders WHERE status = 'reserving'")
+                .fetch_one(&mut db)
+                .await?;
+        let outbox: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+            .fetch_one(&mut db)
+            .await?;
+        let _ = db.close().await;
+        Ok(Self { reserving, outbox })
+    }
+
+    /// Polls (at most 5 s, one connection) until an order is `reserving`.
+    async fn wait_for_reserving(orders_database: &str) {
+        let mut db = PgConnection::connect(orders_database)
+            .await
+            .expect("orders database reachable");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let reserving: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM orders WHERE status = 'reserving')",
+            )
+            .fetch_one(&mut db)
+            .await
+            .expect("orders readable");
+            if reserving {
+                break;
+            }
+        }
+        let _ = db.close().await;
+    }
+}
+
+/// The state after the stream, as the API and the databases show it.
+#[derive(Debug)]
+struct Observed {
+    /// Orders in the saga's `reserving` state (hidden from the API).
+    reserving: i64,
+    /// Outbox rows not yet delivered.
+    outbox: i64,
+    /// Product id -> stock.
+    stock: BTreeMap<String, i64>,
+    /// Every visible order, by id.
+    orders: BTreeMap<String, Value>,
+}
+
+impl Observed {
+    async fn read(platform: &Platform) -> Result<Self, String> {
+        let InFlight { reserving, outbox } = InFlight::try_read(&platform.databases.order)
+            .await
+            .map_err(|e| format!("orders database: {e}"))?;
+        let stock = platform
+            .api
+            .all_pages("/api/products")
+            .await?
+            .into_iter()
+            .map(|p| {
+                let id = p["id"].as_str().expect("product id").to_owned();
+                (id, p["quantity"].as_i64().expect("quantity"))
+            })
+            .collect();
+        let orders = platform
+            .api
+            .all_pages("/api/orders")
+            .await?
+            .into_iter()
+            .map(|o| (o["id"].as_str().expect("order id").to_owned(), o))
+            .collect();
+        Ok(Self {
+            reserving,
+            outbox,
+            stock,
+            orders,
+        })
+    }
+
+    /// The reconciler has nothing left to do.
+    fn settled(&self) -> bool {
+        self.reserving == 0 && self.outbox == 0
+    }
+
+    /// Product id -> units held by live (pending or completed) orders.
+    fn held(&self) -> BTreeMap<String, i64> {
+        let mut held = BTreeMap::new();
+        for order in self.orders.values() {
+            if order["status"] == "pending" || order["status"] == "completed" {
+                for item in order["order_items"].as_array().expect("order_items") {
+                    let product = item["product_id"].as_str().expect("product id").to_owned();
+                    *held.entry(product).or_insert(0) += item["quantity"].as_i64().expect("qty");
+                }
+            }
+        }
+        held
+    }
+
+    /// Per product: (initial, current, held) where initial != current + held.
+    fn conservation_errors(&self, workload: &Workload) -> Vec<String> {
+        let held = self.held();
+        workload
+            .initial
+            .iter()
+            .filter_map(|(id, initial)| {
+                let current = self.stock.get(id).copied().unwrap_or(i64::MIN);
+                let held = held.get(id).copied().unwrap_or(0);
+                (*initial != current + held).then(|| {
+                    format!("product {id}: initial {initial} != current {current} + held by live orders {held}")
+                })
+            })
+            .collect()
+    }
+}
+
+/// Waits until the reconciler has finished (bounded), then asserts every
+/// accepted order is there as its client last saw it, stock conservation
+/// exactly, and that the catalog's reservations agree with the orders.
+/// Returns what the stream did, summed over its clients.
+async fn settle_and_check(platform: &Platform, workload: &Workload, logs: &[ClientLog]) -> Counts {
+    let mut counts = Counts::default();
+    let mut accepted = BTreeMap::new();
+    let mut anomalies = Vec::new();
+    for log in logs {
+        counts.add(log.counts);
+        accepted.extend(log.accepted.iter().map(|(k, v)| (k.clone(), v.clone())));
+        anomalies.extend(log.anomalies.iter().cloned());
+    }
+    eprintln!(
+        "stream: {counts:?}, {} orders accepted, {} answers outside the contract",
+        accepted.len(),
+        anomalies.len()
+    );
+    assert!(counts.created > 0, "no order was created: {counts:?}");
+
+    let started = Instant::now();
+    let deadline = started + SETTLE_LIMIT;
+    let observed = loop {
+        let observed = Observed::read(platform).await;
+        match &observed {
+            Ok(state) if state.settled() && state.conservation_errors(workload).is_empty() => {
+                break observed.expect("checked");
+            }
+            _ if Instant::now() >= deadline => {
+                // Assert on what was seen last, with the reason in the message.
+                let state = observed
+                    .unwrap_or_else(|e| panic!("state unreadable after {SETTLE_LIMIT:?}: {e}"));
+                assert!(
+                    state.settled(),
+                    "the reconciler did not finish in {SETTLE_LIMIT:?}: {} orders reserving, {} outbox rows",
+                    state.reserving,
+                    state.outbox
+                );
+                break state;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    };
+    eprintln!("reconciled {:?} after the stream", started.elapsed());
+
+    let errors = observed.conservation_errors(workload);
+    assert!(errors.is_empty(), "stock not conserved: {errors:#?}");
+
+    for (id, statuses) in &accepted {
+        let listed = observed
+            .orders
+            .get(id)
+            .unwrap_or_else(|| panic!("accepted order {id} is not listed"));
+        let (status, order) = platform
+            .api
+            .get(&format!("/api/orders/{id}"))
+            .await
+            .expect("gateway up");
+        assert_eq!(status, StatusCode::OK, "accepted order {id}: {order}");
+        assert_eq!(&order["status"], &listed["status"], "{id}");
+        let now = order["status"].as_str().expect("status");
+        assert!(
+            statuses.contains(now),
+            "order {id} is {now}; its client last saw {statuses:?}"
+        );
+    }
+
+    check_reservations_agree(platform, &observed).await;
+    // Last, so that a failure here comes with the invariants above verified.
+    assert!(
+        anomalies.is_empty(),
+        "answers outside the contract (a backend down is 503 or 504, never 500): {anomalies:#?}"
+    );
+    counts
+}
+
+/// The catalog's view: a held reservation for each pending order, a
+/// committed one for each completed order, and no other reservation holding
+/// stock.
+async fn check_reservations_agree(platform: &Platform, observed: &Observed) {
+    let mut catalog_db = PgConnection::connect(&platform.databases.catalog)
+        .await
+        .expect("catalog database reachable");
+    let rows: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT id, state FROM reservations WHERE state IN ('held', 'committed')")
+            .fetch_all(&mut catalog_db)
+            .await
+            .expect("reservations readable");
+    let _ = catalog_db.close().await;
+    let holding: BTreeMap<String, String> = rows
+        .into_iter()
+        .map(|(id, state)| (id.to_string(), state))
+        .collect();
+    let expected: BTreeMap<String, String> = observed
+        .orders
+        .iter()
+        .filter_map(|(id, order)| match order["status"].as_str() {
+            Some("pending") => Some((id.clone(), "held".to_owned())),
+            Some("completed") => Some((id.clone(), "committed".to_owned())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        holding, expected,
+        "catalog reservations holding stock vs live orders"
+    );
+}
