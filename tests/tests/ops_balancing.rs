@@ -37,6 +37,7 @@ async fn reservations_taken(http: &reqwest::Client, admin: std::net::SocketAddr)
 #[tokio::test]
 async fn two_catalog_replicas_share_the_load_and_losing_one_loses_no_order() {
     let catalog_db = fresh_database_url("catalog");
+    let order_db = fresh_database_url("order");
     let (admin_a, admin_b) = (free_addr(), free_addr());
     let catalog_a = ChildService::start(
         "catalog-service",
@@ -203,14 +204,33 @@ async fn two_catalog_replicas_share_the_load_and_losing_one_loses_no_order() {
         if stock + held == INITIAL_STOCK {
             break;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "stock {stock} + held {held} != {INITIAL_STOCK} after the reconciler's grace"
-        );
+        if tokio::time::Instant::now() >= deadline {
+            panic!(
+                "stock {stock} + held {held} != {INITIAL_STOCK} after the reconciler's grace; \
+                 orders by status: {:?}; reservations by state: {:?}",
+                tally(&order_db, "SELECT status, count(*), 0::bigint FROM orders GROUP BY status").await,
+                tally(
+                    &catalog_db,
+                    "SELECT r.state, count(*), COALESCE(sum(l.quantity), 0)::bigint FROM reservations r \
+                     LEFT JOIN reservation_lines l ON l.reservation_id = r.id GROUP BY r.state"
+                )
+                .await,
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     assert!(gateway.terminate().await);
     assert!(order.terminate().await);
     assert!(catalog_a.terminate().await);
+}
+
+/// Rows of `(label, count, units)` from a diagnostic query, for failure messages.
+async fn tally(database_url: &str, sql: &'static str) -> Vec<(String, i64, i64)> {
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(database_url).await.unwrap();
+    sqlx::query_as(sql)
+        .fetch_all(&mut connection)
+        .await
+        .unwrap()
 }
