@@ -20,6 +20,11 @@ pub struct Config {
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8000")]
     pub listen_addr: SocketAddr,
 
+    /// Check the health of the gateway running at LISTEN_ADDR (`/health`) and
+    /// exit 0 if it answers 200, 1 otherwise (for container health checks).
+    #[arg(long)]
+    pub probe: bool,
+
     /// gRPC endpoint of the catalog service.
     #[arg(long, env = "CATALOG_URL", default_value = "http://127.0.0.1:50051")]
     pub catalog_url: String,

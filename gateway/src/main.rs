@@ -1,5 +1,7 @@
 //! The `gateway` binary: read config, set up telemetry, serve until SIGTERM /
-//! Ctrl-C.
+//! Ctrl-C. With `--probe`, check a running instance's health instead.
+
+use std::time::Duration;
 
 use clap::Parser;
 use gateway::{Application, Config};
@@ -7,6 +9,11 @@ use gateway::{Application, Config};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
+    if config.probe {
+        let healthy =
+            proto::runtime::http_probe(config.listen_addr, "/health", Duration::from_secs(2)).await;
+        std::process::exit(if healthy { 0 } else { 1 });
+    }
     let telemetry = proto::telemetry::init("gateway");
     tracing::info!(?config, "starting gateway");
     let app = Application::build(config).await?;
