@@ -5,8 +5,10 @@
 //! The server binaries come from `PG_BIN` or the newest
 //! `/usr/lib/postgresql/<version>/bin`. PostgreSQL refuses to run as root, so
 //! when the test runs as root (CI) every command runs as the `postgres` OS
-//! user, who owns the directory. The cluster trusts local connections; only
-//! 127.0.0.1 and a socket in its own directory listen.
+//! user, who owns the directory. Only 127.0.0.1 and a socket in its own
+//! directory listen; the superuser `postgres` is trusted, every other role
+//! must give its password (scram-sha-256), so a test can check that a
+//! database password really is used and never shown.
 //!
 //! Dropping a [`PrivatePostgres`] stops the server (immediately) and removes
 //! its directory.
@@ -21,6 +23,14 @@ use crate::process::free_addr;
 
 /// The OS user the server runs as when the test runs as root.
 const SERVER_USER: &str = "postgres";
+
+/// Who may connect, and how (first match wins).
+const PG_HBA: &str = "\
+# TYPE  DATABASE  USER      ADDRESS        METHOD
+local   all       all                      trust
+host    all       postgres  127.0.0.1/32   trust
+host    all       all       127.0.0.1/32   scram-sha-256
+";
 
 pub struct PrivatePostgres {
     /// Holds `data/` (the cluster), the server's socket and `server.log`.
@@ -63,6 +73,17 @@ impl PrivatePostgres {
             .args(["--auth=trust", "-U", "postgres", "--no-sync"])
             .args(["--encoding=UTF8", "--locale=C"]);
         cluster.run_blocking(initdb, "initdb").await;
+        let hba = data.join("pg_hba.conf");
+        std::fs::write(&hba, PG_HBA).expect("write pg_hba.conf");
+        if as_postgres_user {
+            cluster.run_checked(
+                Command::new("chown").args([
+                    &format!("{SERVER_USER}:{SERVER_USER}"),
+                    hba.to_str().expect("UTF-8 temp dir"),
+                ]),
+                "chown pg_hba.conf",
+            );
+        }
         let mut cluster = cluster;
         cluster.start_server().await;
         cluster

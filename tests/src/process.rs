@@ -107,13 +107,15 @@ impl ChildService {
             readers.push(tokio::spawn(output.clone().copy_from(stdout)));
             readers.push(tokio::spawn(output.clone().copy_from(stderr)));
         }
-        let service = Self {
+        let mut service = Self {
             name: binary.to_owned(),
             addr,
             child,
             readers,
         };
-        service.wait_until_listening(Duration::from_secs(30)).await;
+        service
+            .wait_until_listening(Duration::from_secs(30), output)
+            .await;
         service
     }
 
@@ -130,9 +132,20 @@ impl ChildService {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    async fn wait_until_listening(&self, limit: Duration) {
+    /// Fails at once (with its captured output, if any) when the process
+    /// exits instead, e.g. on a configuration it refuses.
+    async fn wait_until_listening(&mut self, limit: Duration, output: Option<&CapturedOutput>) {
         let started = Instant::now();
         while tokio::net::TcpStream::connect(self.addr).await.is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.drain_output().await;
+                panic!(
+                    "{} exited ({status}) before listening on {}; output:\n{}",
+                    self.name,
+                    self.addr,
+                    output.map(CapturedOutput::text).unwrap_or_default()
+                );
+            }
             assert!(
                 started.elapsed() < limit,
                 "{} did not start listening on {}",
@@ -168,6 +181,44 @@ impl ChildService {
             let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
         }
     }
+}
+
+/// Runs `binary` with `env` until it exits by itself (at most `limit`, then
+/// it is killed and this panics), its stdout and stderr appended to `output`;
+/// for a process expected to stop, e.g. one refusing its configuration.
+pub async fn run_to_exit(
+    binary: &str,
+    env: &[(&str, String)],
+    output: &CapturedOutput,
+    limit: Duration,
+) -> std::process::ExitStatus {
+    let mut command = Command::new(binary_path(binary));
+    command
+        .envs(env.iter().map(|(k, v)| (*k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
+    let stdout = tokio::spawn(
+        output
+            .clone()
+            .copy_from(child.stdout.take().expect("stdout is piped")),
+    );
+    let stderr = tokio::spawn(
+        output
+            .clone()
+            .copy_from(child.stderr.take().expect("stderr is piped")),
+    );
+    let status = tokio::time::timeout(limit, child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("{binary} still running after {limit:?}"))
+        .expect("wait for the child");
+    let _ = stdout.await;
+    let _ = stderr.await;
+    status
 }
 
 /// Everything captured child processes wrote on stdout and stderr, in one
