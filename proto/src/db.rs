@@ -78,6 +78,8 @@ pub async fn connect(settings: &DbSettings, migrator: &Migrator) -> Result<PgPoo
     Ok(pool)
 }
 
+// `PgConnectOptions`' Debug shows the password: never log the options, nor
+// `#[instrument]` a function taking them without skipping them.
 async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), DbError> {
     let name = options
         .get_database()
