@@ -154,9 +154,13 @@ impl ApiError {
             Code::InvalidArgument => {
                 let mut violations = errors::violations(&status);
                 for violation in &mut violations {
-                    // The key travels in a header, so name it as the client sent it.
+                    // Name each field as the client sent it: the key travels
+                    // in a header, and an order's lines are `products` in
+                    // the REST body (`items` on gRPC).
                     if violation.field == "idempotency_key" {
                         violation.field = "Idempotency-Key".into();
+                    } else if let Some(rest) = violation.field.strip_prefix("items") {
+                        violation.field = format!("products{rest}");
                     }
                 }
                 if violations.is_empty() {
@@ -478,12 +482,14 @@ mod tests {
         let status = errors::invalid_argument(&[
             Violation::new("name", "must not be empty"),
             Violation::new("idempotency_key", "already used with a different request"),
+            Violation::new("items[3].quantity", "the total quantity is too large"),
         ]);
         let (code, p) = map(status);
         assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
         let errors = p.errors.unwrap();
         assert_eq!(errors[0].field, "name");
         assert_eq!(errors[1].field, "Idempotency-Key");
+        assert_eq!(errors[2].field, "products[3].quantity");
         assert!(p.detail.contains("name"));
     }
 

@@ -140,6 +140,13 @@ pub fn total_pages(total: u64, page_size: u32) -> u64 {
     total.div_ceil(u64::from(page_size))
 }
 
+/// The documented form of money sent as a string: > 0, at most 8 integer
+/// digits, at most two fractional digits that are not trailing zeros.
+/// (The gateway also reads exponents, `"1e2"`; the document keeps to the
+/// plain form.)
+pub const MONEY_STRING_PATTERN: &str =
+    r"^([1-9][0-9]{0,7}(\.[0-9]{1,2}0*)?|0\.(0[1-9]|[1-9][0-9]?)0*)$";
+
 /// Money as requests may send it: a JSON number or a string holding one
 /// (`999.99` or `"999.99"`), read exactly, never through a binary float.
 /// Greater than 0, at most two fractional digits, at most 99999999.99.
@@ -156,13 +163,18 @@ impl PartialSchema for MoneyInput {
                 ObjectBuilder::new()
                     .schema_type(Type::Number)
                     .exclusive_minimum(Some(0))
-                    .maximum(Some(99_999_999))
+                    .maximum(Some(99_999_999.99))
+                    // Whole cents; validators may check this in binary
+                    // floating point, the gateway never does.
+                    .multiple_of(Some(0.01))
                     .description(Some("As a JSON number (its digits are read exactly).")),
             )
             .item(
                 ObjectBuilder::new()
                     .schema_type(Type::String)
-                    .pattern(Some(r"^(0|[1-9][0-9]{0,7})(\.[0-9]+)?$"))
+                    // > 0, at most 8 integer digits, at most two fractional
+                    // digits that are not trailing zeros.
+                    .pattern(Some(MONEY_STRING_PATTERN))
                     .description(Some("As a string holding a decimal number."))
                     .examples([serde_json::json!("999.99")]),
             )
@@ -287,6 +299,17 @@ mod tests {
         assert_eq!(q.boolean(&mut errors, "missing"), Some(None));
         assert!(errors.is_empty());
         assert_eq!(q.boolean(&mut errors, "d"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_documented_money_string_is_accepted(
+            text in proptest::string::string_regex(
+                MONEY_STRING_PATTERN.trim_start_matches('^').trim_end_matches('$'),
+            ).unwrap(),
+        ) {
+            proptest::prop_assert!(money::parse_price(&text).is_ok(), "{}", text);
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::{
     request_body = OrderCreate,
     params(
         ("Idempotency-Key" = Option<String>, Header,
+         min_length = 1, max_length = 255, pattern = r"^[!-~]{1,255}$",
          description = "Makes the request safe to retry: the same key with the same body answers the original 201 \
                         and takes no more stock; the same key with another body is refused (422). 1 to 255 visible ASCII \
                         characters; kept for at least 24 hours."),

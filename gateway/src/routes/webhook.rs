@@ -29,7 +29,7 @@ pub const EVENT_ID_HEADER: &str = "webhook-id";
     request_body = PaymentWebhook,
     params(
         ("X-Signature" = String, Header, description = "`<hex>` or `t=<unix seconds>,v1=<hex>[,v1=<hex>]`"),
-        ("Webhook-Id" = Option<String>, Header, description = "The processor's event id (1 to 255 visible ASCII characters); an event delivered twice is applied once. Wins over `event_id` in the body."),
+        ("Webhook-Id" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[!-~]{1,255}$", description = "The processor's event id (1 to 255 visible ASCII characters); an event delivered twice is applied once. Wins over `event_id` in the body."),
     ),
     responses(
         (status = 200, description = "Applied, or the same status again (idempotent)", body = WebhookAck),
