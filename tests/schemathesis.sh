@@ -43,25 +43,11 @@ suffix="$(python3 -c 'import uuid; print(uuid.uuid4().hex[:16])')"
 catalog_db="t_schema_${suffix}_catalog"
 order_db="t_schema_${suffix}_orders"
 api_key="schemathesis-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
-read -r catalog_port order_port gateway_port < <(python3 - <<'EOF'
-import socket
-sockets = [socket.socket() for _ in range(3)]
-for s in sockets:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in sockets))
-EOF
-)
-base="http://127.0.0.1:${gateway_port}"
 pids=()
 
 cleanup() {
     local status=$?
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_platform
     if command -v psql >/dev/null; then
         for db in "$catalog_db" "$order_db"; do
             psql "$PG/postgres" -qAtc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
@@ -80,20 +66,44 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "starting the platform (gateway on $base)"
 export RUST_LOG=warn LOG_FORMAT=json ADMIN_ADDR=127.0.0.1:0 SHUTDOWN_GRACE_SECS=2
-DATABASE_URL="$PG/$catalog_db" LISTEN_ADDR="127.0.0.1:$catalog_port" \
-    "$BIN/catalog-service" >"$work/catalog.log" 2>&1 &
-pids+=($!)
-DATABASE_URL="$PG/$order_db" LISTEN_ADDR="127.0.0.1:$order_port" \
-    CATALOG_URL="http://127.0.0.1:$catalog_port" \
-    "$BIN/order-service" >"$work/order.log" 2>&1 &
-pids+=($!)
-LISTEN_ADDR="127.0.0.1:$gateway_port" \
-    CATALOG_URL="http://127.0.0.1:$catalog_port" ORDER_URL="http://127.0.0.1:$order_port" \
-    WEBHOOK_SECRET="schemathesis-webhook-secret" API_KEYS="schemathesis=$api_key:products,orders" \
-    "$BIN/gateway" >"$work/gateway.log" 2>&1 &
-pids+=($!)
+# Starts the three services on free ports. The ports are free when picked,
+# but another process may take one before a service binds it: the caller
+# retries.
+start_platform() {
+    read -r catalog_port order_port gateway_port < <(python3 - <<'EOF'
+import socket
+sockets = [socket.socket() for _ in range(3)]
+for s in sockets:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in sockets))
+EOF
+)
+    base="http://127.0.0.1:${gateway_port}"
+    log "starting the platform (gateway on $base)"
+    DATABASE_URL="$PG/$catalog_db" LISTEN_ADDR="127.0.0.1:$catalog_port" \
+        "$BIN/catalog-service" >"$work/catalog.log" 2>&1 &
+    pids+=($!)
+    DATABASE_URL="$PG/$order_db" LISTEN_ADDR="127.0.0.1:$order_port" \
+        CATALOG_URL="http://127.0.0.1:$catalog_port" \
+        "$BIN/order-service" >"$work/order.log" 2>&1 &
+    pids+=($!)
+    LISTEN_ADDR="127.0.0.1:$gateway_port" \
+        CATALOG_URL="http://127.0.0.1:$catalog_port" ORDER_URL="http://127.0.0.1:$order_port" \
+        WEBHOOK_SECRET="schemathesis-webhook-secret" API_KEYS="schemathesis=$api_key:products,orders" \
+        "$BIN/gateway" >"$work/gateway.log" 2>&1 &
+    pids+=($!)
+}
+
+stop_platform() {
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    pids=()
+}
 
 # HTTP without curl (not on every machine): prints the status, then the body.
 http() {
@@ -115,14 +125,25 @@ EOF
 }
 
 status_of() { local reply; reply="$(http "$@")"; echo "${reply%%$'\n'*}"; }
-for _ in $(seq 1 120); do
-    [ "$(status_of GET "$base/ready" "$api_key")" = 200 ] && break
-    for pid in "${pids[@]}"; do
-        kill -0 "$pid" 2>/dev/null || { echo "a service exited during start-up" >&2; exit 1; }
+# Waits for /ready; fails as soon as a service has exited.
+wait_ready() {
+    for _ in $(seq 1 120); do
+        [ "$(status_of GET "$base/ready" "$api_key")" = 200 ] && return 0
+        for pid in "${pids[@]}"; do
+            kill -0 "$pid" 2>/dev/null || { echo "a service exited during start-up" >&2; return 1; }
+        done
+        sleep 0.5
     done
-    sleep 0.5
+    echo "the platform never became ready" >&2
+    return 1
+}
+
+for attempt in 1 2 3; do
+    start_platform
+    wait_ready && break
+    stop_platform
+    [ "$attempt" -lt 3 ] || { echo "the platform did not start" >&2; exit 1; }
 done
-[ "$(status_of GET "$base/ready" "$api_key")" = 200 ] || { echo "the platform never became ready" >&2; exit 1; }
 
 log "seeding products and an order"
 product_id=""
