@@ -20,8 +20,8 @@
 //! and, in the databases, that the catalog's reservations agree with the
 //! orders (held for pending, committed for completed, nothing else held).
 //!
-//! Each test takes 10-25 s (most of it the reconciler's grace period and
-//! starting processes); they use small pools and their own databases, so
+//! Each test takes 5-15 s (processes starting, the outage, the reconciler's
+//! grace period); they use small pools and their own databases, so
 //! they run in parallel with the rest of the suite.
 
 use std::{
@@ -61,6 +61,9 @@ const OPS_BEFORE_FAULT: usize = 40;
 /// ...and lasts until it has done this many more, or [`MAX_OUTAGE`] passed.
 const OPS_DURING_OUTAGE: usize = 30;
 const MAX_OUTAGE: Duration = Duration::from_secs(4);
+/// How long PostgreSQL stays down: longer than the gateway's deadline
+/// (`GRPC_TIMEOUT_MS`, 5 s).
+const POSTGRES_OUTAGE: Duration = Duration::from_secs(6);
 /// Pacing between one client's operations, so the stream spans the fault.
 const PACE: Duration = Duration::from_millis(15);
 /// Upper bound on the whole stream.
@@ -129,11 +132,15 @@ async fn postgres_restarted_mid_stream_services_reconnect_and_ready_reflects_out
 
     let stream = Stream::start(&platform.api, &workload);
     stream.wait_for_ops(OPS_BEFORE_FAULT).await;
+    let down = Instant::now();
     postgres.stop().await;
     platform
         .wait_ready(StatusCode::SERVICE_UNAVAILABLE, "while PostgreSQL is down")
         .await;
     stream.outage().await;
+    // The outage's length (not a synchronisation): past the gateway's
+    // deadline, so requests begun during it cannot all wait it out.
+    tokio::time::sleep_until(down + POSTGRES_OUTAGE).await;
     postgres.start_server().await;
     let back = Instant::now();
     platform
