@@ -1,6 +1,6 @@
 //! Starting a catalog service for a test, and small helpers around its client.
 
-use std::str::FromStr;
+use std::{net::SocketAddr, str::FromStr};
 
 use proto::catalog::v1::{
     CreateProductRequest, Product, catalog_service_client::CatalogServiceClient,
@@ -19,6 +19,18 @@ pub async fn spawn_catalog() -> RunningService {
 
 /// Starts a catalog service on the given database (e.g. to restart one).
 pub async fn spawn_catalog_on(database_url: String) -> RunningService {
+    start_catalog_on(database_url).await.service
+}
+
+/// A running catalog service and its admin address.
+pub struct CatalogHarness {
+    pub service: RunningService,
+    /// The admin HTTP server: `/metrics`, `/health`, `/ready`.
+    pub admin_addr: SocketAddr,
+}
+
+/// As [`spawn_catalog_on`], keeping the admin address too.
+pub async fn start_catalog_on(database_url: String) -> CatalogHarness {
     let mut config = catalog_service::Config::for_database(database_url.clone(), any_port());
     config.db_max_connections = TEST_POOL_SIZE;
     config.shutdown_grace_secs = 5;
@@ -26,12 +38,17 @@ pub async fn spawn_catalog_on(database_url: String) -> RunningService {
         .await
         .expect("catalog service starts");
     let addr = app.local_addr();
-    RunningService::spawn(addr, database_url, |rx| async move {
+    let admin_addr = app.admin_addr();
+    let service = RunningService::spawn(addr, database_url, |rx| async move {
         app.run_until(async {
             let _ = rx.await;
         })
         .await
-    })
+    });
+    CatalogHarness {
+        service,
+        admin_addr,
+    }
 }
 
 pub async fn catalog_client(service: &RunningService) -> CatalogClient {

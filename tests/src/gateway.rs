@@ -303,3 +303,45 @@ pub fn now_unix() -> i64 {
         .expect("the clock is after 1970")
         .as_secs() as i64
 }
+
+/// The platform as [`spawn_platform`] starts it, plus what observability tests
+/// need: where each process serves its Prometheus metrics, and the order
+/// service's reconciler (to run a pass when the test chooses).
+pub struct ObservedPlatform {
+    pub platform: Platform,
+    pub reconciler: order_service::Reconciler,
+    /// `(process, URL of its /metrics)`: the gateway's own port, the
+    /// services' admin ports.
+    pub metrics_urls: Vec<(&'static str, String)>,
+}
+
+/// Catalog, order service and gateway with the test configuration, and their
+/// metrics endpoints.
+pub async fn spawn_observed_platform() -> ObservedPlatform {
+    let catalog = crate::catalog::start_catalog_on(crate::fresh_database_url("catalog")).await;
+    let order = crate::order::start_order(crate::order::order_config(&catalog.service.url())).await;
+    let gateway = spawn_gateway(&catalog.service.url(), &order.service.url(), |_| {}).await;
+    let base_url = format!("http://{}", gateway.addr);
+    let metrics_urls = vec![
+        ("gateway", format!("{base_url}/metrics")),
+        (
+            "catalog-service",
+            format!("http://{}/metrics", catalog.admin_addr),
+        ),
+        (
+            "order-service",
+            format!("http://{}/metrics", order.admin_addr),
+        ),
+    ];
+    ObservedPlatform {
+        platform: Platform {
+            catalog: catalog.service,
+            order: order.service,
+            gateway,
+            http: http_client(),
+            base_url,
+        },
+        reconciler: order.reconciler,
+        metrics_urls,
+    }
+}

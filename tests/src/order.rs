@@ -32,6 +32,8 @@ pub type OrderClient = OrderServiceClient<Channel>;
 pub struct OrderHarness {
     pub service: RunningService,
     pub reconciler: order_service::Reconciler,
+    /// The admin HTTP server: `/metrics`, `/health`, `/ready`.
+    pub admin_addr: SocketAddr,
 }
 
 /// The test configuration (see the module header) on a fresh database, talking
@@ -66,6 +68,7 @@ pub async fn start_order(config: order_service::Config) -> OrderHarness {
         .await
         .expect("order service starts");
     let addr = app.local_addr();
+    let admin_addr = app.admin_addr();
     let reconciler = app.reconciler();
     let service = RunningService::spawn(addr, database_url, |rx| async move {
         app.run_until(async {
@@ -77,6 +80,7 @@ pub async fn start_order(config: order_service::Config) -> OrderHarness {
     OrderHarness {
         service,
         reconciler,
+        admin_addr,
     }
 }
 
