@@ -159,7 +159,9 @@ reply="$(http POST "$base/api/orders" "$api_key" "{\"customer_id\":1,\"products\
 
 log "schemathesis $(schemathesis --version | awk '{print $NF}'): up to $MAX_EXAMPLES examples per operation"
 set +e
-schemathesis run "$base/openapi.json" \
+# From the scratch directory: schemathesis and hypothesis leave caches in the
+# working directory.
+(cd "$work" && schemathesis run "$base/openapi.json" \
     --checks "$CHECKS" \
     --header "Authorization: Bearer $api_key" \
     --max-examples "$MAX_EXAMPLES" \
@@ -170,7 +172,7 @@ schemathesis run "$base/openapi.json" \
     --seed "${SCHEMATHESIS_SEED:-7}" \
     --no-color \
     --output-sanitize true \
-    "$@" \
+    "$@") \
     2>&1 | tee "$work/schemathesis.out"
 status=${PIPESTATUS[0]}
 set -e
