@@ -201,6 +201,17 @@ impl ApiError {
                 tracing::warn!(code = ?status.code(), message = status.message(), "backend unavailable");
                 Self::Unavailable("A backend service is unavailable, please retry later".into())
             }
+            // A connection lost mid-call (the service died) is reported by
+            // tonic itself as UNKNOWN "transport error", with the I/O error as
+            // its source. A status decoded from a service's answer never has a
+            // source, so a real UNKNOWN from a service still means 500.
+            Code::Unknown if std::error::Error::source(&status).is_some() => {
+                tracing::warn!(
+                    message = status.message(),
+                    "connection to a backend lost mid-call"
+                );
+                Self::Unavailable("A backend service is unavailable, please retry later".into())
+            }
             Code::DeadlineExceeded => Self::Timeout,
             // tonic reports its own client-side timeout as CANCELLED.
             Code::Cancelled if status.message().contains("Timeout expired") => Self::Timeout,
@@ -384,6 +395,17 @@ mod tests {
             let code = status.code();
             assert_eq!(map(status).0, expected, "{code:?}");
         }
+    }
+
+    #[test]
+    fn a_connection_lost_mid_call_is_503_but_a_service_answering_unknown_is_500() {
+        let lost = Status::from_error(Box::new(std::io::Error::other("connection reset")));
+        assert_eq!(lost.code(), Code::Unknown);
+        assert_eq!(map(lost).0, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            map(Status::unknown("x")).0,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 
     #[test]
