@@ -20,9 +20,7 @@ use proto::{
     telemetry::PropagateContext,
 };
 use tonic::{
-    Code, Request, Status,
-    codegen::Bytes,
-    service::interceptor::InterceptedService,
+    Code, Request, Status, codegen::Bytes, service::interceptor::InterceptedService,
     transport::Channel,
 };
 use tracing::instrument;
@@ -113,7 +111,11 @@ impl CatalogClient {
                 .collect(),
         });
         let mut client = self.client.clone();
-        match self.channel.call(self.timeout, client.reserve_inventory(request)).await {
+        match self
+            .channel
+            .call(self.timeout, client.reserve_inventory(request))
+            .await
+        {
             Ok(response) => match self.read_lines(items, response.lines) {
                 Ok(lines) => ReserveOutcome::Reserved(lines),
                 Err(error) => {
@@ -181,7 +183,10 @@ impl CatalogClient {
             reservation_id: reservation_id.to_string(),
         });
         let mut client = self.client.clone();
-        let response = self.channel.call(self.timeout, client.release_inventory(request)).await?;
+        let response = self
+            .channel
+            .call(self.timeout, client.release_inventory(request))
+            .await?;
         Ok(response.released)
     }
 
@@ -192,7 +197,10 @@ impl CatalogClient {
             reservation_id: reservation_id.to_string(),
         });
         let mut client = self.client.clone();
-        let response = self.channel.call(self.timeout, client.commit_inventory(request)).await?;
+        let response = self
+            .channel
+            .call(self.timeout, client.commit_inventory(request))
+            .await?;
         Ok(response.committed)
     }
 
