@@ -9,6 +9,7 @@
 //!   services write into `tonic::Status` and the gateway reads back.
 //! - [`balance`]: client-side balancing over every resolved address of a service.
 //! - [`grpc`]: health + reflection services every gRPC server registers.
+//! - [`paging`]: the page-request rule every list shares.
 //! - [`runtime`]: tracing setup and the shutdown signal every binary uses.
 //! - [`db`] (feature `db`): create-if-missing + migrate, for both services.
 //!
@@ -46,6 +47,7 @@ pub mod errors;
 pub mod grpc;
 pub mod metrics;
 pub mod money;
+pub mod paging;
 pub mod runtime;
 pub mod telemetry;
 pub mod time;

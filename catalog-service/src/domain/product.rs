@@ -10,7 +10,6 @@ pub const NAME_MAX_CHARS: usize = 255;
 /// Not in the original contract; a bound keeps one request from storing
 /// megabytes of text.
 pub const DESCRIPTION_MAX_CHARS: usize = 10_000;
-pub const PAGE_SIZE_MAX: u32 = 100;
 
 /// 99999999.99, the largest price NUMERIC(10, 2) holds.
 pub fn price_max() -> Decimal {
@@ -160,40 +159,8 @@ impl From<Option<bool>> for StockFilter {
     }
 }
 
-/// A validated page request: page >= 1, page_size 1..=100.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageRequest {
-    pub page: u32,
-    pub page_size: u32,
-}
-
-impl PageRequest {
-    pub fn parse(page: u32, page_size: u32) -> Result<Self, Vec<Violation>> {
-        let mut violations = Vec::new();
-        if page < 1 {
-            violations.push(Violation::new("page", "must be greater than or equal to 1"));
-        }
-        if !(1..=PAGE_SIZE_MAX).contains(&page_size) {
-            violations.push(Violation::new(
-                "page_size",
-                format!("must be between 1 and {PAGE_SIZE_MAX}"),
-            ));
-        }
-        if violations.is_empty() {
-            Ok(Self { page, page_size })
-        } else {
-            Err(violations)
-        }
-    }
-
-    pub fn limit(self) -> i64 {
-        i64::from(self.page_size)
-    }
-
-    pub fn offset(self) -> i64 {
-        (i64::from(self.page) - 1) * i64::from(self.page_size)
-    }
-}
+/// Page requests follow the platform's one rule.
+pub use proto::paging::PageRequest;
 
 #[cfg(test)]
 mod tests {
@@ -231,17 +198,6 @@ mod tests {
     fn stock_is_never_negative() {
         assert!(Stock::parse("quantity", 0).is_ok());
         assert!(Stock::parse("quantity", -1).is_err());
-    }
-
-    #[test]
-    fn page_request_bounds_and_offsets() {
-        assert_eq!(PageRequest::parse(3, 20).unwrap().offset(), 40);
-        assert_eq!(PageRequest::parse(0, 0).unwrap_err().len(), 2);
-        assert!(PageRequest::parse(1, 101).is_err());
-        assert_eq!(
-            PageRequest::parse(u32::MAX, 100).unwrap().offset(),
-            (i64::from(u32::MAX) - 1) * 100
-        );
     }
 
     #[test]

@@ -115,8 +115,9 @@ impl QueryPairs {
 
 /// Page size when the client gives none.
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
-/// Largest page the contract allows.
-pub const MAX_PAGE_SIZE: u32 = 100;
+/// Largest page the contract allows, and `ceil(total / page_size)`: the
+/// platform's one paging rule.
+pub use proto::paging::{MAX_PAGE_SIZE, total_pages};
 
 /// `page` and `page_size`, read and checked.
 pub fn read_paging(query: &QueryPairs, errors: &mut Violations) -> Option<(u32, u32)> {
@@ -130,14 +131,6 @@ pub fn read_paging(query: &QueryPairs, errors: &mut Violations) -> Option<(u32, 
         i64::from(MAX_PAGE_SIZE),
     );
     Some((u32::try_from(page?).ok()?, u32::try_from(page_size?).ok()?))
-}
-
-/// `ceil(total / page_size)`, 0 when there is nothing.
-pub fn total_pages(total: u64, page_size: u32) -> u64 {
-    if page_size == 0 {
-        return 0;
-    }
-    total.div_ceil(u64::from(page_size))
 }
 
 /// The documented form of money sent as a string: > 0, at most 8 integer
@@ -310,13 +303,5 @@ mod tests {
         ) {
             proptest::prop_assert!(money::parse_price(&text).is_ok(), "{}", text);
         }
-    }
-
-    #[test]
-    fn total_pages_rounds_up() {
-        assert_eq!(total_pages(0, 20), 0);
-        assert_eq!(total_pages(1, 20), 1);
-        assert_eq!(total_pages(57, 20), 3);
-        assert_eq!(total_pages(60, 20), 3);
     }
 }

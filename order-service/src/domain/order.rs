@@ -2,7 +2,6 @@
 //! the exact total, and the list query's filters and paging.
 
 use chrono::{DateTime, Utc};
-use proto::errors::Violation;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -52,7 +51,6 @@ pub fn total(lines: &[ReservedLine]) -> Result<Decimal, TotalOverflow> {
 }
 
 /// Largest page the list query serves.
-pub const MAX_PAGE_SIZE: u32 = 100;
 
 /// ListOrders filters; `None` means any. Only visible statuses can be asked for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -62,41 +60,8 @@ pub struct ListFilter {
     pub customer_id: Option<i64>,
 }
 
-/// A valid page request: 1-based page, 1..=100 per page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageRequest {
-    pub page: u32,
-    pub page_size: u32,
-}
-
-impl PageRequest {
-    pub fn parse(page: u32, page_size: u32) -> Result<Self, Vec<Violation>> {
-        let mut violations = Vec::new();
-        if page < 1 {
-            violations.push(Violation::new("page", "must be at least 1"));
-        }
-        if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
-            violations.push(Violation::new(
-                "page_size",
-                format!("must be between 1 and {MAX_PAGE_SIZE}"),
-            ));
-        }
-        if violations.is_empty() {
-            Ok(Self { page, page_size })
-        } else {
-            Err(violations)
-        }
-    }
-
-    pub fn limit(self) -> i64 {
-        i64::from(self.page_size)
-    }
-
-    pub fn offset(self) -> i64 {
-        // (u32::MAX - 1) * 100 fits in i64 with room to spare.
-        i64::from(self.page - 1) * i64::from(self.page_size)
-    }
-}
+/// Page requests follow the platform's one rule.
+pub use proto::paging::PageRequest;
 
 #[cfg(test)]
 mod tests {
@@ -128,28 +93,6 @@ mod tests {
         assert_eq!(
             total(&lines).unwrap(),
             Decimal::from_str("214748364700000000.00").unwrap()
-        );
-    }
-
-    #[test]
-    fn pages_are_checked_and_translated_to_offsets() {
-        let page = PageRequest::parse(3, 20).unwrap();
-        assert_eq!((page.limit(), page.offset()), (20, 40));
-        assert_eq!(PageRequest::parse(1, 100).unwrap().offset(), 0);
-        let fields = |violations: Vec<Violation>| {
-            violations.into_iter().map(|v| v.field).collect::<Vec<_>>()
-        };
-        assert_eq!(
-            fields(PageRequest::parse(0, 0).unwrap_err()),
-            ["page", "page_size"]
-        );
-        assert_eq!(
-            fields(PageRequest::parse(1, 101).unwrap_err()),
-            ["page_size"]
-        );
-        assert_eq!(
-            PageRequest::parse(u32::MAX, 100).unwrap().offset(),
-            429_496_729_400
         );
     }
 }
