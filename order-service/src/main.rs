@@ -16,16 +16,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let telemetry = proto::telemetry::init("order-service");
     if config.migrate_only {
-        let settings = proto::db::DbSettings {
-            create_if_missing: true,
-            migrate: true,
-            ..config.db_settings()
-        };
-        proto::db::connect(&settings, &order_service::MIGRATOR)
-            .await?
-            .close()
-            .await;
-        tracing::info!("migrations applied");
+        proto::db::migrate_only(&config.db_settings(), &order_service::MIGRATOR).await?;
         return Ok(());
     }
     tracing::info!(?config, "starting order-service");

@@ -118,3 +118,18 @@ async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), Db
     let _ = admin.close().await;
     Ok(())
 }
+
+/// What `--migrate-only` does (e.g. in a Kubernetes init container): create
+/// the database if missing, apply pending migrations, close, whatever the
+/// settings say about doing so at start.
+pub async fn migrate_only(settings: &DbSettings, migrator: &Migrator) -> Result<(), DbError> {
+    let settings = DbSettings {
+        create_if_missing: true,
+        migrate: true,
+        max_connections: 1,
+        ..settings.clone()
+    };
+    connect(&settings, migrator).await?.close().await;
+    tracing::info!("migrations applied");
+    Ok(())
+}

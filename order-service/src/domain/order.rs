@@ -50,8 +50,6 @@ pub fn total(lines: &[ReservedLine]) -> Result<Decimal, TotalOverflow> {
     })
 }
 
-/// Largest page the list query serves.
-
 /// ListOrders filters; `None` means any. Only visible statuses can be asked for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ListFilter {
