@@ -9,8 +9,10 @@
 //!   services write into `tonic::Status` and the gateway reads back.
 //! - [`balance`]: client-side balancing over every resolved address of a service.
 //! - [`grpc`]: health + reflection services every gRPC server registers.
+//! - [`metrics`]: per-process Prometheus registry pieces and the admin router.
 //! - [`paging`]: the page-request rule every list shares.
-//! - [`runtime`]: tracing setup and the shutdown signal every binary uses.
+//! - [`runtime`]: the shutdown signal and the HTTP probe every binary uses.
+//! - [`telemetry`]: logs, OTLP span export, trace context over gRPC.
 //! - [`db`] (feature `db`): create-if-missing + migrate, for both services.
 //!
 //! Everything here is shared by at least two of the three processes; code used

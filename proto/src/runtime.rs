@@ -1,25 +1,6 @@
-//! What every binary does the same way at start and at stop: tracing setup and
-//! waiting for SIGTERM / Ctrl-C.
-
-use tracing_subscriber::{EnvFilter, fmt, prelude::*};
-
-/// Installs the global subscriber: `RUST_LOG` filter (default `info`), JSON
-/// lines when `LOG_FORMAT=json` (what containers want), human text otherwise.
-/// Safe to call twice (tests start several services in one process).
-pub fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let registry = tracing_subscriber::registry().with(filter);
-    let result = if json {
-        registry
-            .with(fmt::layer().json().with_current_span(true))
-            .try_init()
-    } else {
-        registry.with(fmt::layer()).try_init()
-    };
-    // An error means a subscriber is already installed: keep that one.
-    let _ = result;
-}
+//! What every binary does the same way at stop (waiting for SIGTERM /
+//! Ctrl-C) and for its container health check (`--probe`). Tracing setup is
+//! in [`crate::telemetry`].
 
 /// Completes on SIGTERM (what orchestrators send) or Ctrl-C.
 pub async fn shutdown_signal() {
