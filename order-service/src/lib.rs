@@ -42,19 +42,16 @@ use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use proto::{
-    metrics::{AdminHooks, GrpcServerMetrics, PoolGauges},
+    metrics::{AdminHooks, PoolGauges},
     order::v1::order_service_server::OrderServiceServer,
 };
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub use config::Config;
 pub use reconciler::{ReconcileReport, Reconciler};
 
 /// The order service's migrations, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/order");
-
-type OrderServer = OrderServiceServer<grpc::OrderApi>;
 
 /// An order service that is connected to its database, holds its catalog
 /// channel and is bound to its ports, ready to serve.
@@ -159,110 +156,55 @@ impl Application {
             metrics,
             config,
         } = self;
-        let addr = listener.local_addr()?;
-
         let mut registry = prometheus_client::registry::Registry::default();
-        let rpc_metrics = GrpcServerMetrics::register(&mut registry);
         let pool_gauges = PoolGauges::register(&mut registry);
         metrics.register(&mut registry);
-
-        let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter.set_serving::<OrderServer>().await;
-        // Health follows the database only: reads and status changes work
-        // without the catalog, and creates answer UNAVAILABLE on their own.
-        let health_follower = tokio::spawn({
-            let store = store.clone();
-            let interval = Duration::from_millis(config.health_check_interval_ms);
-            proto::grpc::follow_dependency::<OrderServer, _, _>(
-                health_reporter.clone(),
-                interval,
-                move || {
-                    let store = store.clone();
-                    async move {
-                        tokio::time::timeout(interval, store.ping())
-                            .await
-                            .is_ok_and(|ping| ping.is_ok())
-                    }
-                },
-            )
-        });
-
-        let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
-        let admin = axum::serve(
-            admin_listener,
-            proto::metrics::admin_router(
-                registry,
-                Arc::new(Hooks {
-                    store: store.clone(),
-                    pool_gauges,
-                    metrics,
-                    draining: drain_rx.clone(),
-                }),
-            ),
-        )
-        .with_graceful_shutdown({
-            let mut drain = drain_rx.clone();
-            async move {
-                let _ = drain.wait_for(|draining| *draining).await;
-            }
-        });
-        let admin_task = tokio::spawn(async move {
-            if let Err(error) = admin.await {
-                tracing::error!(%error, "admin server failed");
-            }
+        let hooks = Arc::new(Hooks {
+            store: store.clone(),
+            pool_gauges,
+            metrics,
         });
 
         let (stop_reconciler, reconciler_stopped) = tokio::sync::oneshot::channel();
         let reconciler_task =
             tokio::spawn(reconciler.run(config.reconcile_interval(), reconciler_stopped));
 
-        let reporter = health_reporter.clone();
-        let signal = async move {
-            shutdown.await;
-            // Fail health checks first, so balancers stop sending new calls.
-            health_follower.abort();
-            reporter.set_not_serving::<OrderServer>().await;
-            reporter
-                .set_service_status("", tonic_health::ServingStatus::NotServing)
-                .await;
-            let _ = drain_tx.send(true);
-            tracing::info!("draining in-flight calls");
-        };
-
-        tracing::info!(%addr, "order-service listening");
-        let server = tonic::transport::Server::builder()
-            .trace_fn(proto::telemetry::grpc_server_span)
-            .layer(rpc_metrics.layer())
-            .add_service(health_service)
-            .add_service(proto::grpc::reflection_v1())
-            .add_service(proto::grpc::reflection_v1alpha())
-            .add_service(OrderServiceServer::new(api))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
-
-        // Once draining starts, give in-flight calls `grace` to finish.
-        let grace = Duration::from_secs(config.shutdown_grace_secs);
-        let mut drain = drain_rx;
-        let deadline = async move {
-            if drain.wait_for(|draining| *draining).await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
+        // Health follows the database only: reads and status changes work
+        // without the catalog, and creates answer UNAVAILABLE on their own.
+        let interval = Duration::from_millis(config.health_check_interval_ms);
+        let database_up = {
+            let store = store.clone();
+            move || {
+                let store = store.clone();
+                async move {
+                    tokio::time::timeout(interval, store.ping())
+                        .await
+                        .is_ok_and(|ping| ping.is_ok())
+                }
             }
         };
-        let served = tokio::select! {
-            result = server => result.context("gRPC server failed"),
-            () = deadline => {
-                tracing::warn!("shutdown grace period over; abandoning in-flight calls");
-                Ok(())
-            }
-        };
+        let served = proto::server::serve(
+            proto::server::GrpcServe {
+                name: "order-service",
+                listener,
+                admin_listener,
+                service: OrderServiceServer::new(api),
+                registry,
+                hooks,
+                health_interval: interval,
+                grace: Duration::from_secs(config.shutdown_grace_secs),
+            },
+            database_up,
+            shutdown,
+        )
+        .await
+        .context("gRPC server failed");
         // Whatever the reconciler was doing is safe to cut: it resumes on the
         // next start (or on another replica).
         let _ = stop_reconciler.send(());
         if let Err(error) = reconciler_task.await {
             tracing::error!(%error, "reconciler task failed");
         }
-        let _ = admin_task.await;
         // `close` waits for connections in use; past the grace period a call
         // stuck in the database must not keep the process alive for ever.
         if tokio::time::timeout(Duration::from_secs(2), store.close())
@@ -281,7 +223,6 @@ struct Hooks {
     store: store::Store,
     pool_gauges: PoolGauges,
     metrics: metrics::OrderMetrics,
-    draining: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AdminHooks for Hooks {
@@ -297,6 +238,6 @@ impl AdminHooks for Hooks {
     }
 
     fn ready(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
-        Box::pin(async move { !*self.draining.borrow() && self.store.ping().await.is_ok() })
+        Box::pin(async move { self.store.ping().await.is_ok() })
     }
 }

@@ -11,6 +11,7 @@
 //! - [`grpc`]: health + reflection services every gRPC server registers.
 //! - [`metrics`]: per-process Prometheus registry pieces and the admin router.
 //! - [`paging`]: the page-request rule every list shares.
+//! - [`server`]: how both gRPC services serve, drain and stop.
 //! - [`runtime`]: the shutdown signal and the HTTP probe every binary uses.
 //! - [`telemetry`]: logs, OTLP span export, trace context over gRPC.
 //! - [`db`] (feature `db`): create-if-missing + migrate, for both services.
@@ -51,5 +52,6 @@ pub mod metrics;
 pub mod money;
 pub mod paging;
 pub mod runtime;
+pub mod server;
 pub mod telemetry;
 pub mod time;

@@ -1,0 +1,158 @@
+//! How both gRPC services serve, in one place: the service beside health
+//! (following a dependency, the database) and reflection, per-RPC metrics and
+//! a span per call, the admin HTTP server (`/metrics`, `/health`, `/ready`),
+//! and the shutdown order operators rely on:
+//!
+//! 1. `shutdown` completes (SIGTERM / Ctrl-C in the binaries);
+//! 2. health turns NOT_SERVING and `/ready` 503, so balancers stop sending;
+//! 3. the server stops accepting and in-flight calls finish, for at most
+//!    `grace`;
+//! 4. the admin server stops; the caller then closes its pool.
+
+use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use prometheus_client::registry::Registry;
+use tokio::{net::TcpListener, sync::watch};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{body::Body, server::NamedService};
+use tower::Service;
+
+use crate::metrics::{AdminHooks, GrpcServerMetrics};
+
+/// Everything [`serve`] needs besides the dependency check and the signal.
+pub struct GrpcServe<S> {
+    /// Used in log lines, e.g. `catalog-service`.
+    pub name: &'static str,
+    pub listener: TcpListener,
+    pub admin_listener: TcpListener,
+    /// The service's own server (e.g. `CatalogServiceServer<..>`).
+    pub service: S,
+    /// The process's registry, with its own series registered; the per-RPC
+    /// series are added here.
+    pub registry: Registry,
+    pub hooks: Arc<dyn AdminHooks>,
+    /// How often `dependency_up` is asked.
+    pub health_interval: Duration,
+    /// How long in-flight calls may run once draining starts.
+    pub grace: Duration,
+}
+
+/// Serves until `shutdown` completes and the drain is over (see the module
+/// header). `dependency_up` decides SERVING / NOT_SERVING while running.
+pub async fn serve<S, C, Fut>(
+    serve: GrpcServe<S>,
+    dependency_up: C,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error>
+where
+    S: Service<http::Request<Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Response: axum::response::IntoResponse,
+    S::Future: Send + 'static,
+    C: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = bool> + Send + 'static,
+{
+    let GrpcServe {
+        name,
+        listener,
+        admin_listener,
+        service,
+        mut registry,
+        hooks,
+        health_interval,
+        grace,
+    } = serve;
+    let rpc_metrics = GrpcServerMetrics::register(&mut registry);
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<S>().await;
+    let health_follower = tokio::spawn(crate::grpc::follow_dependency::<S, _, _>(
+        health_reporter.clone(),
+        health_interval,
+        dependency_up,
+    ));
+
+    let (drain_tx, drain_rx) = watch::channel(false);
+    let admin = axum::serve(
+        admin_listener,
+        crate::metrics::admin_router(
+            registry,
+            Arc::new(DrainAware {
+                inner: hooks,
+                draining: drain_rx.clone(),
+            }),
+        ),
+    )
+    .with_graceful_shutdown(drained(drain_rx.clone()));
+    let admin_task = tokio::spawn(async move {
+        if let Err(error) = admin.await {
+            tracing::error!(%error, "admin server failed");
+        }
+    });
+
+    let signal = async move {
+        shutdown.await;
+        // Fail health checks first, so balancers stop sending new calls.
+        health_follower.abort();
+        health_reporter.set_not_serving::<S>().await;
+        health_reporter
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        let _ = drain_tx.send(true);
+        tracing::info!("draining in-flight calls");
+    };
+
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "{name} listening");
+    }
+    let server = tonic::transport::Server::builder()
+        .trace_fn(crate::telemetry::grpc_server_span)
+        .layer(rpc_metrics.layer())
+        .add_service(health_service)
+        .add_service(crate::grpc::reflection_v1())
+        .add_service(crate::grpc::reflection_v1alpha())
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+
+    // Once draining starts, in-flight calls get `grace` to finish.
+    let deadline = async move {
+        drained(drain_rx).await;
+        tokio::time::sleep(grace).await;
+    };
+    let served = tokio::select! {
+        result = server => result,
+        () = deadline => {
+            tracing::warn!("shutdown grace period over; abandoning in-flight calls");
+            Ok(())
+        }
+    };
+    let _ = admin_task.await;
+    served
+}
+
+/// Completes once draining has started (never, if the sender is gone first).
+async fn drained(mut draining: watch::Receiver<bool>) {
+    if draining.wait_for(|draining| *draining).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Not ready while draining, whatever the service's own hooks say.
+struct DrainAware {
+    inner: Arc<dyn AdminHooks>,
+    draining: watch::Receiver<bool>,
+}
+
+impl AdminHooks for DrainAware {
+    fn refresh(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        self.inner.refresh()
+    }
+
+    fn ready(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+        Box::pin(async move { !*self.draining.borrow() && self.inner.ready().await })
+    }
+}
