@@ -21,6 +21,7 @@ use crate::{
         reservation::{ReservationRequest, ReservedLine},
     },
     error::CatalogError,
+    group_commit::Reserver,
     metrics::CatalogMetrics,
     store::Store,
 };
@@ -28,14 +29,22 @@ use crate::{
 #[derive(Clone)]
 pub struct CatalogApi {
     store: Store,
+    /// ReserveInventory goes through group commit (see `group_commit`).
+    reserver: Reserver,
     currency: String,
     metrics: CatalogMetrics,
 }
 
 impl CatalogApi {
-    pub fn new(store: Store, currency: String, metrics: CatalogMetrics) -> Self {
+    pub fn new(
+        store: Store,
+        reserver: Reserver,
+        currency: String,
+        metrics: CatalogMetrics,
+    ) -> Self {
         Self {
             store,
+            reserver,
             currency,
             metrics,
         }
@@ -250,8 +259,11 @@ impl CatalogService for CatalogApi {
             items.extend(product_id.map(|p| (p, item.quantity)));
         }
         checks.finish()?;
-        let reservation = ReservationRequest::new(id.expect("checked"), items);
-        let reserved = self.store.reserve(&reservation).await;
+        let id = id.expect("checked");
+        let reserved = self
+            .reserver
+            .reserve(ReservationRequest::new(id, items))
+            .await;
         self.metrics.reservation(match &reserved {
             Ok(r) if r.replayed => "replayed",
             Ok(_) => "reserved",
@@ -275,7 +287,7 @@ impl CatalogService for CatalogApi {
             .map(|l| self.reserved_line(l))
             .collect::<Result<_, _>>()?;
         Ok(Response::new(pb::ReserveInventoryResponse {
-            reservation_id: reservation.id.to_string(),
+            reservation_id: id.to_string(),
             lines,
         }))
     }

@@ -10,6 +10,8 @@
 //! - [`domain`]: the rules as plain types and functions (validation, how a
 //!   reservation request is normalised and judged); no I/O, unit-tested.
 //! - [`store`]: every SQL statement, and the transactions that hold them.
+//! - [`group_commit`]: the one task that decides concurrent reservations in
+//!   shared transactions (a hot product sells faster than one commit each).
 //! - [`grpc`]: `catalog.v1.CatalogService`: wire types <-> domain calls.
 //! - [`error`]: the service's one error type and its mapping to `tonic::Status`.
 //! - [`metrics`]: the catalog's business series.
@@ -21,6 +23,7 @@
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod group_commit;
 pub mod grpc;
 pub mod metrics;
 pub mod store;
@@ -162,7 +165,14 @@ impl Application {
             tracing::info!("draining in-flight calls");
         };
 
-        let api = grpc::CatalogApi::new(store.clone(), config.currency.clone(), catalog_metrics);
+        let (reserver, reserve_worker) =
+            group_commit::Reserver::spawn(store.clone(), catalog_metrics.clone());
+        let api = grpc::CatalogApi::new(
+            store.clone(),
+            reserver,
+            config.currency.clone(),
+            catalog_metrics,
+        );
         tracing::info!(%addr, "catalog-service listening");
         let server = tonic::transport::Server::builder()
             .trace_fn(proto::telemetry::grpc_server_span)
@@ -188,6 +198,14 @@ impl Application {
             () = deadline => tracing::warn!("shutdown grace period over; abandoning in-flight calls"),
         }
         let _ = admin_task.await;
+        // The server (and with it every Reserver handle) is gone: the worker
+        // answers what is queued, then ends. Past the grace period, not waited for.
+        if tokio::time::timeout(Duration::from_secs(2), reserve_worker)
+            .await
+            .is_err()
+        {
+            tracing::warn!("reservation worker did not finish in time");
+        }
         // `close` waits for connections in use; past the grace period a call
         // stuck in the database must not keep the process alive for ever.
         if tokio::time::timeout(Duration::from_secs(2), store.close())

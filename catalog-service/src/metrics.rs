@@ -1,9 +1,10 @@
 //! The catalog's own Prometheus series (beside the shared per-RPC and pool
-//! series of `proto::metrics`): what happened to reservations.
+//! series of `proto::metrics`): what happened to reservations, and how many
+//! each group-commit transaction decided.
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family},
+    metrics::{counter::Counter, family::Family, histogram::Histogram},
     registry::Registry,
 };
 
@@ -23,6 +24,8 @@ pub struct CatalogMetrics {
     pub releases: Counter,
     /// Reservations made final.
     pub commits: Counter,
+    /// How many ReserveInventory calls each group-commit transaction decided.
+    pub reservation_batch_size: Histogram,
 }
 
 impl CatalogMetrics {
@@ -32,6 +35,7 @@ impl CatalogMetrics {
             units_reserved: Counter::default(),
             releases: Counter::default(),
             commits: Counter::default(),
+            reservation_batch_size: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]),
         };
         registry.register(
             "catalog_reservations",
@@ -53,7 +57,16 @@ impl CatalogMetrics {
             "Reservations made final",
             metrics.commits.clone(),
         );
+        registry.register(
+            "catalog_reservation_batch_size",
+            "ReserveInventory calls decided per group-commit transaction",
+            metrics.reservation_batch_size.clone(),
+        );
         metrics
+    }
+
+    pub fn reservation_batch(&self, size: usize) {
+        self.reservation_batch_size.observe(size as f64);
     }
 
     pub fn reservation(&self, outcome: &'static str) {

@@ -1,10 +1,12 @@
 //! Every SQL statement of the catalog, and the transactions around them.
 //!
-//! Stock only moves inside [`Store::reserve`] and [`Store::release`] (and an
-//! operator's explicit [`Store::update_product`]). Both lock the product rows
-//! they touch with `SELECT ... ORDER BY id FOR UPDATE` first, so concurrent
-//! reservations take locks in one global order and never deadlock; the
-//! stock UPDATE then re-checks `quantity >= n` as a last guard.
+//! Stock only moves inside [`Store::reserve_batch`] and [`Store::release`]
+//! (and an operator's explicit [`Store::update_product`]). Both take their
+//! locks in one global order, reservation rows first, then product rows with
+//! `SELECT ... ORDER BY id FOR UPDATE`, so concurrent reservations never
+//! deadlock; the stock UPDATE then re-checks `quantity >= n` as a last guard.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
@@ -12,7 +14,9 @@ use uuid::Uuid;
 use crate::{
     domain::{
         product::{NewProduct, PageRequest, Product, ProductPatch, StockFilter},
-        reservation::{self, ReservationRequest, ReservationState, ReservedLine, StockRow},
+        reservation::{
+            self, ReservationRequest, ReservationState, ReservedLine, StockLedger, StockRow,
+        },
     },
     error::CatalogError,
 };
@@ -178,78 +182,157 @@ impl Store {
     }
 
     /// Takes stock for every line or for none, in one transaction; idempotent
-    /// by reservation id (see `domain::reservation`).
-    #[tracing::instrument(skip(self, request), fields(reservation_id = %request.id, lines = request.lines.len()))]
+    /// by reservation id (see `domain::reservation`). A batch of one.
     pub async fn reserve(&self, request: &ReservationRequest) -> Result<Reserved, CatalogError> {
+        self.reserve_batch(std::slice::from_ref(request))
+            .await?
+            .pop()
+            .expect("one outcome per request")
+    }
+
+    /// Group commit: decides a batch of reservations in one transaction, so
+    /// one commit (one WAL flush, one hold of a hot product's row lock) serves
+    /// them all. Each request is still all or nothing on its own, judged in
+    /// the given order on the stock the ones before it left (a
+    /// [`StockLedger`]), exactly as if they had run one after the other; a
+    /// known id replays its stored outcome, a tombstoned one is refused.
+    ///
+    /// Ids must be distinct (the batcher defers a duplicate to the next
+    /// batch). Returns one outcome per request, in order; `Err` only when the
+    /// transaction itself failed, and then nothing was taken for anyone.
+    ///
+    /// Five statements whatever the batch size: claim every id, lock every
+    /// product, [drop the claims of refused requests,] take the stock, store
+    /// the lines.
+    #[tracing::instrument(skip_all, fields(batch = requests.len()))]
+    pub async fn reserve_batch(
+        &self,
+        requests: &[ReservationRequest],
+    ) -> Result<Vec<Result<Reserved, CatalogError>>, CatalogError> {
+        let mut outcomes: Vec<Option<Result<Reserved, CatalogError>>> = vec![None; requests.len()];
         let mut tx = self.pool.begin().await?;
-        // Claims the id. A concurrent request with the same id blocks here until
-        // this transaction ends, then sees its outcome.
-        let claimed = sqlx::query(
-            "INSERT INTO reservations (id, state) VALUES ($1, 'held') ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(request.id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !claimed {
-            let (state, stored) = load_reservation(&mut tx, request.id).await?;
-            let state = state.ok_or_else(|| {
-                CatalogError::Internal(format!("reservation {} vanished while read", request.id))
-            })?;
-            let lines = reservation::replay(request, state, stored)?;
-            return Ok(Reserved {
-                lines,
-                replayed: true,
-            });
-        }
 
-        let rows = sqlx::query_as::<_, StockRow>(
-            "SELECT id, name, price, quantity FROM products WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        // Claims the ids, in id order, so two batches (two replicas) never
+        // wait on each other's claims in a cycle. A concurrent claim of the
+        // same id blocks here until its transaction ends, then this one sees
+        // its outcome. Locks are then taken in one global order: reservation
+        // claims first, product rows (by id) second; release does the same.
+        let mut ids: Vec<Uuid> = requests.iter().map(|r| r.id).collect();
+        ids.sort_unstable();
+        let claimed: HashSet<Uuid> = sqlx::query_scalar(
+            "INSERT INTO reservations (id, state) \
+             SELECT id, 'held' FROM UNNEST($1::uuid[]) AS r(id) ORDER BY id \
+             ON CONFLICT (id) DO NOTHING RETURNING id",
         )
-        .bind(request.product_ids())
+        .bind(&ids)
         .fetch_all(&mut *tx)
-        .await?;
-        // On refusal the transaction is dropped, which rolls back the claim too.
-        let lines = reservation::judge(request, &rows)?;
-
-        let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
-        let names: Vec<&str> = lines.iter().map(|l| l.product_name.as_str()).collect();
-        let quantities: Vec<i32> = lines.iter().map(|l| l.quantity).collect();
-        let prices: Vec<rust_decimal::Decimal> = lines.iter().map(|l| l.unit_price).collect();
-        let taken = sqlx::query(
-            "UPDATE products AS p SET quantity = p.quantity - r.quantity, updated_at = now() \
-             FROM UNNEST($1::uuid[], $2::int4[]) AS r(id, quantity) \
-             WHERE p.id = r.id AND p.quantity >= r.quantity",
-        )
-        .bind(&ids)
-        .bind(&quantities)
-        .execute(&mut *tx)
         .await?
-        .rows_affected();
-        if taken != lines.len() as u64 {
-            // Cannot happen while the rows are locked; refuse rather than oversell.
-            return Err(CatalogError::Internal(format!(
-                "guarded stock update took {taken} of {} lines",
-                lines.len()
-            )));
+        .into_iter()
+        .collect();
+
+        // Ids seen before: the stored outcome when it is the same request
+        // again, a refusal otherwise (released, tombstoned, other items).
+        let known: Vec<Uuid> = ids
+            .iter()
+            .filter(|id| !claimed.contains(id))
+            .copied()
+            .collect();
+        if !known.is_empty() {
+            let mut stored = load_reservations(&mut tx, &known).await?;
+            for (request, outcome) in requests.iter().zip(&mut outcomes) {
+                if claimed.contains(&request.id) {
+                    continue;
+                }
+                let (state, lines) = stored.remove(&request.id).ok_or_else(|| {
+                    CatalogError::Internal(format!(
+                        "reservation {} vanished while read",
+                        request.id
+                    ))
+                })?;
+                *outcome = Some(
+                    reservation::replay(request, state, lines).map(|lines| Reserved {
+                        lines,
+                        replayed: true,
+                    }),
+                );
+            }
         }
-        sqlx::query(
-            "INSERT INTO reservation_lines (reservation_id, product_id, product_name, quantity, unit_price) \
-             SELECT $1, * FROM UNNEST($2::uuid[], $3::text[], $4::int4[], $5::numeric[])",
-        )
-        .bind(request.id)
-        .bind(&ids)
-        .bind(&names)
-        .bind(&quantities)
-        .bind(&prices)
-        .execute(&mut *tx)
-        .await?;
+
+        if !claimed.is_empty() {
+            let products: BTreeSet<Uuid> = requests
+                .iter()
+                .filter(|r| claimed.contains(&r.id))
+                .flat_map(|r| r.lines.iter().map(|line| line.product_id))
+                .collect();
+            let products: Vec<Uuid> = products.into_iter().collect();
+            let rows = sqlx::query_as::<_, StockRow>(
+                "SELECT id, name, price, quantity FROM products WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            )
+            .bind(&products)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut ledger = StockLedger::new(rows);
+            let mut refused = Vec::new();
+            let mut line_columns = LineColumns::default();
+            for (request, outcome) in requests.iter().zip(&mut outcomes) {
+                if !claimed.contains(&request.id) {
+                    continue;
+                }
+                let judged = ledger.take(request);
+                match &judged {
+                    Ok(lines) => line_columns.extend(request.id, lines),
+                    Err(_) => refused.push(request.id),
+                }
+                *outcome = Some(judged.map(|lines| Reserved {
+                    lines,
+                    replayed: false,
+                }));
+            }
+            // A refused request leaves no trace: its id stays free, as if its
+            // own transaction had rolled back.
+            if !refused.is_empty() {
+                sqlx::query("DELETE FROM reservations WHERE id = ANY($1)")
+                    .bind(&refused)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let (taken_ids, taken_units): (Vec<Uuid>, Vec<i64>) = ledger.taken().unzip();
+            if !taken_ids.is_empty() {
+                let taken = sqlx::query(
+                    "UPDATE products AS p SET quantity = p.quantity - r.quantity, updated_at = now() \
+                     FROM UNNEST($1::uuid[], $2::int8[]) AS r(id, quantity) \
+                     WHERE p.id = r.id AND p.quantity >= r.quantity",
+                )
+                .bind(&taken_ids)
+                .bind(&taken_units)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if taken != taken_ids.len() as u64 {
+                    // Cannot happen while the rows are locked; refuse rather than oversell.
+                    return Err(CatalogError::Internal(format!(
+                        "guarded stock update took {taken} of {} products",
+                        taken_ids.len()
+                    )));
+                }
+                sqlx::query(
+                    "INSERT INTO reservation_lines (reservation_id, product_id, product_name, quantity, unit_price) \
+                     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int4[], $5::numeric[])",
+                )
+                .bind(&line_columns.reservation_ids)
+                .bind(&line_columns.product_ids)
+                .bind(&line_columns.names)
+                .bind(&line_columns.quantities)
+                .bind(&line_columns.prices)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         tx.commit().await?;
-        Ok(Reserved {
-            lines,
-            replayed: false,
-        })
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| outcome.expect("every request was decided"))
+            .collect())
     }
 
     /// Gives back the stock of a held reservation, exactly once. Returns
@@ -356,4 +439,71 @@ async fn load_reservation(
     .fetch_all(&mut **tx)
     .await?;
     Ok((state, lines))
+}
+
+/// Several reservations' states and lines (lines in product id order), read
+/// in `tx`.
+async fn load_reservations(
+    tx: &mut Transaction<'_, Postgres>,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, (ReservationState, Vec<ReservedLine>)>, CatalogError> {
+    let states: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT id, state FROM reservations WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&mut **tx)
+            .await?;
+    let mut stored = HashMap::with_capacity(states.len());
+    for (id, state) in states {
+        stored.insert(id, (ReservationState::parse(&state)?, Vec::new()));
+    }
+    let lines: Vec<StoredLine> = sqlx::query_as(
+        "SELECT reservation_id, product_id, product_name, quantity, unit_price \
+         FROM reservation_lines WHERE reservation_id = ANY($1) ORDER BY reservation_id, product_id",
+    )
+    .bind(ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    for line in lines {
+        if let Some((_, lines)) = stored.get_mut(&line.reservation_id) {
+            lines.push(ReservedLine {
+                product_id: line.product_id,
+                product_name: line.product_name,
+                quantity: line.quantity,
+                unit_price: line.unit_price,
+            });
+        }
+    }
+    Ok(stored)
+}
+
+#[derive(sqlx::FromRow)]
+struct StoredLine {
+    reservation_id: Uuid,
+    product_id: Uuid,
+    product_name: String,
+    quantity: i32,
+    unit_price: rust_decimal::Decimal,
+}
+
+/// The lines of a batch's accepted reservations, column by column (one
+/// UNNEST insert for all of them).
+#[derive(Default)]
+struct LineColumns {
+    reservation_ids: Vec<Uuid>,
+    product_ids: Vec<Uuid>,
+    names: Vec<String>,
+    quantities: Vec<i32>,
+    prices: Vec<rust_decimal::Decimal>,
+}
+
+impl LineColumns {
+    fn extend(&mut self, reservation_id: Uuid, lines: &[ReservedLine]) {
+        for line in lines {
+            self.reservation_ids.push(reservation_id);
+            self.product_ids.push(line.product_id);
+            self.names.push(line.product_name.clone());
+            self.quantities.push(line.quantity);
+            self.prices.push(line.unit_price);
+        }
+    }
 }

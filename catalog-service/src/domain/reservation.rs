@@ -1,7 +1,8 @@
 //! Reservations: normalising a request (one line per product, in product id
 //! order, which is also the order rows are locked in, so two reservations
-//! never deadlock), judging it against current stock (all or nothing), and
-//! recognising a repeated request.
+//! never deadlock), judging it against current stock (all or nothing; a batch
+//! of requests one after the other on a [`StockLedger`]), and recognising a
+//! repeated request.
 
 use std::collections::BTreeMap;
 
@@ -108,38 +109,77 @@ pub fn judge(
     request: &ReservationRequest,
     rows: &[StockRow],
 ) -> Result<Vec<ReservedLine>, CatalogError> {
-    let by_id: BTreeMap<Uuid, &StockRow> = rows.iter().map(|row| (row.id, row)).collect();
-    let missing: Vec<Uuid> = request
-        .request_order
-        .iter()
-        .filter(|id| !by_id.contains_key(id))
-        .copied()
-        .collect();
-    if !missing.is_empty() {
-        return Err(CatalogError::ProductsNotFound(missing));
+    StockLedger::new(rows.iter().cloned()).take(request)
+}
+
+/// The stock of a set of locked product rows while a batch of reservations
+/// is decided in one transaction (group commit): each request is judged, all
+/// or nothing, on the stock the requests before it left, exactly as if they
+/// had run one after the other.
+#[derive(Debug, Clone, Default)]
+pub struct StockLedger {
+    rows: BTreeMap<Uuid, StockRow>,
+    /// Units taken so far per product (what the stock UPDATE subtracts).
+    taken: BTreeMap<Uuid, i64>,
+}
+
+impl StockLedger {
+    pub fn new(rows: impl IntoIterator<Item = StockRow>) -> Self {
+        Self {
+            rows: rows.into_iter().map(|row| (row.id, row)).collect(),
+            taken: BTreeMap::new(),
+        }
     }
-    request
-        .lines
-        .iter()
-        .map(|line| {
-            let row = by_id[&line.product_id];
-            // `quantity` fits i32 whenever it does not exceed the stock.
-            match i32::try_from(line.quantity) {
-                Ok(quantity) if i64::from(row.quantity) >= line.quantity => Ok(ReservedLine {
-                    product_id: row.id,
-                    product_name: row.name.clone(),
-                    quantity,
-                    unit_price: row.price,
-                }),
-                _ => Err(CatalogError::InsufficientStock {
-                    product_id: row.id,
-                    product_name: row.name.clone(),
-                    available: row.quantity,
-                    requested: line.quantity,
-                }),
-            }
-        })
-        .collect()
+
+    /// Judges `request` on the stock left now; on success the lines are taken
+    /// from the ledger, on refusal nothing is.
+    pub fn take(
+        &mut self,
+        request: &ReservationRequest,
+    ) -> Result<Vec<ReservedLine>, CatalogError> {
+        let missing: Vec<Uuid> = request
+            .request_order
+            .iter()
+            .filter(|id| !self.rows.contains_key(id))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            return Err(CatalogError::ProductsNotFound(missing));
+        }
+        let lines = request
+            .lines
+            .iter()
+            .map(|line| {
+                let row = &self.rows[&line.product_id];
+                // `quantity` fits i32 whenever it does not exceed the stock.
+                match i32::try_from(line.quantity) {
+                    Ok(quantity) if i64::from(row.quantity) >= line.quantity => Ok(ReservedLine {
+                        product_id: row.id,
+                        product_name: row.name.clone(),
+                        quantity,
+                        unit_price: row.price,
+                    }),
+                    _ => Err(CatalogError::InsufficientStock {
+                        product_id: row.id,
+                        product_name: row.name.clone(),
+                        available: row.quantity,
+                        requested: line.quantity,
+                    }),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for line in &lines {
+            let row = self.rows.get_mut(&line.product_id).expect("judged above");
+            row.quantity -= line.quantity;
+            *self.taken.entry(line.product_id).or_default() += i64::from(line.quantity);
+        }
+        Ok(lines)
+    }
+
+    /// Units taken per product by the accepted requests, in product id order.
+    pub fn taken(&self) -> impl Iterator<Item = (Uuid, i64)> + '_ {
+        self.taken.iter().map(|(id, units)| (*id, *units))
+    }
 }
 
 /// Answers a reservation id that already exists: the stored result when the
@@ -262,6 +302,47 @@ mod tests {
             replay(&request, ReservationState::Released, vec![]),
             Err(CatalogError::ReservationReleased(id(9)))
         );
+    }
+
+    #[test]
+    fn a_ledger_judges_each_request_on_the_stock_left_by_the_ones_before() {
+        let mut ledger = StockLedger::new([row(1, 3), row(2, 1)]);
+        let two = ReservationRequest::new(id(10), [(id(1), 2)]);
+        let two_more = ReservationRequest::new(id(11), [(id(1), 2), (id(2), 1)]);
+        let one_each = ReservationRequest::new(id(12), [(id(2), 1), (id(1), 1)]);
+        let last_one = ReservationRequest::new(id(13), [(id(1), 1)]);
+
+        assert_eq!(ledger.take(&two).unwrap()[0].quantity, 2);
+        // Only 1 of product 1 is left: refused whole, product 2 keeps its unit.
+        assert_eq!(
+            ledger.take(&two_more).unwrap_err(),
+            CatalogError::InsufficientStock {
+                product_id: id(1),
+                product_name: "p1".into(),
+                available: 1,
+                requested: 2
+            }
+        );
+        assert_eq!(ledger.take(&one_each).unwrap().len(), 2);
+        assert!(matches!(
+            ledger.take(&last_one),
+            Err(CatalogError::InsufficientStock { available: 0, .. })
+        ));
+        assert_eq!(
+            ledger.taken().collect::<Vec<_>>(),
+            vec![(id(1), 3), (id(2), 1)]
+        );
+    }
+
+    #[test]
+    fn a_ledger_reports_missing_products_without_taking_anything() {
+        let mut ledger = StockLedger::new([row(1, 3)]);
+        let request = ReservationRequest::new(id(10), [(id(1), 1), (id(2), 1)]);
+        assert_eq!(
+            ledger.take(&request).unwrap_err(),
+            CatalogError::ProductsNotFound(vec![id(2)])
+        );
+        assert_eq!(ledger.taken().count(), 0);
     }
 
     #[test]
