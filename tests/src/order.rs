@@ -327,3 +327,34 @@ async fn forward(inbound: TcpStream, target: SocketAddr, mut mode: watch::Receiv
         _ = mode.wait_for(|m| *m == ProxyMode::Down) => {}
     }
 }
+
+/// A catalog, a [`CatalogProxy`] in front of it (so a test can cut the
+/// catalog off), an order service behind the proxy, and clients of both.
+pub struct World {
+    pub catalog: RunningService,
+    pub proxy: CatalogProxy,
+    pub orders: OrderHarness,
+    pub catalog_client: crate::catalog::CatalogClient,
+    pub client: OrderClient,
+}
+
+/// A [`World`] whose order service configuration `adjust` changes first.
+pub async fn world_with(adjust: impl FnOnce(&mut order_service::Config)) -> World {
+    let catalog = crate::catalog::spawn_catalog().await;
+    let proxy = CatalogProxy::start(catalog.addr).await;
+    let mut config = order_config(&proxy.url());
+    adjust(&mut config);
+    let orders = start_order(config).await;
+    World {
+        catalog_client: crate::catalog::catalog_client(&catalog).await,
+        client: order_client(&orders.service).await,
+        catalog,
+        proxy,
+        orders,
+    }
+}
+
+/// A [`World`] with the test configuration.
+pub async fn world() -> World {
+    world_with(|_| {}).await
+}

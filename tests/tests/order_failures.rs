@@ -8,47 +8,16 @@ use std::time::{Duration, Instant};
 
 use proto::{errors::reason, order::v1::OrderStatus};
 use tests::{
-    RunningService,
     catalog::{
-        CatalogClient, catalog_client, create_product, reason_of, release, reserve, spawn_catalog,
-        stock_of,
+        catalog_client, create_product, reason_of, release, reserve, spawn_catalog, stock_of,
     },
     order::{
-        CatalogProxy, OrderClient, OrderHarness, ProxyMode, count_in_status, create_order,
-        get_order, order_client, order_config, orders_database, outbox_rows, set_status,
-        start_order, stored_status,
+        CatalogProxy, ProxyMode, count_in_status, create_order, get_order, order_client,
+        order_config, orders_database, outbox_rows, set_status, start_order, stored_status, world,
+        world_with,
     },
 };
 use tonic::Code;
-
-struct World {
-    _catalog: RunningService,
-    proxy: CatalogProxy,
-    orders: OrderHarness,
-    catalog_client: CatalogClient,
-    client: OrderClient,
-}
-
-/// A catalog, a proxy in front of it, and an order service behind the proxy,
-/// configured by `adjust`.
-async fn world_with(adjust: impl FnOnce(&mut order_service::Config)) -> World {
-    let catalog = spawn_catalog().await;
-    let proxy = CatalogProxy::start(catalog.addr).await;
-    let mut config = order_config(&proxy.url());
-    adjust(&mut config);
-    let orders = start_order(config).await;
-    World {
-        catalog_client: catalog_client(&catalog).await,
-        client: order_client(&orders.service).await,
-        _catalog: catalog,
-        proxy,
-        orders,
-    }
-}
-
-async fn world() -> World {
-    world_with(|_| {}).await
-}
 
 /// The one order the database holds, whatever its state.
 async fn only_order_id(db: &mut sqlx::PgConnection) -> String {

@@ -6,44 +6,10 @@
 use futures::future::join_all;
 use proto::{errors::reason, order::v1::OrderStatus};
 use tests::{
-    RunningService,
-    catalog::{
-        CatalogClient, catalog_client, create_product, reason_of, spawn_catalog, stock_of,
-        violated_fields,
-    },
-    order::{
-        CatalogProxy, OrderClient, OrderHarness, ProxyMode, create_order, order_client,
-        order_config, orders_database, set_status, start_order,
-    },
+    catalog::{create_product, reason_of, stock_of, violated_fields},
+    order::{ProxyMode, World, create_order, orders_database, set_status, world, world_with},
 };
 use tonic::Code;
-
-struct World {
-    _catalog: RunningService,
-    proxy: CatalogProxy,
-    orders: OrderHarness,
-    catalog_client: CatalogClient,
-    client: OrderClient,
-}
-
-async fn world_with(adjust: impl FnOnce(&mut order_service::Config)) -> World {
-    let catalog = spawn_catalog().await;
-    let proxy = CatalogProxy::start(catalog.addr).await;
-    let mut config = order_config(&proxy.url());
-    adjust(&mut config);
-    let orders = start_order(config).await;
-    World {
-        catalog_client: catalog_client(&catalog).await,
-        client: order_client(&orders.service).await,
-        _catalog: catalog,
-        proxy,
-        orders,
-    }
-}
-
-async fn world() -> World {
-    world_with(|_| {}).await
-}
 
 /// Orders written to the database, hidden ones included.
 async fn orders_written(w: &World) -> i64 {
