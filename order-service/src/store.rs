@@ -89,6 +89,24 @@ struct ItemRow {
     price_at_purchase: Decimal,
 }
 
+/// One row of `confirm_order`: the order, and one of its new lines.
+#[derive(FromRow)]
+struct ConfirmedRow {
+    id: Uuid,
+    customer_id: i64,
+    #[sqlx(try_from = "String")]
+    status: OrderStatus,
+    #[sqlx(try_from = "String")]
+    payment_status: PaymentStatus,
+    total_price: Decimal,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    item_id: Option<i64>,
+    product_id: Option<Uuid>,
+    quantity: Option<i32>,
+    price_at_purchase: Option<Decimal>,
+}
+
 #[derive(FromRow)]
 struct SagaRow {
     #[sqlx(try_from = "String")]
@@ -145,6 +163,17 @@ impl Store {
         order: &NewOrder,
         request_hash: &str,
     ) -> Result<Begun, OrderError> {
+        let Some(key) = &order.idempotency_key else {
+            // Without a key: one statement, its own transaction.
+            sqlx::query(
+                "INSERT INTO orders (id, customer_id, status) VALUES ($1, $2, 'reserving')",
+            )
+            .bind(id)
+            .bind(order.customer_id)
+            .execute(&self.pool)
+            .await?;
+            return Ok(Begun::Started);
+        };
         // The key can be freed between our failed insert and our read (the
         // first request ended with an unknown outcome): then try again.
         for _ in 0..3 {
@@ -156,10 +185,6 @@ impl Store {
             .bind(order.customer_id)
             .execute(&mut *tx)
             .await?;
-            let Some(key) = &order.idempotency_key else {
-                tx.commit().await?;
-                return Ok(Begun::Started);
-            };
             let claimed: Option<Uuid> = sqlx::query_scalar(
                 "INSERT INTO idempotency_keys (key, request_hash, order_id) VALUES ($1, $2, $3) \
                  ON CONFLICT (key) DO NOTHING RETURNING order_id",
@@ -211,8 +236,10 @@ impl Store {
     }
 
     /// Saga step 3: the lines with their prices, the exact total and state
-    /// `pending`, in one transaction. `None` when the order is no longer
-    /// `reserving` (the reconciler released it meanwhile): nothing is written.
+    /// `pending`, in one statement (so one transaction and one round trip),
+    /// which also returns the confirmed order. `None` when the order is no
+    /// longer `reserving` (the reconciler released it meanwhile): nothing is
+    /// written.
     #[instrument(skip(self, lines), fields(lines = lines.len()))]
     pub async fn confirm_order(
         &self,
@@ -220,39 +247,60 @@ impl Store {
         lines: &[ReservedLine],
         total: Decimal,
     ) -> Result<Option<Order>, OrderError> {
-        let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE orders SET status = 'pending', total_price = $2, updated_at = now() \
-             WHERE id = $1 AND status = 'reserving'",
-        )
-        .bind(id)
-        .bind(total)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            return Ok(None);
-        }
         let product_ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
         let quantities: Vec<i32> = lines.iter().map(|l| l.quantity).collect();
         let prices: Vec<Decimal> = lines.iter().map(|l| l.unit_price).collect();
-        // Line ids follow the catalog's line order (by product id).
-        sqlx::query(
-            "INSERT INTO order_items (order_id, product_id, quantity, price_at_purchase) \
-             SELECT $1, line.product_id, line.quantity, line.price \
-             FROM UNNEST($2::uuid[], $3::int4[], $4::numeric[]) \
-                  WITH ORDINALITY AS line (product_id, quantity, price, n) \
-             ORDER BY line.n",
+        // Line ids follow the catalog's line order (by product id). The LEFT
+        // JOIN keeps the order row even if it had no lines.
+        let rows: Vec<ConfirmedRow> = sqlx::query_as(
+            "WITH confirmed AS ( \
+                 UPDATE orders SET status = 'pending', total_price = $2, updated_at = now() \
+                 WHERE id = $1 AND status = 'reserving' \
+                 RETURNING id, customer_id, status, payment_status, total_price, created_at, updated_at \
+             ), items AS ( \
+                 INSERT INTO order_items (order_id, product_id, quantity, price_at_purchase) \
+                 SELECT c.id, line.product_id, line.quantity, line.price \
+                 FROM confirmed c, \
+                      UNNEST($3::uuid[], $4::int4[], $5::numeric[]) \
+                      WITH ORDINALITY AS line (product_id, quantity, price, n) \
+                 ORDER BY line.n \
+                 RETURNING id, product_id, quantity, price_at_purchase \
+             ) \
+             SELECT c.id, c.customer_id, c.status, c.payment_status, c.total_price, \
+                    c.created_at, c.updated_at, i.id AS item_id, i.product_id, i.quantity, \
+                    i.price_at_purchase \
+             FROM confirmed c LEFT JOIN items i ON true ORDER BY i.id",
         )
         .bind(id)
+        .bind(total)
         .bind(&product_ids)
         .bind(&quantities)
         .bind(&prices)
-        .execute(&mut *tx)
+        .fetch_all(&self.pool)
         .await?;
-        let order = load_order(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(order)
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        Ok(Some(Order {
+            id: first.id,
+            customer_id: first.customer_id,
+            status: first.status,
+            payment_status: first.payment_status,
+            total_price: first.total_price,
+            created_at: first.created_at,
+            updated_at: first.updated_at,
+            items: rows
+                .iter()
+                .filter_map(|row| {
+                    Some(OrderItem {
+                        id: row.item_id?,
+                        product_id: row.product_id?,
+                        quantity: row.quantity?,
+                        price_at_purchase: row.price_at_purchase?,
+                    })
+                })
+                .collect(),
+        }))
     }
 
     /// Saga steps 4 and 5: the order becomes `rejected`, remembering why.
