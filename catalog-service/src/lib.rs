@@ -36,7 +36,7 @@ use proto::{
     metrics::{AdminHooks, GrpcServerMetrics, PoolGauges},
 };
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 pub use config::Config;
 
@@ -181,7 +181,13 @@ impl Application {
             .add_service(proto::grpc::reflection_v1())
             .add_service(proto::grpc::reflection_v1alpha())
             .add_service(CatalogServiceServer::new(api))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+            // TCP_NODELAY on every accepted connection: gRPC answers are
+            // small writes, and Nagle holding one back until the previous is
+            // acknowledged (delayed ACK: 40 ms) showed as a 40 ms p99 step.
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                signal,
+            );
 
         // Once draining starts, give in-flight calls `grace` to finish.
         let grace = Duration::from_secs(config.shutdown_grace_secs);
