@@ -13,8 +13,7 @@ use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Durati
 
 use prometheus_client::registry::Registry;
 use tokio::{net::TcpListener, sync::watch};
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{body::Body, server::NamedService};
+use tonic::{body::Body, server::NamedService, transport::server::TcpIncoming};
 use tower::Service;
 
 use crate::metrics::{AdminHooks, GrpcServerMetrics};
@@ -116,7 +115,10 @@ where
         .add_service(crate::grpc::reflection_v1())
         .add_service(crate::grpc::reflection_v1alpha())
         .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        // TCP_NODELAY on every accepted connection: gRPC answers are small
+        // writes, and Nagle holding one back until the previous one is
+        // acknowledged (delayed ACK: 40 ms) showed as a 40 ms p99 step.
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), signal);
 
     // Once draining starts, in-flight calls get `grace` to finish.
     let deadline = async move {
