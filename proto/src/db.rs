@@ -13,6 +13,9 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
+/// A pooled connection idle at least this long is pinged before it is used.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(2);
+
 /// How a service reaches its database.
 #[derive(Clone)]
 pub struct DbSettings {
@@ -69,6 +72,21 @@ pub async fn connect(settings: &DbSettings, migrator: &Migrator) -> Result<PgPoo
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(5))
         .idle_timeout(Duration::from_secs(300))
+        // sqlx pings every connection it hands out (a round trip to the
+        // server before each statement or transaction, which profiling showed
+        // as a third of a simple read's database traffic). Only a connection
+        // idle for a while is pinged: one in use moments ago is known good, and
+        // if the server went away since, that one statement fails as
+        // UNAVAILABLE and the connection is discarded (sqlx tests it on release).
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= IDLE_BEFORE_PING {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await
         .map_err(DbError::Connect)?;
