@@ -33,17 +33,14 @@ use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 use anyhow::Context;
 use proto::{
     catalog::v1::catalog_service_server::CatalogServiceServer,
-    metrics::{AdminHooks, GrpcServerMetrics, PoolGauges},
+    metrics::{AdminHooks, PoolGauges},
 };
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
 
 pub use config::Config;
 
 /// The catalog's migrations, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/catalog");
-
-type CatalogServer = CatalogServiceServer<grpc::CatalogApi>;
 
 /// A catalog service that is connected to its database and bound to its
 /// ports, ready to serve.
@@ -102,68 +99,13 @@ impl Application {
             store,
             config,
         } = self;
-        let addr = listener.local_addr()?;
-
         let mut registry = prometheus_client::registry::Registry::default();
-        let rpc_metrics = GrpcServerMetrics::register(&mut registry);
         let pool_gauges = PoolGauges::register(&mut registry);
         let catalog_metrics = metrics::CatalogMetrics::register(&mut registry);
-
-        let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter.set_serving::<CatalogServer>().await;
-        let health_follower = tokio::spawn({
-            let store = store.clone();
-            let interval = Duration::from_millis(config.health_check_interval_ms);
-            proto::grpc::follow_dependency::<CatalogServer, _, _>(
-                health_reporter.clone(),
-                interval,
-                move || {
-                    let store = store.clone();
-                    async move {
-                        tokio::time::timeout(interval, store.ping())
-                            .await
-                            .is_ok_and(|ping| ping.is_ok())
-                    }
-                },
-            )
+        let hooks = Arc::new(Hooks {
+            store: store.clone(),
+            pool_gauges,
         });
-
-        let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
-        let admin = axum::serve(
-            admin_listener,
-            proto::metrics::admin_router(
-                registry,
-                Arc::new(Hooks {
-                    store: store.clone(),
-                    pool_gauges,
-                    draining: drain_rx.clone(),
-                }),
-            ),
-        )
-        .with_graceful_shutdown({
-            let mut drain = drain_rx.clone();
-            async move {
-                let _ = drain.wait_for(|draining| *draining).await;
-            }
-        });
-        let admin_task = tokio::spawn(async move {
-            if let Err(error) = admin.await {
-                tracing::error!(%error, "admin server failed");
-            }
-        });
-
-        let reporter = health_reporter.clone();
-        let signal = async move {
-            shutdown.await;
-            // Fail health checks first, so balancers stop sending new calls.
-            health_follower.abort();
-            reporter.set_not_serving::<CatalogServer>().await;
-            reporter
-                .set_service_status("", tonic_health::ServingStatus::NotServing)
-                .await;
-            let _ = drain_tx.send(true);
-            tracing::info!("draining in-flight calls");
-        };
 
         let (reserver, reserve_worker) =
             group_commit::Reserver::spawn(store.clone(), catalog_metrics.clone());
@@ -173,37 +115,34 @@ impl Application {
             config.currency.clone(),
             catalog_metrics,
         );
-        tracing::info!(%addr, "catalog-service listening");
-        let server = tonic::transport::Server::builder()
-            .trace_fn(proto::telemetry::grpc_server_span)
-            .layer(rpc_metrics.layer())
-            .add_service(health_service)
-            .add_service(proto::grpc::reflection_v1())
-            .add_service(proto::grpc::reflection_v1alpha())
-            .add_service(CatalogServiceServer::new(api))
-            // TCP_NODELAY on every accepted connection: gRPC answers are
-            // small writes, and Nagle holding one back until the previous is
-            // acknowledged (delayed ACK: 40 ms) showed as a 40 ms p99 step.
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(listener).with_nodelay(Some(true)),
-                signal,
-            );
-
-        // Once draining starts, give in-flight calls `grace` to finish.
-        let grace = Duration::from_secs(config.shutdown_grace_secs);
-        let mut drain = drain_rx;
-        let deadline = async move {
-            if drain.wait_for(|draining| *draining).await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
+        let interval = Duration::from_millis(config.health_check_interval_ms);
+        let database_up = {
+            let store = store.clone();
+            move || {
+                let store = store.clone();
+                async move {
+                    tokio::time::timeout(interval, store.ping())
+                        .await
+                        .is_ok_and(|ping| ping.is_ok())
+                }
             }
         };
-        tokio::select! {
-            result = server => result.context("gRPC server failed")?,
-            () = deadline => tracing::warn!("shutdown grace period over; abandoning in-flight calls"),
-        }
-        let _ = admin_task.await;
+        let served = proto::server::serve(
+            proto::server::GrpcServe {
+                name: "catalog-service",
+                listener,
+                admin_listener,
+                service: CatalogServiceServer::new(api),
+                registry,
+                hooks,
+                health_interval: interval,
+                grace: Duration::from_secs(config.shutdown_grace_secs),
+            },
+            database_up,
+            shutdown,
+        )
+        .await
+        .context("gRPC server failed");
         // The server (and with it every Reserver handle) is gone: the worker
         // answers what is queued, then ends. Past the grace period, not waited for.
         if tokio::time::timeout(Duration::from_secs(2), reserve_worker)
@@ -221,7 +160,7 @@ impl Application {
             tracing::warn!("database pool did not close in time; exiting anyway");
         }
         tracing::info!("catalog-service stopped");
-        Ok(())
+        served
     }
 }
 
@@ -229,7 +168,6 @@ impl Application {
 struct Hooks {
     store: store::Store,
     pool_gauges: PoolGauges,
-    draining: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AdminHooks for Hooks {
@@ -241,6 +179,6 @@ impl AdminHooks for Hooks {
     }
 
     fn ready(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
-        Box::pin(async move { !*self.draining.borrow() && self.store.ping().await.is_ok() })
+        Box::pin(async move { self.store.ping().await.is_ok() })
     }
 }
