@@ -172,17 +172,8 @@ impl Application {
         // Health follows the database only: reads and status changes work
         // without the catalog, and creates answer UNAVAILABLE on their own.
         let interval = Duration::from_millis(config.health_check_interval_ms);
-        let database_up = {
-            let store = store.clone();
-            move || {
-                let store = store.clone();
-                async move {
-                    tokio::time::timeout(interval, store.ping())
-                        .await
-                        .is_ok_and(|ping| ping.is_ok())
-                }
-            }
-        };
+        let pool = store.pool().clone();
+        let database_up = move || proto::db::is_up(pool.clone(), interval);
         let served = proto::server::serve(
             proto::server::GrpcServe {
                 name: "order-service",

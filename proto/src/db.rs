@@ -151,3 +151,10 @@ pub async fn migrate_only(settings: &DbSettings, migrator: &Migrator) -> Result<
     tracing::info!("migrations applied");
     Ok(())
 }
+
+/// Whether the database answers `SELECT 1` within `timeout`: what gRPC
+/// health and `/ready` follow.
+pub async fn is_up(pool: PgPool, timeout: Duration) -> bool {
+    let ping = sqlx::query("SELECT 1").execute(&pool);
+    matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(_)))
+}
