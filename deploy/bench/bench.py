@@ -1,0 +1,658 @@
+#!/usr/bin/env python3
+"""The platform's load benchmark; `deploy/bench/run.sh` is the documented entry.
+
+Starts catalog-service, order-service and gateway from target/release on
+fresh databases, seeds products through the public API, then for every
+scenario and concurrency runs wrk (Lua scripts in wrk/) and, where one
+applies, the pgbench ceiling at the same concurrency and for the same time
+right before it. Prints one line per scenario and concurrency, the invariant
+check (no unit of stock lost or oversold) and each process's peak RSS; writes
+results.json and chart.svg.
+
+Only 127.0.0.1 is ever driven.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import platform
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent.parent
+WRK_DIR = BENCH_DIR / "wrk"
+PGBENCH_DIR = BENCH_DIR / "pgbench"
+
+WEBHOOK_SECRET = "bench-webhook-secret"
+SPREAD_PRODUCTS = 1000
+SPREAD_STOCK = 1_000_000
+HOT_STOCK = 100_000_000
+PRICE = "9.99"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    title: str
+    script: str
+    # Which pgbench ceiling the figure is compared with (None: no ratio).
+    ceiling: str | None
+    creates_orders: bool
+
+
+SCENARIOS = [
+    Scenario("get_product", "GET /api/products/{id}", "get_product.lua", "select", False),
+    Scenario("list_products", "GET /api/products?page_size=20", "list_products.lua", None, False),
+    Scenario("order_spread", "POST /api/orders 1 unit, spread", "order_spread.lua", "order_spread", True),
+    Scenario("order_five_lines", "POST /api/orders 5 lines", "order_five_lines.lua", None, True),
+    Scenario("order_hot", "POST /api/orders 1 unit, hot row", "order_hot.lua", "order_hot", True),
+    Scenario("webhook", "POST /api/payment-webhook (signed)", "webhook.lua", None, False),
+    Scenario("mix", "mix 80% read/15% order/5% cancel", "mix.lua", None, True),
+]
+BY_KEY = {s.key: s for s in SCENARIOS}
+
+CEILING_TITLES = {
+    "select": "pgbench -S",
+    "order_spread": "order SQL, spread",
+    "order_hot": "order SQL, hot row",
+}
+
+
+def log(message: str) -> None:
+    print(f"-- {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+class Postgres:
+    """psql against the benchmark's server (admin statements and checks)."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url.rstrip("/")
+
+    def url(self, database: str) -> str:
+        return f"{self.base_url}/{database}"
+
+    def psql(self, database: str, sql: str, *extra: str) -> str:
+        out = subprocess.run(
+            ["psql", self.url(database), "-v", "ON_ERROR_STOP=1", "-Atq", *extra, "-c", sql],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return out.stdout.strip()
+
+    def rows(self, database: str, sql: str) -> list[list[str]]:
+        text = self.psql(database, sql, "-F", "\t")
+        return [line.split("\t") for line in text.splitlines() if line]
+
+    def recreate(self, database: str) -> None:
+        self.psql("postgres", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        self.psql("postgres", f'CREATE DATABASE "{database}"')
+
+    def checkpoint(self) -> None:
+        # Each measurement starts without a pending checkpoint's I/O.
+        self.psql("postgres", "CHECKPOINT")
+
+
+# ------------------------------------------------------------------ platform
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen
+    log_path: Path
+
+    def peak_rss_kib(self) -> int | None:
+        try:
+            for line in Path(f"/proc/{self.popen.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        except OSError:
+            return None
+        return None
+
+    def cpu_seconds(self) -> float | None:
+        try:
+            fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks = os.sysconf("SC_CLK_TCK")
+            return (int(fields[11]) + int(fields[12])) / ticks
+        except (OSError, IndexError, ValueError):
+            return None
+
+
+@dataclass
+class Platform:
+    gateway_port: int
+    processes: list[Process] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            if proc.popen.poll() is None:
+                proc.popen.terminate()
+        for proc in self.processes:
+            try:
+                proc.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.popen.kill()
+
+
+def start_platform(pg: Postgres, bin_dir: Path, log_dir: Path, env_extra: dict[str, str]) -> Platform:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    ports = {name: free_port() for name in ["catalog", "catalog_admin", "order", "order_admin", "gateway"]}
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    base_env.update({"RUST_LOG": "warn", "HEALTH_CHECK_INTERVAL_MS": "2000"})
+    base_env.update(env_extra)
+    specs = [
+        (
+            "catalog-service",
+            {
+                "DATABASE_URL": pg.url("bench_catalog"),
+                "LISTEN_ADDR": f"127.0.0.1:{ports['catalog']}",
+                "ADMIN_ADDR": f"127.0.0.1:{ports['catalog_admin']}",
+            },
+            ports["catalog"],
+        ),
+        (
+            "order-service",
+            {
+                "DATABASE_URL": pg.url("bench_orders"),
+                "LISTEN_ADDR": f"127.0.0.1:{ports['order']}",
+                "ADMIN_ADDR": f"127.0.0.1:{ports['order_admin']}",
+                "CATALOG_URL": f"http://127.0.0.1:{ports['catalog']}",
+            },
+            ports["order"],
+        ),
+        (
+            "gateway",
+            {
+                "LISTEN_ADDR": f"127.0.0.1:{ports['gateway']}",
+                "CATALOG_URL": f"http://127.0.0.1:{ports['catalog']}",
+                "ORDER_URL": f"http://127.0.0.1:{ports['order']}",
+                "WEBHOOK_SECRET": WEBHOOK_SECRET,
+            },
+            ports["gateway"],
+        ),
+    ]
+    platform_ = Platform(gateway_port=ports["gateway"])
+    for name, env, port in specs:
+        log_path = log_dir / f"{name}.log"
+        popen = subprocess.Popen(
+            [str(bin_dir / name)],
+            env={**base_env, **env},
+            stdout=log_path.open("w"),
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+        platform_.processes.append(Process(name, popen, log_path))
+        wait_for_port(port, name, popen, log_path)
+    wait_until_ready(platform_.gateway_port)
+    return platform_
+
+
+def wait_for_port(port: int, name: str, popen: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if popen.poll() is not None:
+            sys.exit(f"{name} exited with {popen.returncode}; see {log_path}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    sys.exit(f"{name} did not listen on {port} within 60 s; see {log_path}")
+
+
+def wait_until_ready(port: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            status, _ = http_json(port, "GET", "/ready")
+            if status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    sys.exit("the gateway did not become ready within 60 s")
+
+
+def http_json(port: int, method: str, path: str, body: object | None = None, conn=None):
+    own = conn is None
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    payload = None if body is None else json.dumps(body)
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    conn.request(method, path, body=payload, headers=headers)
+    response = conn.getresponse()
+    data = response.read()
+    if own:
+        conn.close()
+    return response.status, (json.loads(data) if data else None)
+
+
+# ------------------------------------------------------------------ seeding
+
+
+@dataclass
+class Seed:
+    spread: list[str]
+    hot: str
+    initial_stock: dict[str, int]
+
+
+def seed(port: int) -> Seed:
+    """1,000 spread products and one hot product, through the public API."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    spread: list[str] = []
+    initial: dict[str, int] = {}
+    for i in range(SPREAD_PRODUCTS + 1):
+        hot = i == SPREAD_PRODUCTS
+        quantity = HOT_STOCK if hot else SPREAD_STOCK
+        status, product = http_json(
+            port,
+            "POST",
+            "/api/products",
+            {
+                "name": "Hot product" if hot else f"Product {i + 1}",
+                "description": "seeded by deploy/bench",
+                "price": PRICE,
+                "quantity": quantity,
+            },
+            conn,
+        )
+        if status != 201:
+            sys.exit(f"seeding failed: POST /api/products answered {status}: {product}")
+        initial[product["id"]] = quantity
+        if not hot:
+            spread.append(product["id"])
+    conn.close()
+    return Seed(spread=spread, hot=product["id"], initial_stock=initial)
+
+
+def write_pending_orders(pg: Postgres, path: Path, limit: int, kind: str) -> int:
+    """A file of pending orders for the webhook and cancel scenarios."""
+    ids = [row[0] for row in pg.rows(
+        "bench_orders",
+        "SELECT id FROM orders WHERE status = 'pending' AND payment_status = 'unpaid' "
+        f"ORDER BY random() LIMIT {int(limit)}",
+    )]
+    with path.open("w") as out:
+        for order_id in ids:
+            if kind == "webhook":
+                body = json.dumps({"order_id": order_id, "payment_status": "paid"})
+                sig = hmac.new(WEBHOOK_SECRET.encode(), body.encode(), hashlib.sha256).hexdigest()
+                out.write(f"{sig} {body}\n")
+            else:
+                out.write(f"{order_id}\n")
+    return len(ids)
+
+
+def prepare_data(pg: Postgres, scenario: Scenario, data_dir: Path) -> None:
+    """Fresh pending orders for the scenarios that act on existing orders, so
+    each run's webhooks and cancels are real transitions, not repeats."""
+    if scenario.key == "webhook":
+        write_pending_orders(pg, data_dir / "webhooks.txt", 200_000, "webhook")
+    elif scenario.key == "mix":
+        write_pending_orders(pg, data_dir / "cancels.txt", 200_000, "cancel")
+
+
+# ---------------------------------------------------------------- measuring
+
+
+@dataclass
+class Measured:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    s5xx: int
+    requests: int
+    detail: dict
+
+
+def run_wrk(port: int, scenario: Scenario, connections: int, seconds: int, data_dir: Path) -> Measured:
+    threads = 1 if connections == 1 else 2
+    env = {
+        **os.environ,
+        "BENCH_WRK": str(WRK_DIR),
+        "BENCH_DATA": str(data_dir),
+        "BENCH_THREADS": str(threads),
+    }
+    cmd = [
+        "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
+        "--timeout", "10s", "-s", str(WRK_DIR / scenario.script), f"http://127.0.0.1:{port}",
+    ]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60)
+    line = next((l for l in out.stdout.splitlines() if l.startswith("BENCH_RESULT ")), None)
+    if out.returncode != 0 or line is None:
+        sys.exit(f"wrk failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    r = json.loads(line.removeprefix("BENCH_RESULT "))
+    socket_errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
+    return Measured(
+        rps=r["requests"] / (r["duration_us"] / 1e6),
+        p50_ms=r["p50_us"] / 1000,
+        p99_ms=r["p99_us"] / 1000,
+        non_2xx=r["s4xx"] + r["s5xx"] + r["sother"] + socket_errors,
+        s5xx=r["s5xx"],
+        requests=r["requests"],
+        detail=r,
+    )
+
+
+class Ceilings:
+    """pgbench on a scratch database shaped like ours."""
+
+    def __init__(self, pg: Postgres, pgbench: str):
+        self.pg = pg
+        self.pgbench = pgbench
+        self.database = "bench_ceiling"
+
+    def prepare(self) -> None:
+        self.pg.recreate(self.database)
+        subprocess.run(
+            ["psql", self.pg.url(self.database), "-v", "ON_ERROR_STOP=1", "-q",
+             "-v", f"products={SPREAD_PRODUCTS}", "-v", f"hot_stock={HOT_STOCK}",
+             "-f", str(PGBENCH_DIR / "schema.sql")],
+            check=True, capture_output=True, text=True,
+        )
+        # pgbench's own tables for -S (scale 1: 100,000 accounts).
+        subprocess.run(
+            [self.pgbench, "-i", "-q", "-s", "1", self.pg.url(self.database)],
+            check=True, capture_output=True, text=True,
+        )
+
+    def measure(self, kind: str, connections: int, seconds: int) -> float:
+        threads = 1 if connections == 1 else 2
+        common = ["-n", "-M", "prepared", "-c", str(connections), "-j", str(threads), "-T", str(seconds)]
+        if kind == "select":
+            cmd = [self.pgbench, "-S", *common]
+        else:
+            hot = "1" if kind == "order_hot" else "0"
+            cmd = [self.pgbench, *common, "-D", f"hot={hot}", "-D", f"products={SPREAD_PRODUCTS}",
+                   "-f", str(PGBENCH_DIR / "order.sql")]
+        out = subprocess.run([*cmd, self.pg.url(self.database)], capture_output=True, text=True,
+                             timeout=seconds + 60)
+        for line in out.stdout.splitlines():
+            if line.startswith("tps = "):
+                return float(line.split()[2])
+        hint = ""
+        if "too many clients" in out.stderr:
+            hint = ("\nPostgreSQL's max_connections is used up (pgbench needs one per client beside the"
+                    " services' pools and anything else on this server): wait for a quieter server, or"
+                    " run with fewer pooled connections (--env DB_MAX_CONNECTIONS=4).")
+        sys.exit(f"pgbench failed ({out.returncode}):\n{out.stdout}\n{out.stderr}{hint}")
+
+
+# ------------------------------------------------------------- invariants
+
+
+def settle(pg: Postgres, seconds: float = 30) -> dict[str, int]:
+    """Waits until no order is mid-saga and the outbox is empty (bounded)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        reserving = int(pg.psql("bench_orders", "SELECT count(*) FROM orders WHERE status = 'reserving'"))
+        outbox = int(pg.psql("bench_orders", "SELECT count(*) FROM outbox"))
+        if (reserving == 0 and outbox == 0) or time.monotonic() > deadline:
+            return {"reserving": reserving, "outbox": outbox}
+        time.sleep(0.5)
+
+
+def invariant(pg: Postgres, seed_: Seed) -> dict:
+    """initial stock = current stock + units held by live (pending/completed) orders."""
+    pending = settle(pg)
+    current = {pid: int(q) for pid, q in pg.rows("bench_catalog", "SELECT id, quantity FROM products")}
+    live = {
+        pid: int(units)
+        for pid, units in pg.rows(
+            "bench_orders",
+            "SELECT i.product_id, sum(i.quantity) FROM order_items i JOIN orders o ON o.id = i.order_id "
+            "WHERE o.status IN ('pending', 'completed') GROUP BY i.product_id",
+        )
+    }
+    lost = oversold = 0
+    for pid, initial in seed_.initial_stock.items():
+        gap = initial - current.get(pid, 0) - live.get(pid, 0)
+        if gap > 0:
+            lost += gap
+        else:
+            oversold -= gap
+    counts = dict(pg.rows(
+        "bench_orders",
+        "SELECT status, count(*) FROM orders GROUP BY status",
+    ))
+    held = dict(pg.rows("bench_catalog", "SELECT state, count(*) FROM reservations GROUP BY state"))
+    return {
+        "initial": sum(seed_.initial_stock.values()),
+        "current": sum(current.get(pid, 0) for pid in seed_.initial_stock),
+        "live_units": sum(live.values()),
+        "lost": lost,
+        "oversold": oversold,
+        "orders": {k: int(v) for k, v in counts.items()},
+        "reservations": {k: int(v) for k, v in held.items()},
+        **pending,
+    }
+
+
+# ------------------------------------------------------------------ output
+
+HEADER = (
+    f"{'scenario':<36} {'conns':>5} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>7} {'5xx':>4}"
+    f"  {'ceiling':<19} {'ceil/s':>7} {'ratio':>6}"
+)
+
+
+def format_line(scenario: Scenario, connections: int, m: Measured, ceiling: float | None) -> str:
+    line = (
+        f"{scenario.title:<36} {connections:>5} {m.rps:>8.0f} {m.p50_ms:>7.2f} {m.p99_ms:>7.2f}"
+        f" {m.non_2xx:>7} {m.s5xx:>4}"
+    )
+    if ceiling is not None and scenario.ceiling:
+        line += f"  {CEILING_TITLES[scenario.ceiling]:<19} {ceiling:>7.0f} {m.rps / ceiling:>6.2f}"
+    else:
+        line += f"  {'-':<19} {'-':>7} {'-':>6}"
+    return line
+
+
+def machine_state() -> dict:
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    busy = subprocess.run(["pgrep", "-f", "cargo|rustc|nextest"], capture_output=True, text=True).stdout.split()
+    return {"loadavg": [float(x) for x in load], "cargo_rustc_nextest_processes": len(busy)}
+
+
+def machine_description() -> dict:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    pg_version = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kib / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "postgres_client": pg_version,
+    }
+
+
+# ------------------------------------------------------------------ main
+
+
+def env_overrides(pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            sys.exit(f"--env wants NAME=VALUE, got {pair!r}")
+        env[name] = value
+    return env
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: one scenario (order_spread) at 16 connections for 5 s")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
+    parser.add_argument("--scenarios", default=",".join(s.key for s in SCENARIOS),
+                        help="comma-separated subset of: " + ", ".join(s.key for s in SCENARIOS))
+    parser.add_argument("--connections", default="1,16,64", help="comma-separated (default 1,16,64)")
+    parser.add_argument("--no-ceilings", action="store_true", help="skip pgbench")
+    parser.add_argument("--no-build", action="store_true", help="(run.sh) use the existing release binaries")
+    parser.add_argument("--out", type=Path, help="where results.json and chart.svg go "
+                        "(default: deploy/bench; --quick: target/bench)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment for the three services (repeatable), e.g. DB_MAX_CONNECTIONS=8")
+    parser.add_argument("--keep", action="store_true", help="leave the platform running at the end (Ctrl-C stops)")
+    args = parser.parse_args()
+
+    if args.quick:
+        args.duration = 5
+        args.scenarios = "order_spread"
+        args.connections = "16"
+    scenarios = [BY_KEY[k.strip()] for k in args.scenarios.split(",") if k.strip()]
+    connections = [int(c) for c in args.connections.split(",")]
+    out_dir = args.out or (REPO / "target" / "bench" if args.quick else BENCH_DIR)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work_dir = REPO / "target" / "bench"
+    data_dir = Path(tempfile.mkdtemp(prefix="data-", dir=work_dir.mkdir(parents=True, exist_ok=True) or work_dir))
+    bin_dir = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release"
+    pg = Postgres(os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432"))
+    pgbench = os.environ.get("PGBENCH") or shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
+
+    for binary in ["catalog-service", "order-service", "gateway"]:
+        if not (bin_dir / binary).exists():
+            sys.exit(f"{bin_dir / binary} is missing: cargo build --release --workspace --bins")
+
+    started = dt.datetime.now(dt.timezone.utc)
+    quiet_before = machine_state()
+    log(f"machine before the run: load {quiet_before['loadavg']}, "
+        f"{quiet_before['cargo_rustc_nextest_processes']} cargo/rustc/nextest processes")
+
+    log("fresh databases bench_catalog, bench_orders")
+    pg.recreate("bench_catalog")
+    pg.recreate("bench_orders")
+    ceilings = None
+    if not args.no_ceilings and any(s.ceiling for s in scenarios):
+        log("ceiling database bench_ceiling (pgbench)")
+        ceilings = Ceilings(pg, pgbench)
+        ceilings.prepare()
+
+    platform_ = start_platform(pg, bin_dir, work_dir / "logs", env_overrides(args.env))
+    results = []
+    try:
+        log("seeding 1,000 products and a hot one through POST /api/products")
+        seed_ = seed(platform_.gateway_port)
+        (data_dir / "products.txt").write_text("\n".join(seed_.spread) + "\n")
+        (data_dir / "hot.txt").write_text(seed_.hot + "\n")
+        # A few orders to start from, so the webhook and mix scenarios have
+        # pending orders even when run alone.
+        for pid in random.sample(seed_.spread, 50):
+            http_json(platform_.gateway_port, "POST", "/api/orders",
+                      {"customer_id": 1, "products": [{"product_id": pid, "quantity": 1}]})
+
+        print(HEADER, flush=True)
+        for scenario in scenarios:
+            # Warm-up: connections, prepared statements, caches.
+            prepare_data(pg, scenario, data_dir)
+            run_wrk(platform_.gateway_port, scenario, 16, 2, data_dir)
+            for c in connections:
+                ceiling = None
+                if ceilings and scenario.ceiling:
+                    pg.checkpoint()
+                    ceiling = ceilings.measure(scenario.ceiling, c, args.duration)
+                prepare_data(pg, scenario, data_dir)
+                pg.checkpoint()
+                measured = run_wrk(platform_.gateway_port, scenario, c, args.duration, data_dir)
+                print(format_line(scenario, c, measured, ceiling), flush=True)
+                results.append({
+                    "scenario": scenario.key,
+                    "title": scenario.title,
+                    "connections": c,
+                    "rps": measured.rps,
+                    "p50_ms": measured.p50_ms,
+                    "p99_ms": measured.p99_ms,
+                    "non_2xx": measured.non_2xx,
+                    "s5xx": measured.s5xx,
+                    "ceiling": scenario.ceiling,
+                    "ceiling_rps": ceiling,
+                    "ratio": (measured.rps / ceiling) if ceiling else None,
+                    "wrk": measured.detail,
+                })
+
+        check = invariant(pg, seed_)
+        verdict = "OK" if check["lost"] == 0 and check["oversold"] == 0 else "VIOLATED"
+        print(
+            f"invariant ({verdict}): initial stock {check['initial']} = current {check['current']}"
+            f" + units in live orders {check['live_units']}: {check['lost']} lost, {check['oversold']} oversold"
+            f" (orders by status {check['orders']}; catalog reservations {check['reservations']};"
+            f" reserving {check['reserving']}, outbox {check['outbox']})",
+            flush=True,
+        )
+        rss = {p.name: p.peak_rss_kib() for p in platform_.processes}
+        cpu = {p.name: p.cpu_seconds() for p in platform_.processes}
+        print("peak RSS: " + ", ".join(f"{name} {kib / 1024:.1f} MiB" for name, kib in rss.items() if kib),
+              flush=True)
+        quiet_after = machine_state()
+        print(f"machine: load before {quiet_before['loadavg']}, after {quiet_after['loadavg']}; "
+              f"cargo/rustc/nextest processes before {quiet_before['cargo_rustc_nextest_processes']}, "
+              f"after {quiet_after['cargo_rustc_nextest_processes']}", flush=True)
+        report = {
+            "started": started.isoformat(timespec="seconds"),
+            "duration_s": args.duration,
+            "machine": machine_description(),
+            "quiet_before": quiet_before,
+            "quiet_after": quiet_after,
+            "git": subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                                  capture_output=True, text=True).stdout.strip(),
+            "results": results,
+            "invariant": check,
+            "peak_rss_kib": rss,
+            "cpu_seconds": cpu,
+        }
+        (out_dir / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+        try:
+            import chart  # noqa: PLC0415 (next to this script)
+
+            chart.write(report, out_dir / "chart.svg")
+            log(f"wrote {out_dir / 'results.json'} and {out_dir / 'chart.svg'}")
+        except ImportError as error:
+            log(f"no chart ({error}); wrote {out_dir / 'results.json'}")
+        if verdict != "OK":
+            sys.exit(1)
+        if args.keep:
+            log(f"platform left running: http://127.0.0.1:{platform_.gateway_port} (Ctrl-C stops)")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+    finally:
+        platform_.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.dont_write_bytecode = True
+    sys.path.insert(0, str(BENCH_DIR))
+    main()

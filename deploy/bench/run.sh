@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The load benchmark (issue 6): builds the release binaries, starts the whole
+# platform on fresh databases, seeds it through the public API, drives it with
+# wrk, measures the PostgreSQL ceilings with pgbench in the same run, and prints
+# one line per scenario and concurrency, the invariant check and peak RSS.
+# Writes results.json and chart.svg next to this script (--quick: under
+# target/bench/ instead, so smoke runs leave the tree alone).
+#
+#   bash deploy/bench/run.sh              # full run: 7 scenarios x (1, 16, 64) connections, 10 s each
+#   bash deploy/bench/run.sh --quick      # smoke run: one scenario at 16 connections, 5 s
+#   bash deploy/bench/run.sh --help       # every option
+#
+# Needs PostgreSQL on 127.0.0.1:5432 (user postgres; BENCH_POSTGRES_URL to
+# override) and installs what is missing: wrk (apt), pgbench (apt,
+# postgresql-15 / postgresql-client), matplotlib (pip).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+say() { printf '== %s\n' "$*" >&2; }
+
+apt_install() {
+    say "installing $* (apt)"
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1 ||
+        { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
+}
+
+command -v wrk >/dev/null || apt_install wrk
+command -v psql >/dev/null || apt_install postgresql-client
+PGBENCH="${PGBENCH:-$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -V | tail -n1 || true)}"
+if [ -z "$PGBENCH" ] || [ ! -x "$PGBENCH" ]; then
+    apt_install postgresql-contrib postgresql-client
+    PGBENCH="$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | sort -V | tail -n1)"
+fi
+export PGBENCH
+if ! python3 -c 'import matplotlib' 2>/dev/null; then
+    say "installing matplotlib (pip)"
+    python3 -m pip install --quiet matplotlib
+fi
+
+if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
+    say "PostgreSQL is down; starting it"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+    for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+fi
+
+if [[ " $* " != *" --no-build "* ]]; then
+    say "building release binaries (cargo build --release --workspace --bins; ~13 min cold)"
+    cargo build --release --workspace --bins
+fi
+
+exec python3 deploy/bench/bench.py "$@"

@@ -1,0 +1,15 @@
+-- Scenario 3: POST /api/orders, one unit of one product, spread over the
+-- seeded products.
+dofile(os.getenv("BENCH_WRK") .. "/common.lua")
+
+local ids
+function init(args)
+  seed_random()
+  ids = read_lines("products.txt")
+end
+
+function request()
+  local body = string.format('{"customer_id": %d, "products": [{"product_id": "%s", "quantity": 1}]}',
+    math.random(1, 1000000), ids[math.random(#ids)])
+  return wrk.format("POST", "/api/orders", json_headers, body)
+end
