@@ -4,6 +4,12 @@
 //! (`... WHERE id = $1 AND status = 'pending'`) under a row lock, so concurrent
 //! calls on one order serialize in the database: one wins, the others see the
 //! new state. A status change and its outbox row commit together.
+//!
+//! The saga's two writes on the happy path (the `reserving` row of an order
+//! without idempotency key, and its confirmation) go through group commit
+//! (`lane` below): concurrent orders share one statement and one transaction, so
+//! the database commits once per batch instead of twice per order. Each order
+//! still gets its own answer; a failed batch is retried order by order.
 
 use std::time::Duration;
 
@@ -21,10 +27,30 @@ use crate::{
     error::OrderError,
 };
 
-/// The database side of the service. Cheap to clone (a pool handle).
+/// The database side of the service. Cheap to clone (a pool handle and the
+/// group-commit lanes).
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
+    /// Saga step 1 for orders without an idempotency key.
+    begin_lane: lane::Lane<NewReserving, ()>,
+    /// Saga step 3.
+    confirm_lane: lane::Lane<Confirmation, Option<Order>>,
+}
+
+/// An order to insert as `reserving`.
+#[derive(Debug, Clone)]
+struct NewReserving {
+    id: Uuid,
+    customer_id: i64,
+}
+
+/// An order to confirm: its reserved lines and exact total.
+#[derive(Debug, Clone)]
+struct Confirmation {
+    id: Uuid,
+    lines: Vec<ReservedLine>,
+    total: Decimal,
 }
 
 /// How a CreateOrder's first step went.
@@ -128,8 +154,22 @@ const ORDER_COLUMNS: &str =
     "id, customer_id, status, payment_status, total_price, created_at, updated_at";
 
 impl Store {
+    /// Also starts the group-commit workers (so: inside a tokio runtime); they
+    /// stop when the last clone of the store is dropped.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        let begin_lane = lane::Lane::spawn({
+            let pool = pool.clone();
+            move |batch: Vec<NewReserving>| insert_reserving(pool.clone(), batch)
+        });
+        let confirm_lane = lane::Lane::spawn({
+            let pool = pool.clone();
+            move |batch: Vec<Confirmation>| confirm_orders(pool.clone(), batch)
+        });
+        Self {
+            pool,
+            begin_lane,
+            confirm_lane,
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -164,14 +204,13 @@ impl Store {
         request_hash: &str,
     ) -> Result<Begun, OrderError> {
         let Some(key) = &order.idempotency_key else {
-            // Without a key: one statement, its own transaction.
-            sqlx::query(
-                "INSERT INTO orders (id, customer_id, status) VALUES ($1, $2, 'reserving')",
-            )
-            .bind(id)
-            .bind(order.customer_id)
-            .execute(&self.pool)
-            .await?;
+            // Without a key: one row of a shared insert (group commit).
+            self.begin_lane
+                .submit(NewReserving {
+                    id,
+                    customer_id: order.customer_id,
+                })
+                .await?;
             return Ok(Begun::Started);
         };
         // The key can be freed between our failed insert and our read (the
@@ -236,10 +275,10 @@ impl Store {
     }
 
     /// Saga step 3: the lines with their prices, the exact total and state
-    /// `pending`, in one statement (so one transaction and one round trip),
-    /// which also returns the confirmed order. `None` when the order is no
-    /// longer `reserving` (the reconciler released it meanwhile): nothing is
-    /// written.
+    /// `pending`, atomically, returning the confirmed order. `None` when the
+    /// order is no longer `reserving` (the reconciler released it meanwhile):
+    /// nothing is written. Shares its statement with concurrent
+    /// confirmations (group commit).
     #[instrument(skip(self, lines), fields(lines = lines.len()))]
     pub async fn confirm_order(
         &self,
@@ -247,60 +286,13 @@ impl Store {
         lines: &[ReservedLine],
         total: Decimal,
     ) -> Result<Option<Order>, OrderError> {
-        let product_ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
-        let quantities: Vec<i32> = lines.iter().map(|l| l.quantity).collect();
-        let prices: Vec<Decimal> = lines.iter().map(|l| l.unit_price).collect();
-        // Line ids follow the catalog's line order (by product id). The LEFT
-        // JOIN keeps the order row even if it had no lines.
-        let rows: Vec<ConfirmedRow> = sqlx::query_as(
-            "WITH confirmed AS ( \
-                 UPDATE orders SET status = 'pending', total_price = $2, updated_at = now() \
-                 WHERE id = $1 AND status = 'reserving' \
-                 RETURNING id, customer_id, status, payment_status, total_price, created_at, updated_at \
-             ), items AS ( \
-                 INSERT INTO order_items (order_id, product_id, quantity, price_at_purchase) \
-                 SELECT c.id, line.product_id, line.quantity, line.price \
-                 FROM confirmed c, \
-                      UNNEST($3::uuid[], $4::int4[], $5::numeric[]) \
-                      WITH ORDINALITY AS line (product_id, quantity, price, n) \
-                 ORDER BY line.n \
-                 RETURNING id, product_id, quantity, price_at_purchase \
-             ) \
-             SELECT c.id, c.customer_id, c.status, c.payment_status, c.total_price, \
-                    c.created_at, c.updated_at, i.id AS item_id, i.product_id, i.quantity, \
-                    i.price_at_purchase \
-             FROM confirmed c LEFT JOIN items i ON true ORDER BY i.id",
-        )
-        .bind(id)
-        .bind(total)
-        .bind(&product_ids)
-        .bind(&quantities)
-        .bind(&prices)
-        .fetch_all(&self.pool)
-        .await?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        Ok(Some(Order {
-            id: first.id,
-            customer_id: first.customer_id,
-            status: first.status,
-            payment_status: first.payment_status,
-            total_price: first.total_price,
-            created_at: first.created_at,
-            updated_at: first.updated_at,
-            items: rows
-                .iter()
-                .filter_map(|row| {
-                    Some(OrderItem {
-                        id: row.item_id?,
-                        product_id: row.product_id?,
-                        quantity: row.quantity?,
-                        price_at_purchase: row.price_at_purchase?,
-                    })
-                })
-                .collect(),
-        }))
+        self.confirm_lane
+            .submit(Confirmation {
+                id,
+                lines: lines.to_vec(),
+                total,
+            })
+            .await
     }
 
     /// Saga steps 4 and 5: the order becomes `rejected`, remembering why.
@@ -609,6 +601,102 @@ impl Store {
     }
 }
 
+/// Saga step 1 for a batch: every order `reserving`, in one statement.
+async fn insert_reserving(pool: PgPool, batch: Vec<NewReserving>) -> Result<Vec<()>, OrderError> {
+    let ids: Vec<Uuid> = batch.iter().map(|o| o.id).collect();
+    let customers: Vec<i64> = batch.iter().map(|o| o.customer_id).collect();
+    sqlx::query(
+        "INSERT INTO orders (id, customer_id, status) \
+         SELECT id, customer_id, 'reserving' FROM UNNEST($1::uuid[], $2::int8[]) AS o(id, customer_id)",
+    )
+    .bind(&ids)
+    .bind(&customers)
+    .execute(&pool)
+    .await?;
+    Ok(vec![(); batch.len()])
+}
+
+/// Saga step 3 for a batch, in one statement: each order still `reserving`
+/// becomes `pending` with its total and gets its lines (ids in the catalog's
+/// line order); the others are left alone (`None`).
+async fn confirm_orders(
+    pool: PgPool,
+    batch: Vec<Confirmation>,
+) -> Result<Vec<Option<Order>>, OrderError> {
+    let ids: Vec<Uuid> = batch.iter().map(|c| c.id).collect();
+    let totals: Vec<Decimal> = batch.iter().map(|c| c.total).collect();
+    let mut line_orders = Vec::new();
+    let mut product_ids = Vec::new();
+    let mut quantities = Vec::new();
+    let mut prices = Vec::new();
+    for confirmation in &batch {
+        for line in &confirmation.lines {
+            line_orders.push(confirmation.id);
+            product_ids.push(line.product_id);
+            quantities.push(line.quantity);
+            prices.push(line.unit_price);
+        }
+    }
+    // The LEFT JOIN keeps a confirmed order even if it had no lines.
+    let rows: Vec<ConfirmedRow> = sqlx::query_as(
+        "WITH input AS ( \
+             SELECT * FROM UNNEST($1::uuid[], $2::numeric[]) AS t(id, total) \
+         ), confirmed AS ( \
+             UPDATE orders AS o SET status = 'pending', total_price = input.total, updated_at = now() \
+             FROM input WHERE o.id = input.id AND o.status = 'reserving' \
+             RETURNING o.id, o.customer_id, o.status, o.payment_status, o.total_price, \
+                       o.created_at, o.updated_at \
+         ), items AS ( \
+             INSERT INTO order_items (order_id, product_id, quantity, price_at_purchase) \
+             SELECT line.order_id, line.product_id, line.quantity, line.price \
+             FROM UNNEST($3::uuid[], $4::uuid[], $5::int4[], $6::numeric[]) \
+                  WITH ORDINALITY AS line (order_id, product_id, quantity, price, n) \
+             WHERE line.order_id IN (SELECT id FROM confirmed) \
+             ORDER BY line.n \
+             RETURNING id, order_id, product_id, quantity, price_at_purchase \
+         ) \
+         SELECT c.id, c.customer_id, c.status, c.payment_status, c.total_price, \
+                c.created_at, c.updated_at, i.id AS item_id, i.product_id, i.quantity, \
+                i.price_at_purchase \
+         FROM confirmed c LEFT JOIN items i ON i.order_id = c.id ORDER BY c.id, i.id",
+    )
+    .bind(&ids)
+    .bind(&totals)
+    .bind(&line_orders)
+    .bind(&product_ids)
+    .bind(&quantities)
+    .bind(&prices)
+    .fetch_all(&pool)
+    .await?;
+    let mut confirmed: std::collections::HashMap<Uuid, Order> = std::collections::HashMap::new();
+    for row in rows {
+        let order = confirmed.entry(row.id).or_insert_with(|| Order {
+            id: row.id,
+            customer_id: row.customer_id,
+            status: row.status,
+            payment_status: row.payment_status,
+            total_price: row.total_price,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            items: Vec::new(),
+        });
+        if let (Some(id), Some(product_id), Some(quantity), Some(price_at_purchase)) = (
+            row.item_id,
+            row.product_id,
+            row.quantity,
+            row.price_at_purchase,
+        ) {
+            order.items.push(OrderItem {
+                id,
+                product_id,
+                quantity,
+                price_at_purchase,
+            });
+        }
+    }
+    Ok(ids.iter().map(|id| confirmed.remove(id)).collect())
+}
+
 /// A `reserving` order locked by the reconciler.
 pub struct ClaimedOrder {
     tx: Transaction<'static, Postgres>,
@@ -717,4 +805,112 @@ async fn with_items(
             updated_at: row.updated_at,
         })
         .collect())
+}
+
+/// Group commit: one task per lane takes every request queued while its
+/// previous statement was in flight (no timer: a lone request goes at once)
+/// and runs them as one batch, so concurrent orders share one transaction.
+mod lane {
+    use std::future::Future;
+
+    use tokio::sync::{mpsc, oneshot};
+
+    use crate::error::OrderError;
+
+    /// Most requests one statement carries.
+    const MAX_BATCH: usize = 128;
+    /// Requests that may wait before callers are slowed down.
+    const QUEUE: usize = 4096;
+
+    type Reply<O> = oneshot::Sender<Result<O, OrderError>>;
+
+    /// A handle to one lane. Cheap to clone.
+    pub struct Lane<R, O> {
+        requests: mpsc::Sender<(R, Reply<O>)>,
+    }
+
+    impl<R, O> Clone for Lane<R, O> {
+        fn clone(&self) -> Self {
+            Self {
+                requests: self.requests.clone(),
+            }
+        }
+    }
+
+    impl<R, O> Lane<R, O>
+    where
+        R: Clone + Send + 'static,
+        O: Send + 'static,
+    {
+        /// Starts the lane's task; `run` does one batch, answering one outcome
+        /// per request in order, or failing the whole batch (nothing written).
+        pub fn spawn<F, Fut>(run: F) -> Self
+        where
+            F: Fn(Vec<R>) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = Result<Vec<O>, OrderError>> + Send + 'static,
+        {
+            let (requests, queue) = mpsc::channel(QUEUE);
+            tokio::spawn(work(run, queue));
+            Self { requests }
+        }
+
+        /// Runs `request` in the next batch.
+        pub async fn submit(&self, request: R) -> Result<O, OrderError> {
+            let (reply, answer) = oneshot::channel();
+            self.requests
+                .send((request, reply))
+                .await
+                .map_err(|_| stopped())?;
+            answer.await.map_err(|_| stopped())?
+        }
+    }
+
+    fn stopped() -> OrderError {
+        OrderError::internal(anyhow::anyhow!("a group-commit worker has stopped"))
+    }
+
+    async fn work<R, O, F, Fut>(run: F, mut queue: mpsc::Receiver<(R, Reply<O>)>)
+    where
+        R: Clone,
+        F: Fn(Vec<R>) -> Fut,
+        Fut: Future<Output = Result<Vec<O>, OrderError>>,
+    {
+        while let Some(first) = queue.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            // A caller that went away (its deadline passed) does not proceed
+            // with its order: writing for it would only leave work behind.
+            batch.retain(|(_, reply)| !reply.is_closed());
+            if batch.is_empty() {
+                continue;
+            }
+            let (requests, replies): (Vec<R>, Vec<Reply<O>>) = batch.into_iter().unzip();
+            match run(requests.clone()).await {
+                Ok(outcomes) => {
+                    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                }
+                Err(error) if requests.len() == 1 => {
+                    let reply = replies.into_iter().next().expect("one reply");
+                    let _ = reply.send(Err(error));
+                }
+                Err(error) => {
+                    // One bad request must not fail the others: each alone.
+                    tracing::warn!(%error, batch = requests.len(), "group-commit batch failed; retrying one by one");
+                    for (request, reply) in requests.into_iter().zip(replies) {
+                        let outcome = run(vec![request])
+                            .await
+                            .and_then(|mut one| one.pop().ok_or_else(stopped));
+                        let _ = reply.send(outcome);
+                    }
+                }
+            }
+        }
+    }
 }
