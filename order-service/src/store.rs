@@ -913,4 +913,99 @@ mod lane {
             }
         }
     }
+
+    #[cfg(test)]
+    mod tests {
+        use std::{
+            sync::{Arc, Mutex},
+            time::Duration,
+        };
+
+        use tokio::sync::Semaphore;
+
+        use super::*;
+
+        /// A lane that doubles numbers, records its batches, and waits for a
+        /// permit before each batch (so a test can hold it while calls queue).
+        fn doubling(gate: Arc<Semaphore>, batches: Arc<Mutex<Vec<Vec<u32>>>>) -> Lane<u32, u32> {
+            Lane::spawn(move |batch: Vec<u32>| {
+                let (gate, batches) = (gate.clone(), batches.clone());
+                async move {
+                    gate.acquire().await.expect("open").forget();
+                    batches.lock().unwrap().push(batch.clone());
+                    if batch.len() > 1 && batch.contains(&13) {
+                        return Err(OrderError::internal(anyhow::anyhow!("13 in a batch")));
+                    }
+                    if batch == [13] {
+                        return Err(OrderError::internal(anyhow::anyhow!("13 alone")));
+                    }
+                    Ok(batch.iter().map(|n| n * 2).collect())
+                }
+            })
+        }
+
+        /// Submits `n` from a task, and waits until the lane has it queued.
+        async fn queue(
+            lane: &Lane<u32, u32>,
+            n: u32,
+        ) -> tokio::task::JoinHandle<Result<u32, OrderError>> {
+            let lane_ = lane.clone();
+            let call = tokio::spawn(async move { lane_.submit(n).await });
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            call
+        }
+
+        #[tokio::test]
+        async fn calls_queued_during_a_batch_share_the_next_one_each_with_its_own_answer() {
+            let (gate, batches) = (Arc::new(Semaphore::new(0)), Arc::default());
+            let lane = doubling(gate.clone(), Arc::clone(&batches));
+            let first = queue(&lane, 1).await;
+            let mut queued = Vec::new();
+            for n in 2..=6 {
+                queued.push(queue(&lane, n).await);
+            }
+            gate.add_permits(2);
+            assert_eq!(first.await.unwrap().unwrap(), 2);
+            for (n, call) in (2..=6).zip(queued) {
+                assert_eq!(call.await.unwrap().unwrap(), n * 2);
+            }
+            assert_eq!(*batches.lock().unwrap(), vec![vec![1], vec![2, 3, 4, 5, 6]]);
+        }
+
+        #[tokio::test]
+        async fn a_failed_batch_is_retried_call_by_call_so_only_the_bad_call_fails() {
+            let (gate, batches) = (Arc::new(Semaphore::new(0)), Arc::default());
+            let lane = doubling(gate.clone(), Arc::clone(&batches));
+            let first = queue(&lane, 1).await;
+            let (a, bad, b) = (
+                queue(&lane, 2).await,
+                queue(&lane, 13).await,
+                queue(&lane, 3).await,
+            );
+            gate.add_permits(5);
+            assert_eq!(first.await.unwrap().unwrap(), 2);
+            assert_eq!(a.await.unwrap().unwrap(), 4);
+            assert!(bad.await.unwrap().is_err());
+            assert_eq!(b.await.unwrap().unwrap(), 6);
+            assert_eq!(
+                *batches.lock().unwrap(),
+                vec![vec![1], vec![2, 13, 3], vec![2], vec![13], vec![3]]
+            );
+        }
+
+        #[tokio::test]
+        async fn a_caller_gone_while_queued_is_left_out_of_the_batch() {
+            let (gate, batches) = (Arc::new(Semaphore::new(0)), Arc::default());
+            let lane = doubling(gate.clone(), Arc::clone(&batches));
+            let first = queue(&lane, 1).await;
+            let gone = queue(&lane, 7).await;
+            gone.abort();
+            let _ = gone.await;
+            let kept = queue(&lane, 8).await;
+            gate.add_permits(2);
+            assert_eq!(first.await.unwrap().unwrap(), 2);
+            assert_eq!(kept.await.unwrap().unwrap(), 16);
+            assert_eq!(*batches.lock().unwrap(), vec![vec![1], vec![8]]);
+        }
+    }
 }
