@@ -9,6 +9,8 @@
 #   bash deploy/bench/run.sh              # full run: 7 scenarios x (1, 16, 64) connections, 10 s each
 #   bash deploy/bench/run.sh --quick      # smoke run: one scenario at 16 connections, 5 s
 #   bash deploy/bench/run.sh --help       # every option
+#   bash deploy/bench/run.sh --quick --no-build --bin-dir target/debug --no-ceilings
+#                                         # smoke run on the debug binaries the tests built
 #
 # Needs PostgreSQL on 127.0.0.1:5432 (user postgres; BENCH_POSTGRES_URL to
 # override) and installs what is missing: wrk (apt), pgbench (apt,
@@ -17,6 +19,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 say() { printf '== %s\n' "$*" >&2; }
+
+if [[ " $* " == *" --help "* || " $* " == *" -h "* ]]; then
+    exec python3 deploy/bench/bench.py --help
+fi
 
 apt_install() {
     say "installing $* (apt)"
@@ -32,7 +38,8 @@ if [ -z "$PGBENCH" ] || [ ! -x "$PGBENCH" ]; then
     PGBENCH="$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | sort -V | tail -n1)"
 fi
 export PGBENCH
-if ! python3 -c 'import matplotlib' 2>/dev/null; then
+# The chart needs matplotlib; a smoke run does without it.
+if [[ " $* " != *" --quick "* ]] && ! python3 -c 'import matplotlib' 2>/dev/null; then
     say "installing matplotlib (pip)"
     python3 -m pip install --quiet matplotlib
 fi
