@@ -514,7 +514,11 @@ def targets(results: list[dict], check: dict, rss: dict) -> list[tuple[str, str,
 
 def machine_state() -> dict:
     load = Path("/proc/loadavg").read_text().split()[:3]
-    busy = subprocess.run(["pgrep", "-f", "cargo|rustc|nextest"], capture_output=True, text=True).stdout.split()
+    # Builds and test runs of other people on this machine: processes whose
+    # executable is cargo, rustc or nextest (not any command line that merely
+    # mentions them, e.g. in an environment dump).
+    busy = subprocess.run(["pgrep", "-f", "^[^ ]*(cargo|rustc|nextest)"],
+                          capture_output=True, text=True).stdout.split()
     return {"loadavg": [float(x) for x in load], "cargo_rustc_nextest_processes": len(busy)}
 
 
