@@ -150,6 +150,17 @@ struct StatusRow {
     payment_status: PaymentStatus,
 }
 
+/// Finds the order `$1` only while it is `reserving`, through its primary
+/// key. Written as `WHERE id = $1 AND status = 'reserving'`, the planner
+/// prefers the partial index `orders_reserving_by_age` (it holds "2 rows"),
+/// but every order passes through `reserving`, so under load that index is
+/// mostly dead entries until vacuum, and scanning it made each saga step
+/// slower as orders piled up (c=1 latency 2 -> 6 ms in deploy/bench). The
+/// expected state comes from a MATERIALIZED CTE, so it is a join condition the
+/// planner cannot match against the index's predicate: the lookup is by id.
+const BY_ID_WHILE_RESERVING: &str =
+    "WITH target AS MATERIALIZED (SELECT $1::uuid AS id, 'reserving'::text AS expected)";
+
 const ORDER_COLUMNS: &str =
     "id, customer_id, status, payment_status, total_price, created_at, updated_at";
 
@@ -578,10 +589,10 @@ impl Store {
     #[instrument(skip(self))]
     pub async fn claim_reserving(&self, id: Uuid) -> Result<Option<ClaimedOrder>, OrderError> {
         let mut tx = self.pool.begin().await?;
-        let locked: Option<Uuid> = sqlx::query_scalar(
-            "SELECT id FROM orders WHERE id = $1 AND status = 'reserving' \
-             FOR UPDATE SKIP LOCKED",
-        )
+        let locked: Option<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "{BY_ID_WHILE_RESERVING} SELECT o.id FROM orders AS o, target \
+             WHERE o.id = target.id AND o.status = target.expected FOR UPDATE OF o SKIP LOCKED"
+        )))
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
@@ -637,13 +648,16 @@ async fn confirm_orders(
             prices.push(line.unit_price);
         }
     }
-    // The LEFT JOIN keeps a confirmed order even if it had no lines.
+    // The expected state travels with each row of a MATERIALIZED input (see
+    // BY_ID_WHILE_RESERVING). The LEFT JOIN keeps a confirmed order even if
+    // it had no lines.
     let rows: Vec<ConfirmedRow> = sqlx::query_as(
-        "WITH input AS ( \
-             SELECT * FROM UNNEST($1::uuid[], $2::numeric[]) AS t(id, total) \
+        "WITH input AS MATERIALIZED ( \
+             SELECT t.id, t.total, 'reserving'::text AS expected \
+             FROM UNNEST($1::uuid[], $2::numeric[]) AS t(id, total) \
          ), confirmed AS ( \
              UPDATE orders AS o SET status = 'pending', total_price = input.total, updated_at = now() \
-             FROM input WHERE o.id = input.id AND o.status = 'reserving' \
+             FROM input WHERE o.id = input.id AND o.status = input.expected \
              RETURNING o.id, o.customer_id, o.status, o.payment_status, o.total_price, \
                        o.created_at, o.updated_at \
          ), items AS ( \
@@ -720,10 +734,11 @@ async fn mark_rejected(
     id: Uuid,
     rejection: &Rejection,
 ) -> Result<bool, OrderError> {
-    let updated = sqlx::query(
-        "UPDATE orders SET status = 'rejected', rejection_code = $2, rejection_message = $3, \
-         rejection_details = $4, updated_at = now() WHERE id = $1 AND status = 'reserving'",
-    )
+    let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{BY_ID_WHILE_RESERVING} UPDATE orders AS o SET status = 'rejected', rejection_code = $2, \
+         rejection_message = $3, rejection_details = $4, updated_at = now() \
+         FROM target WHERE o.id = target.id AND o.status = target.expected"
+    )))
     .bind(id)
     .bind(rejection.code)
     .bind(&rejection.message)
