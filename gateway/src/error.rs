@@ -201,20 +201,22 @@ impl ApiError {
                 tracing::warn!(code = ?status.code(), message = status.message(), "backend unavailable");
                 Self::Unavailable("A backend service is unavailable, please retry later".into())
             }
-            // A connection lost mid-call (the service died) is reported by
-            // tonic itself as UNKNOWN "transport error", with the I/O error as
-            // its source. A status decoded from a service's answer never has a
-            // source, so a real UNKNOWN from a service still means 500.
-            Code::Unknown if std::error::Error::source(&status).is_some() => {
+            Code::DeadlineExceeded => Self::Timeout,
+            // tonic reports its own client-side timeout as CANCELLED.
+            Code::Cancelled if status.message().contains("Timeout expired") => Self::Timeout,
+            // A connection lost mid-call (the service died, or the network
+            // cut it) is reported by tonic itself, as UNKNOWN "transport
+            // error" or as CANCELLED "connection closed", with the transport
+            // error as its source. A status decoded from a service's answer
+            // never has a source, so a real UNKNOWN from a service still
+            // means 500.
+            Code::Unknown | Code::Cancelled if std::error::Error::source(&status).is_some() => {
                 tracing::warn!(
                     message = status.message(),
                     "connection to a backend lost mid-call"
                 );
                 Self::Unavailable("A backend service is unavailable, please retry later".into())
             }
-            Code::DeadlineExceeded => Self::Timeout,
-            // tonic reports its own client-side timeout as CANCELLED.
-            Code::Cancelled if status.message().contains("Timeout expired") => Self::Timeout,
             code => Self::Internal(format!("backend answered {code:?}: {}", status.message())),
         }
     }
@@ -402,6 +404,17 @@ mod tests {
         let lost = Status::from_error(Box::new(std::io::Error::other("connection reset")));
         assert_eq!(lost.code(), Code::Unknown);
         assert_eq!(map(lost).0, StatusCode::SERVICE_UNAVAILABLE);
+        // hyper's "connection closed" while the call waited (a proxy or the
+        // network cut it) comes as CANCELLED with the transport error.
+        let mut closed = Status::cancelled("operation was canceled");
+        closed.set_source(std::sync::Arc::new(std::io::Error::other(
+            "connection closed",
+        )));
+        assert_eq!(map(closed).0, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            map(Status::cancelled("operation was canceled")).0,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
         assert_eq!(
             map(Status::unknown("x")).0,
             StatusCode::INTERNAL_SERVER_ERROR
