@@ -10,10 +10,12 @@ use proto::{
     errors::Violation,
 };
 use rust_decimal::Decimal;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
+    change_feed::ChangeFeed,
     domain::{
         product::{
             Description, NewProduct, PageRequest, Price, Product, ProductName, ProductPatch, Stock,
@@ -33,6 +35,8 @@ pub struct CatalogApi {
     reserver: Reserver,
     currency: String,
     metrics: CatalogMetrics,
+    /// WatchProductChanges subscribes here.
+    changes: ChangeFeed,
 }
 
 impl CatalogApi {
@@ -41,12 +45,14 @@ impl CatalogApi {
         reserver: Reserver,
         currency: String,
         metrics: CatalogMetrics,
+        changes: ChangeFeed,
     ) -> Self {
         Self {
             store,
             reserver,
             currency,
             metrics,
+            changes,
         }
     }
 
@@ -319,5 +325,15 @@ impl CatalogService for CatalogApi {
             self.metrics.commits.inc();
         }
         Ok(Response::new(pb::CommitInventoryResponse { committed }))
+    }
+
+    type WatchProductChangesStream = ReceiverStream<Result<pb::ProductChanges, Status>>;
+
+    async fn watch_product_changes(
+        &self,
+        _request: Request<pb::WatchProductChangesRequest>,
+    ) -> RpcResult<Self::WatchProductChangesStream> {
+        let changes = self.changes.subscribe()?;
+        Ok(Response::new(ReceiverStream::new(changes)))
     }
 }

@@ -10,6 +10,8 @@
 //! - [`domain`]: the rules as plain types and functions (validation, how a
 //!   reservation request is normalised and judged); no I/O, unit-tested.
 //! - [`store`]: every SQL statement, and the transactions that hold them.
+//! - [`change_feed`]: which products changed (a trigger's notifications),
+//!   streamed to readers that keep copies (`WatchProductChanges`).
 //! - [`group_commit`]: the one task that decides concurrent reservations in
 //!   shared transactions (a hot product sells faster than one commit each).
 //! - [`grpc`]: `catalog.v1.CatalogService`: wire types <-> domain calls.
@@ -20,6 +22,7 @@
 //! [`Application::run_until`] serves until the given shutdown future completes,
 //! so tests start the real service in-process.
 
+pub mod change_feed;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -109,11 +112,21 @@ impl Application {
 
         let (reserver, reserve_worker) =
             group_commit::Reserver::spawn(store.clone(), catalog_metrics.clone());
+        // Change-feed streams never end on their own: they are ended as soon
+        // as shutdown starts, so the drain does not wait for them.
+        let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+        let shutdown = async move {
+            shutdown.await;
+            stopping_tx.send_replace(true);
+        };
+        let (changes, change_feed) =
+            change_feed::ChangeFeed::spawn(config.database_url.clone(), stopping);
         let api = grpc::CatalogApi::new(
             store.clone(),
             reserver,
             config.currency.clone(),
             catalog_metrics,
+            changes,
         );
         let interval = Duration::from_millis(config.health_check_interval_ms);
         let pool = store.pool().clone();
@@ -142,6 +155,7 @@ impl Application {
         {
             tracing::warn!("reservation worker did not finish in time");
         }
+        let _ = tokio::time::timeout(Duration::from_secs(2), change_feed).await;
         // `close` waits for connections in use; past the grace period a call
         // stuck in the database must not keep the process alive for ever.
         if tokio::time::timeout(Duration::from_secs(2), store.close())

@@ -101,6 +101,18 @@ pub struct Config {
     #[arg(long, env = "API_KEYS", hide_env_values = true)]
     pub api_keys: Option<String>,
 
+    /// Products kept by the read cache of `GET /api/products/{id}` (see
+    /// `crate::product_cache`); 0 turns the cache off. The cache is used only
+    /// while the catalog's change feed is live, which drops every changed
+    /// product from it.
+    #[arg(long, env = "PRODUCT_CACHE_CAPACITY", default_value_t = 10_000)]
+    pub product_cache_capacity: usize,
+
+    /// Longest time a product stays in the read cache (ms), changes or not.
+    #[arg(long, env = "PRODUCT_CACHE_TTL_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub product_cache_ttl_ms: u64,
+
     /// How long in-flight requests may run after SIGTERM before the process exits.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
@@ -225,6 +237,8 @@ impl std::fmt::Debug for Config {
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("header_read_timeout_secs", &self.header_read_timeout_secs)
             .field("api_keys", &self.api_keys.as_ref().map(|_| "<redacted>"))
+            .field("product_cache_capacity", &self.product_cache_capacity)
+            .field("product_cache_ttl_ms", &self.product_cache_ttl_ms)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("currency", &self.currency)
             .finish()

@@ -119,6 +119,11 @@ impl Backends {
         CatalogServiceClient::new(self.catalog.channel())
     }
 
+    /// The catalog's channel itself (the product cache's change feed).
+    pub fn catalog_channel(&self) -> ServiceChannel {
+        self.catalog.clone()
+    }
+
     pub fn orders(&self) -> OrderServiceClient<Channel> {
         OrderServiceClient::new(self.order.channel())
     }

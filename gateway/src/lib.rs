@@ -25,6 +25,8 @@
 //! - [`grpc`]: the long-lived channels to the services, deadlines, forwarded
 //!   request ids.
 //! - [`openapi`]: `/openapi.json` and the offline Swagger UI at `/docs`.
+//! - [`product_cache`]: `GET /api/products/{id}` from memory, kept exact by
+//!   the catalog's change feed.
 //! - [`metrics`]: Prometheus series at `/metrics`.
 //!
 //! [`Application::build`] binds its own listener (port 0 in tests) and
@@ -42,6 +44,7 @@ pub mod metrics;
 pub mod models;
 pub mod money;
 pub mod openapi;
+pub mod product_cache;
 pub mod routes;
 pub mod server;
 pub mod signature;
@@ -63,6 +66,9 @@ pub struct Application {
     router: Router,
     shutdown_grace: Duration,
     header_read_timeout: Duration,
+    /// The product cache and the channel its change feed comes over; `None`
+    /// when the cache is off (PRODUCT_CACHE_CAPACITY=0).
+    product_feed: Option<(product_cache::ProductCache, proto::balance::ServiceChannel)>,
 }
 
 impl Application {
@@ -88,7 +94,15 @@ impl Application {
         }
         let metrics = metrics::Metrics::new();
         let backends = grpc::Backends::connect(&config, metrics.clone()).await?;
+        let products = product_cache::ProductCache::new(
+            config.product_cache_capacity,
+            Duration::from_millis(config.product_cache_ttl_ms),
+            metrics.clone(),
+        );
+        let product_feed = (config.product_cache_capacity > 0)
+            .then(|| (products.clone(), backends.catalog_channel()));
         let state = routes::AppState {
+            products,
             backends,
             metrics,
             verifier: signature::Verifier::new(
@@ -116,6 +130,7 @@ impl Application {
             router,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
             header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+            product_feed,
         })
     }
 
@@ -136,8 +151,13 @@ impl Application {
             router,
             shutdown_grace,
             header_read_timeout,
+            product_feed,
         } = self;
         let addr = listener.local_addr()?;
+        // Ends with the server (aborted below); the cache is bypassed until
+        // the feed's first message.
+        let feed =
+            product_feed.map(|(cache, catalog)| tokio::spawn(product_cache::watch(cache, catalog)));
         let (drain_started_tx, drain_started_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
@@ -156,6 +176,9 @@ impl Application {
         tokio::select! {
             result = server => result.context("HTTP server failed")?,
             () = deadline => tracing::warn!("shutdown grace period over; abandoning in-flight requests"),
+        }
+        if let Some(feed) = feed {
+            feed.abort();
         }
         tracing::info!("gateway stopped");
         Ok(())

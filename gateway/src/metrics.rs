@@ -15,7 +15,7 @@ use axum::{
 };
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 use proto::metrics::{code_name, latency_histogram};
@@ -47,8 +47,22 @@ struct RpcName {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: String,
+}
+
+/// How a product cache lookup went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheLookup {
+    Hit,
+    Miss,
+    /// The change feed is not live: the cache was not consulted.
+    Bypass,
 }
 
 /// Every series of the gateway; cheap to clone.
@@ -61,6 +75,11 @@ pub struct Metrics {
     rpc_duration: Family<RpcName, Histogram>,
     webhook_refusals: Family<ReasonLabel, Counter>,
     shed_requests: Counter,
+    /// Product cache lookups: hit, miss, bypass (feed not live).
+    cache_hits: Counter,
+    cache_misses: Counter,
+    cache_bypasses: Counter,
+    cache_live: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -118,7 +137,31 @@ impl Metrics {
             "Requests refused with 503 because the gateway was at MAX_CONCURRENT_REQUESTS",
             shed_requests.clone(),
         );
+        let cache_lookups = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "product_cache_lookups",
+            "GET /api/products/{id} answered from the product cache (hit), fetched (miss), \
+             or fetched because the catalog's change feed is not live (bypass)",
+            cache_lookups.clone(),
+        );
+        let lookup = |result: &str| {
+            cache_lookups
+                .get_or_create(&ResultLabel {
+                    result: result.to_owned(),
+                })
+                .clone()
+        };
+        let cache_live = Gauge::default();
+        registry.register(
+            "product_cache_live",
+            "1 while the catalog's change feed is live and the product cache in use, else 0",
+            cache_live.clone(),
+        );
         Self {
+            cache_hits: lookup("hit"),
+            cache_misses: lookup("miss"),
+            cache_bypasses: lookup("bypass"),
+            cache_live,
             registry: Arc::new(registry),
             http_requests,
             http_duration,
@@ -127,6 +170,19 @@ impl Metrics {
             webhook_refusals,
             shed_requests,
         }
+    }
+
+    /// One product cache lookup.
+    pub fn product_cache_lookup(&self, lookup: CacheLookup) {
+        match lookup {
+            CacheLookup::Hit => self.cache_hits.inc(),
+            CacheLookup::Miss => self.cache_misses.inc(),
+            CacheLookup::Bypass => self.cache_bypasses.inc(),
+        };
+    }
+
+    pub fn product_cache_live(&self, live: bool) {
+        self.cache_live.set(i64::from(live));
     }
 
     /// One request refused by load shedding.

@@ -971,7 +971,7 @@ fn the_code_model_reads_the_protos_and_migrations() {
     ] {
         assert!(model.rpcs.contains(rpc), "{rpc} in {:?}", model.rpcs);
     }
-    assert_eq!(model.rpcs.len(), 13, "{:?}", model.rpcs);
+    assert_eq!(model.rpcs.len(), 14, "{:?}", model.rpcs);
     assert!(model.enum_values.contains("ORDER_STATUS_CANCELED"));
     assert!(model.fields.contains("idempotency_key"));
     let strings = |values: &[&str]| values.iter().map(|v| v.to_string()).collect();

@@ -32,6 +32,7 @@ use crate::{
     limit::{self, InFlight},
     metrics::{self, Metrics},
     openapi,
+    product_cache::ProductCache,
     signature::Verifier,
 };
 
@@ -39,6 +40,8 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub backends: Backends,
+    /// `GET /api/products/{id}` from memory while the change feed is live.
+    pub products: ProductCache,
     pub verifier: Verifier,
     /// The platform's single currency, written into wire money.
     pub currency: String,

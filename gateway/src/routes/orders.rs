@@ -48,14 +48,19 @@ pub async fn create_order(
         idempotency_key,
     };
     let mut client = state.backends.orders();
-    let order = state
+    let answer = state
         .backends
         .call(
             rpc::CREATE_ORDER,
             client.create_order(state.backends.request(request, &ctx)),
         )
-        .await
-        .map_err(|status| ApiError::from_grpc(status, Subject::None))?;
+        .await;
+    // Whatever the answer (even an unknown outcome), this client reads the
+    // products' stock fresh from here on (see `product_cache`).
+    state
+        .products
+        .invalidate(body.products.iter().map(|line| line.product_id));
+    let order = answer.map_err(|status| ApiError::from_grpc(status, Subject::None))?;
     Ok((StatusCode::CREATED, Json(Order::try_from(order)?)))
 }
 
@@ -163,5 +168,10 @@ pub async fn update_order_status(
         )
         .await
         .map_err(|status| ApiError::from_grpc(status, Subject::Order(id)))?;
-    Ok(Json(Order::try_from(order)?))
+    let order = Order::try_from(order)?;
+    // A cancel gives stock back: read fresh from here on.
+    state
+        .products
+        .invalidate(order.order_items.iter().map(|item| item.product_id));
+    Ok(Json(order))
 }

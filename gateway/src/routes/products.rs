@@ -1,6 +1,12 @@
 //! `/api/products`: the catalog's products over REST.
 
-use axum::{Json, extract::State, http::StatusCode};
+use axum::{
+    Json,
+    body::Bytes,
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
 use proto::catalog::v1 as pb;
 
 use super::AppState;
@@ -109,7 +115,11 @@ pub async fn get_product(
     State(state): State<AppState>,
     ctx: CallContext,
     PathId(id): PathId,
-) -> Result<Json<Product>, ApiError> {
+) -> Result<Response, ApiError> {
+    if let Some(body) = state.products.get(&id) {
+        return Ok(json_body(body));
+    }
+    let ticket = state.products.ticket(id);
     let request = pb::GetProductRequest { id: id.to_string() };
     let mut client = state.backends.catalog();
     let product = state
@@ -120,7 +130,24 @@ pub async fn get_product(
         )
         .await
         .map_err(|status| ApiError::from_grpc(status, Subject::Product(id)))?;
-    Ok(Json(Product::try_from(product)?))
+    let body = Bytes::from(
+        serde_json::to_vec(&Product::try_from(product)?)
+            .map_err(|error| ApiError::Internal(format!("product not serialisable: {error}")))?,
+    );
+    state.products.fill(ticket, body.clone());
+    Ok(json_body(body))
+}
+
+/// A JSON body already serialised (what `Json` would have sent).
+fn json_body(body: Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// Update a product partially.
@@ -163,8 +190,10 @@ pub async fn update_product(
             rpc::UPDATE_PRODUCT,
             client.update_product(state.backends.request(request, &ctx)),
         )
-        .await
-        .map_err(|status| ApiError::from_grpc(status, Subject::Product(id)))?;
+        .await;
+    // The change feed will say so too; this makes it so before the answer.
+    state.products.invalidate([id]);
+    let product = product.map_err(|status| ApiError::from_grpc(status, Subject::Product(id)))?;
     Ok(Json(Product::try_from(product)?))
 }
 
@@ -186,13 +215,14 @@ pub async fn delete_product(
 ) -> Result<StatusCode, ApiError> {
     let request = pb::DeleteProductRequest { id: id.to_string() };
     let mut client = state.backends.catalog();
-    state
+    let deleted = state
         .backends
         .call(
             rpc::DELETE_PRODUCT,
             client.delete_product(state.backends.request(request, &ctx)),
         )
-        .await
-        .map_err(|status| ApiError::from_grpc(status, Subject::Product(id)))?;
+        .await;
+    state.products.invalidate([id]);
+    deleted.map_err(|status| ApiError::from_grpc(status, Subject::Product(id)))?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -31,6 +31,11 @@ async fn app() -> Router {
     config.grpc_timeout_ms = 2_000;
     let metrics = crate::metrics::Metrics::new();
     let state = super::AppState {
+        products: crate::product_cache::ProductCache::new(
+            0,
+            std::time::Duration::from_secs(1),
+            metrics.clone(),
+        ),
         backends: crate::grpc::Backends::connect(&config, metrics.clone())
             .await
             .unwrap(),

@@ -1,0 +1,375 @@
+//! The product read cache: `GET /api/products/{id}` answered from memory,
+//! kept exact by the catalog's change feed (`WatchProductChanges`).
+//!
+//! A REST read otherwise costs a gRPC hop, a SQL query and two JSON/protobuf
+//! translations, three times what the database spends on it. The cache holds
+//! the response body of recent reads and is used only while the feed is
+//! live: every committed change to a product (stock taken or returned, an
+//! edit, a delete, by any replica or writer) removes its entry as soon as the
+//! catalog hears of it. When the feed breaks (stream ended, catalog gone, no
+//! heartbeat for [`FEED_SILENCE`]), the cache is emptied and bypassed until a
+//! new stream starts, so reads are never served from copies nobody vouches
+//! for. What is left is the feed's delay (commit -> notification -> gateway,
+//! about a millisecond on one host), the same window in which a read that
+//! raced the write could have gone either way. Writes through this gateway
+//! (product edits, orders, status changes) also drop their products
+//! themselves before answering, so a client reads its own writes here.
+//!
+//! A read that missed stores its answer only if no change touched its shard
+//! while it was being fetched (a generation per shard), so an answer fetched
+//! before a change never lands after the change's removal. Entries also
+//! expire after `PRODUCT_CACHE_TTL_MS`, and the cache holds at most
+//! `PRODUCT_CACHE_CAPACITY` of them.
+
+use std::{
+    collections::HashMap,
+    hash::{BuildHasher, RandomState},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::body::Bytes;
+use proto::{balance::ServiceChannel, catalog::v1 as pb};
+use uuid::Uuid;
+
+use crate::metrics::{CacheLookup, Metrics};
+
+/// With no message (heartbeats come every second) for this long, the feed
+/// is taken as broken and the cache is bypassed.
+pub const FEED_SILENCE: Duration = Duration::from_secs(3);
+
+const SHARDS: usize = 64;
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ProductCache {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// True while a change feed is live; reads neither use nor fill the
+    /// cache otherwise.
+    live: AtomicBool,
+    shards: Box<[Mutex<Shard>]>,
+    hasher: RandomState,
+    capacity_per_shard: usize,
+    ttl: Duration,
+    metrics: Metrics,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    /// Bumped by every removal; a fill fetched under an older generation is
+    /// dropped.
+    generation: u64,
+    entries: HashMap<Uuid, Entry>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    body: Bytes,
+    stored: Instant,
+}
+
+/// Taken before fetching a product the cache did not have; [`ProductCache::fill`]
+/// stores the answer only if nothing changed in between.
+#[derive(Debug, Clone, Copy)]
+pub struct FillTicket {
+    id: Uuid,
+    generation: Option<u64>,
+}
+
+impl ProductCache {
+    /// A cache of at most `capacity` products (0: never stores), each kept
+    /// at most `ttl`. It stays bypassed until [`watch`] makes it live.
+    pub fn new(capacity: usize, ttl: Duration, metrics: Metrics) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                live: AtomicBool::new(false),
+                shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+                hasher: RandomState::new(),
+                capacity_per_shard: capacity.div_ceil(SHARDS),
+                ttl,
+                metrics,
+            }),
+        }
+    }
+
+    fn shard(&self, id: &Uuid) -> MutexGuard<'_, Shard> {
+        let index = self.inner.hasher.hash_one(id) as usize % SHARDS;
+        // A panic while holding a shard cannot leave it inconsistent (every
+        // change is one map operation), so a poisoned lock is still usable.
+        self.inner.shards[index]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.inner.live.load(Ordering::Acquire)
+    }
+
+    /// The stored response body for `id`, if the cache is live and has a
+    /// fresh one.
+    pub fn get(&self, id: &Uuid) -> Option<Bytes> {
+        if !self.is_live() {
+            self.inner.metrics.product_cache_lookup(CacheLookup::Bypass);
+            return None;
+        }
+        let found = {
+            let shard = self.shard(id);
+            shard
+                .entries
+                .get(id)
+                .filter(|entry| entry.stored.elapsed() < self.inner.ttl)
+                .map(|entry| entry.body.clone())
+        };
+        self.inner.metrics.product_cache_lookup(if found.is_some() {
+            CacheLookup::Hit
+        } else {
+            CacheLookup::Miss
+        });
+        found
+    }
+
+    /// Call before fetching `id` from the catalog.
+    pub fn ticket(&self, id: Uuid) -> FillTicket {
+        let generation = self.is_live().then(|| self.shard(&id).generation);
+        FillTicket { id, generation }
+    }
+
+    /// Stores a fetched response body, unless the cache is not live or a
+    /// change touched the shard since `ticket` was taken.
+    pub fn fill(&self, ticket: FillTicket, body: Bytes) {
+        let Some(generation) = ticket.generation else {
+            return;
+        };
+        if self.inner.capacity_per_shard == 0 {
+            return;
+        }
+        let mut shard = self.shard(&ticket.id);
+        // Checked under the shard's lock, which removals also take.
+        if shard.generation != generation || !self.is_live() {
+            return;
+        }
+        if shard.entries.len() >= self.inner.capacity_per_shard
+            && !shard.entries.contains_key(&ticket.id)
+        {
+            // Full: make room by dropping expired entries, else any one.
+            let ttl = self.inner.ttl;
+            shard
+                .entries
+                .retain(|_, entry| entry.stored.elapsed() < ttl);
+            if shard.entries.len() >= self.inner.capacity_per_shard {
+                let victim = shard.entries.keys().next().copied();
+                if let Some(victim) = victim {
+                    shard.entries.remove(&victim);
+                }
+            }
+        }
+        shard.entries.insert(
+            ticket.id,
+            Entry {
+                body,
+                stored: Instant::now(),
+            },
+        );
+    }
+
+    /// Drops the entries of products that changed.
+    pub fn invalidate(&self, ids: impl IntoIterator<Item = Uuid>) {
+        for id in ids {
+            let mut shard = self.shard(&id);
+            shard.generation += 1;
+            shard.entries.remove(&id);
+        }
+    }
+
+    /// Drops every entry; fills in flight are refused.
+    pub fn invalidate_all(&self) {
+        for shard in self.inner.shards.iter() {
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            shard.generation += 1;
+            shard.entries.clear();
+        }
+    }
+
+    /// The feed started (or restarted): from now on every change is heard.
+    fn go_live(&self) {
+        self.invalidate_all();
+        self.inner.live.store(true, Ordering::Release);
+        self.inner.metrics.product_cache_live(true);
+    }
+
+    /// The feed broke: bypass, and forget what it can no longer vouch for.
+    fn go_dark(&self) {
+        self.inner.live.store(false, Ordering::Release);
+        self.invalidate_all();
+        self.inner.metrics.product_cache_live(false);
+    }
+
+    /// Applies one feed message.
+    fn apply(&self, message: pb::ProductChanges) {
+        if message.all {
+            self.invalidate_all();
+            return;
+        }
+        // Ids come from the catalog's own rows; one that does not parse is
+        // a catalog bug: drop everything rather than guess.
+        let ids: Result<Vec<Uuid>, _> = message
+            .product_ids
+            .iter()
+            .map(|id| id.parse::<Uuid>())
+            .collect();
+        match ids {
+            Ok(ids) => self.invalidate(ids),
+            Err(_) => self.invalidate_all(),
+        }
+    }
+}
+
+/// Keeps a change feed from the catalog open for as long as the process
+/// runs, making the cache live while it flows (and bypassed otherwise).
+/// Reconnects with backoff; the balanced channel picks a reachable replica.
+pub async fn watch(cache: ProductCache, catalog: ServiceChannel) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let mut client = pb::catalog_service_client::CatalogServiceClient::new(catalog.channel());
+        match client
+            .watch_product_changes(pb::WatchProductChangesRequest {})
+            .await
+        {
+            Ok(response) => {
+                let mut stream = response.into_inner();
+                loop {
+                    match tokio::time::timeout(FEED_SILENCE, stream.message()).await {
+                        Ok(Ok(Some(message))) => {
+                            if !cache.is_live() {
+                                // The first message (`all`) marks where the
+                                // feed becomes complete.
+                                cache.go_live();
+                                backoff = Duration::from_millis(100);
+                                tracing::debug!("product cache live");
+                            } else {
+                                cache.apply(message);
+                            }
+                        }
+                        Ok(Ok(None)) => break,
+                        Ok(Err(status)) => {
+                            tracing::debug!(code = ?status.code(), "product change feed ended");
+                            break;
+                        }
+                        Err(_) => {
+                            tracing::warn!(
+                                "product change feed silent; bypassing the product cache"
+                            );
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(status) => {
+                tracing::debug!(code = ?status.code(), "product change feed unavailable");
+            }
+        }
+        cache.go_dark();
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live_cache(capacity: usize, ttl: Duration) -> ProductCache {
+        let cache = ProductCache::new(capacity, ttl, Metrics::new());
+        cache.go_live();
+        cache
+    }
+
+    #[test]
+    fn a_filled_entry_is_served_until_its_product_changes() {
+        let cache = live_cache(100, Duration::from_secs(60));
+        let id = Uuid::new_v4();
+        assert_eq!(cache.get(&id), None);
+        cache.fill(cache.ticket(id), Bytes::from_static(b"v1"));
+        assert_eq!(cache.get(&id).as_deref(), Some(&b"v1"[..]));
+        cache.invalidate([id]);
+        assert_eq!(cache.get(&id), None);
+    }
+
+    #[test]
+    fn an_answer_fetched_before_a_change_is_not_stored_after_it() {
+        let cache = live_cache(100, Duration::from_secs(60));
+        let id = Uuid::new_v4();
+        let ticket = cache.ticket(id);
+        cache.invalidate([id]);
+        cache.fill(ticket, Bytes::from_static(b"stale"));
+        assert_eq!(cache.get(&id), None);
+        let ticket = cache.ticket(id);
+        cache.invalidate_all();
+        cache.fill(ticket, Bytes::from_static(b"stale"));
+        assert_eq!(cache.get(&id), None);
+    }
+
+    #[test]
+    fn without_a_live_feed_nothing_is_served_or_stored() {
+        let cache = ProductCache::new(100, Duration::from_secs(60), Metrics::new());
+        let id = Uuid::new_v4();
+        cache.fill(cache.ticket(id), Bytes::from_static(b"v1"));
+        cache.go_live();
+        assert_eq!(cache.get(&id), None, "stored while dark");
+        cache.fill(cache.ticket(id), Bytes::from_static(b"v1"));
+        assert!(cache.get(&id).is_some());
+        let ticket = cache.ticket(id);
+        cache.go_dark();
+        assert_eq!(cache.get(&id), None, "served while dark");
+        cache.fill(ticket, Bytes::from_static(b"v2"));
+        cache.go_live();
+        assert_eq!(cache.get(&id), None, "a fill from before the feed broke");
+    }
+
+    #[test]
+    fn feed_messages_drop_the_named_products_or_all() {
+        let cache = live_cache(100, Duration::from_secs(60));
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        for id in [a, b] {
+            cache.fill(cache.ticket(id), Bytes::from_static(b"x"));
+        }
+        cache.apply(pb::ProductChanges {
+            product_ids: vec![a.to_string()],
+            all: false,
+        });
+        assert_eq!(cache.get(&a), None);
+        assert!(cache.get(&b).is_some());
+        // A heartbeat changes nothing.
+        cache.apply(pb::ProductChanges::default());
+        assert!(cache.get(&b).is_some());
+        cache.apply(pb::ProductChanges {
+            product_ids: vec![],
+            all: true,
+        });
+        assert_eq!(cache.get(&b), None);
+    }
+
+    #[test]
+    fn entries_expire_and_the_capacity_holds() {
+        let cache = live_cache(SHARDS, Duration::from_millis(30));
+        let id = Uuid::new_v4();
+        cache.fill(cache.ticket(id), Bytes::from_static(b"x"));
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(cache.get(&id), None, "expired");
+        // One entry per shard at most.
+        let ids: Vec<Uuid> = (0..1000).map(|_| Uuid::new_v4()).collect();
+        for id in &ids {
+            cache.fill(cache.ticket(*id), Bytes::from_static(b"x"));
+        }
+        let held = ids.iter().filter(|id| cache.get(id).is_some()).count();
+        assert!(held <= SHARDS, "{held} entries held");
+        assert!(held > 0);
+    }
+}
