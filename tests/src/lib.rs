@@ -99,3 +99,19 @@ impl Drop for RunningService {
 pub fn any_port() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
+
+/// The value of the first sample in a Prometheus text page at `url` whose
+/// line starts with `series` (name and labels exactly as exposed, e.g.
+/// `catalog_reservations_total{outcome="reserved"}`); `None` if absent.
+pub async fn metric_sample(http: &reqwest::Client, url: &str, series: &str) -> Option<f64> {
+    let text = http
+        .get(url)
+        .send()
+        .await
+        .expect("metrics endpoint reachable")
+        .text()
+        .await
+        .expect("metrics page readable");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse::<f64>().ok())
+}

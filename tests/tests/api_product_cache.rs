@@ -38,26 +38,32 @@ async fn stock(p: &Platform, id: &str) -> i64 {
 
 /// `product_cache_lookups_total{result="..."}` and `product_cache_live`.
 async fn cache_series(p: &Platform) -> (u64, u64, u64, u64) {
-    let text = p
-        .http
-        .get(p.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
+    let url = p.url("/metrics");
+    let mut values = [0; 4];
+    let series = [
+        "product_cache_lookups_total{result=\"hit\"}",
+        "product_cache_lookups_total{result=\"miss\"}",
+        "product_cache_lookups_total{result=\"bypass\"}",
+        "product_cache_live",
+    ];
+    for (value, series) in values.iter_mut().zip(series) {
+        *value = tests::metric_sample(&p.http, &url, series)
+            .await
+            .unwrap_or_else(|| panic!("no {series} in /metrics")) as u64;
+    }
+    (values[0], values[1], values[2], values[3])
+}
+
+/// An operator's fix straight in the catalog's database, behind every
+/// service's back.
+async fn set_stock_in_sql(p: &Platform, id: &str, quantity: i32) {
+    let mut db = catalog_database(&p.catalog).await;
+    sqlx::query("UPDATE products SET quantity = $2 WHERE id = $1::uuid")
+        .bind(id)
+        .bind(quantity)
+        .execute(&mut db)
         .await
         .unwrap();
-    let value = |series: &str| {
-        text.lines()
-            .find_map(|line| line.strip_prefix(series)?.trim().parse::<u64>().ok())
-            .unwrap_or_else(|| panic!("no {series} in /metrics:\n{text}"))
-    };
-    (
-        value("product_cache_lookups_total{result=\"hit\"}"),
-        value("product_cache_lookups_total{result=\"miss\"}"),
-        value("product_cache_lookups_total{result=\"bypass\"}"),
-        value("product_cache_live"),
-    )
 }
 
 async fn wait_until_live(p: &Platform, live: bool) {
@@ -308,12 +314,7 @@ async fn without_a_live_feed_the_cache_is_not_used() {
         reply.json
     );
     // Changed while the gateway could not hear of it.
-    let mut db = catalog_database(&p.catalog).await;
-    sqlx::query("UPDATE products SET quantity = 3 WHERE id = $1::uuid")
-        .bind(&id)
-        .execute(&mut db)
-        .await
-        .unwrap();
+    set_stock_in_sql(&p, &id, 3).await;
     let (.., bypass_before, _) = cache_series(&p).await;
 
     proxy.set(ProxyMode::Up);
@@ -340,11 +341,6 @@ async fn a_capacity_of_zero_turns_the_cache_off() {
     }
     let (hits, misses, bypasses, live) = cache_series(&p).await;
     assert_eq!((hits, misses, bypasses, live), (0, 0, 3, 0));
-    let mut db = catalog_database(&p.catalog).await;
-    sqlx::query("UPDATE products SET quantity = 9 WHERE id = $1::uuid")
-        .bind(&id)
-        .execute(&mut db)
-        .await
-        .unwrap();
+    set_stock_in_sql(&p, &id, 9).await;
     assert_eq!(stock(&p, &id).await, 9, "read straight from the catalog");
 }

@@ -20,18 +20,13 @@ use tests::{
 use tokio::sync::Mutex;
 
 async fn reservations_taken(http: &reqwest::Client, admin: std::net::SocketAddr) -> f64 {
-    let text = http
-        .get(format!("http://{admin}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with("catalog_reservations_total{outcome=\"reserved\"}"))
-        .and_then(|l| l.rsplit_once(' ')?.1.parse().ok())
-        .unwrap_or(0.0)
+    tests::metric_sample(
+        http,
+        &format!("http://{admin}/metrics"),
+        "catalog_reservations_total{outcome=\"reserved\"}",
+    )
+    .await
+    .unwrap_or(0.0)
 }
 
 #[tokio::test]
