@@ -106,6 +106,21 @@ struct OrderRow {
     updated_at: DateTime<Utc>,
 }
 
+impl OrderRow {
+    fn into_order(self, items: Vec<OrderItem>) -> Order {
+        Order {
+            id: self.id,
+            customer_id: self.customer_id,
+            status: self.status,
+            payment_status: self.payment_status,
+            total_price: self.total_price,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            items,
+        }
+    }
+}
+
 #[derive(FromRow)]
 struct ItemRow {
     id: i64,
@@ -118,15 +133,8 @@ struct ItemRow {
 /// One row of `confirm_order`: the order, and one of its new lines.
 #[derive(FromRow)]
 struct ConfirmedRow {
-    id: Uuid,
-    customer_id: i64,
-    #[sqlx(try_from = "String")]
-    status: OrderStatus,
-    #[sqlx(try_from = "String")]
-    payment_status: PaymentStatus,
-    total_price: Decimal,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    order: OrderRow,
     item_id: Option<i64>,
     product_id: Option<Uuid>,
     quantity: Option<i32>,
@@ -684,16 +692,9 @@ async fn confirm_orders(
     .await?;
     let mut confirmed: std::collections::HashMap<Uuid, Order> = std::collections::HashMap::new();
     for row in rows {
-        let order = confirmed.entry(row.id).or_insert_with(|| Order {
-            id: row.id,
-            customer_id: row.customer_id,
-            status: row.status,
-            payment_status: row.payment_status,
-            total_price: row.total_price,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            items: Vec::new(),
-        });
+        let order = confirmed
+            .entry(row.order.id)
+            .or_insert_with(|| row.order.into_order(Vec::new()));
         if let (Some(id), Some(product_id), Some(quantity), Some(price_at_purchase)) = (
             row.item_id,
             row.product_id,
@@ -800,13 +801,8 @@ async fn with_items(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|row| Order {
-            id: row.id,
-            customer_id: row.customer_id,
-            status: row.status,
-            payment_status: row.payment_status,
-            total_price: row.total_price,
-            items: items
+        .map(|row| {
+            let lines = items
                 .iter()
                 .filter(|item| item.order_id == row.id)
                 .map(|item| OrderItem {
@@ -815,9 +811,8 @@ async fn with_items(
                     quantity: item.quantity,
                     price_at_purchase: item.price_at_purchase,
                 })
-                .collect(),
-            created_at: row.created_at,
-            updated_at: row.updated_at,
+                .collect();
+            row.into_order(lines)
         })
         .collect())
 }
