@@ -59,6 +59,22 @@ impl ChildService {
         Self::spawn(binary, env, None).await
     }
 
+    /// The gateway binary in front of the two services (the test webhook
+    /// secret, [`crate::gateway::WEBHOOK_SECRET`]), with `extra` settings.
+    pub async fn start_gateway(
+        catalog_url: String,
+        order_url: String,
+        extra: &[(&str, String)],
+    ) -> Self {
+        let mut env = vec![
+            ("CATALOG_URL", catalog_url),
+            ("ORDER_URL", order_url),
+            ("WEBHOOK_SECRET", crate::gateway::WEBHOOK_SECRET.to_owned()),
+        ];
+        env.extend_from_slice(extra);
+        Self::start("gateway", &env).await
+    }
+
     /// As [`Self::start`], with everything the process writes on stdout and
     /// stderr appended to `output` (which may be shared by several processes,
     /// or by one process and its restarts).

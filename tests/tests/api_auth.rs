@@ -66,18 +66,24 @@ fn product_body() -> Value {
     json!({"name": "Laptop", "price": "999.99", "quantity": 10})
 }
 
-/// Creates a product and a pending order for it with the admin key.
-async fn seed(p: &Platform) -> (String, String) {
+/// Creates a product with `key` (which must hold the `products` right);
+/// returns its id.
+async fn create_product_with(p: &Platform, key: &str) -> String {
     let product = send(
         p,
         Method::POST,
         "/api/products",
-        Some(&bearer(ADMIN_KEY)),
+        Some(&bearer(key)),
         Some(&product_body()),
     )
     .await;
     product.expect(201);
-    let product_id = product.json["id"].as_str().unwrap().to_owned();
+    product.json["id"].as_str().unwrap().to_owned()
+}
+
+/// Creates a product and a pending order for it with the admin key.
+async fn seed(p: &Platform) -> (String, String) {
+    let product_id = create_product_with(p, ADMIN_KEY).await;
     // Order creation is open: no key.
     let order = p.create_order(7, &[(&product_id, 2)]).await;
     order.expect(201);
@@ -126,16 +132,7 @@ fn protected(product_id: &str, order_id: &str) -> Vec<Protected> {
 async fn each_protected_route_refuses_no_key_a_wrong_key_and_a_key_lacking_its_right() {
     let p = platform_with_keys().await;
     let (product_id, order_id) = seed(&p).await;
-    let spare = send(
-        &p,
-        Method::POST,
-        "/api/products",
-        Some(&bearer(ADMIN_KEY)),
-        Some(&product_body()),
-    )
-    .await;
-    spare.expect(201);
-    let spare_id = spare.json["id"].as_str().unwrap().to_owned();
+    let spare_id = create_product_with(&p, ADMIN_KEY).await;
     let before = p.snapshot().await;
 
     for op in protected(&product_id, &order_id) {
@@ -201,16 +198,7 @@ async fn each_protected_route_refuses_no_key_a_wrong_key_and_a_key_lacking_its_r
 async fn each_protected_route_accepts_a_key_with_its_right() {
     let p = platform_with_keys().await;
     let (product_id, order_id) = seed(&p).await;
-    let spare = send(
-        &p,
-        Method::POST,
-        "/api/products",
-        Some(&bearer(CATALOG_KEY)),
-        Some(&product_body()),
-    )
-    .await;
-    spare.expect(201);
-    let spare_id = spare.json["id"].as_str().unwrap().to_owned();
+    let spare_id = create_product_with(&p, CATALOG_KEY).await;
 
     for op in protected(&product_id, &order_id) {
         let path = op.path.replace("{spare}", &spare_id);

@@ -230,12 +230,10 @@ impl Platform {
         ];
         let catalog = ChildService::start("catalog-service", &catalog_env).await;
         let order = ChildService::start("order-service", &order_env).await;
-        let gateway = ChildService::start(
-            "gateway",
+        let gateway = ChildService::start_gateway(
+            url_of(catalog_addr),
+            url_of(order_addr),
             &[
-                ("CATALOG_URL", url_of(catalog_addr)),
-                ("ORDER_URL", url_of(order_addr)),
-                ("WEBHOOK_SECRET", "fault-test-webhook-secret".to_owned()),
                 // Longer than the slowest saga (two catalog deadlines and a
                 // few statements), so a slow order is not cut off as 504.
                 ("GRPC_TIMEOUT_MS", "5000".to_owned()),

@@ -66,15 +66,7 @@ async fn two_catalog_replicas_share_the_load_and_losing_one_loses_no_order() {
         ],
     )
     .await;
-    let gateway = ChildService::start(
-        "gateway",
-        &[
-            ("CATALOG_URL", catalog_a.url()),
-            ("ORDER_URL", order.url()),
-            ("WEBHOOK_SECRET", "balancing-test-secret".to_owned()),
-        ],
-    )
-    .await;
+    let gateway = ChildService::start_gateway(catalog_a.url(), order.url(), &[]).await;
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let base = gateway.url();
 

@@ -61,15 +61,7 @@ async fn each_process_exposes_its_red_business_and_pool_series() {
         ],
     )
     .await;
-    let gateway = ChildService::start(
-        "gateway",
-        &[
-            ("CATALOG_URL", catalog.url()),
-            ("ORDER_URL", order.url()),
-            ("WEBHOOK_SECRET", "metrics-test-secret".to_owned()),
-        ],
-    )
-    .await;
+    let gateway = ChildService::start_gateway(catalog.url(), order.url(), &[]).await;
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let api = |path: &str| format!("{}{path}", gateway.url());
 

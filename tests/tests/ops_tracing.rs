@@ -28,11 +28,7 @@ async fn one_order_request_is_one_trace_with_spans_from_all_three_services() {
     order_env.push(("DATABASE_URL", fresh_database_url("order")));
     order_env.push(("CATALOG_URL", catalog.url()));
     let order = ChildService::start("order-service", &order_env).await;
-    let mut gateway_env = otel("gateway");
-    gateway_env.push(("CATALOG_URL", catalog.url()));
-    gateway_env.push(("ORDER_URL", order.url()));
-    gateway_env.push(("WEBHOOK_SECRET", "trace-test-secret".to_owned()));
-    let gateway = ChildService::start("gateway", &gateway_env).await;
+    let gateway = ChildService::start_gateway(catalog.url(), order.url(), &otel("gateway")).await;
 
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let product: serde_json::Value = http
