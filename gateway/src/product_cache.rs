@@ -101,11 +101,7 @@ impl ProductCache {
 
     fn shard(&self, id: &Uuid) -> MutexGuard<'_, Shard> {
         let index = self.inner.hasher.hash_one(id) as usize % SHARDS;
-        // A panic while holding a shard cannot leave it inconsistent (every
-        // change is one map operation), so a poisoned lock is still usable.
-        self.inner.shards[index]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.inner.shards[index])
     }
 
     pub fn is_live(&self) -> bool {
@@ -191,7 +187,7 @@ impl ProductCache {
     /// Drops every entry; fills in flight are refused.
     pub fn invalidate_all(&self) {
         for shard in self.inner.shards.iter() {
-            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            let mut shard = lock(shard);
             shard.generation += 1;
             shard.entries.clear();
         }
@@ -229,6 +225,14 @@ impl ProductCache {
             Err(_) => self.invalidate_all(),
         }
     }
+}
+
+/// A panic while holding a shard cannot leave it inconsistent (every change
+/// is one map operation), so a poisoned lock is still usable.
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    shard
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Keeps a change feed from the catalog open for as long as the process
