@@ -47,27 +47,12 @@ impl CatalogError {
 
 impl From<sqlx::Error> for CatalogError {
     fn from(error: sqlx::Error) -> Self {
-        if is_connectivity_error(&error) {
+        // One classifier for both services: callers tell retryable from broken.
+        if proto::db::is_unavailable(&error) {
             Self::Unavailable(error.to_string())
         } else {
             Self::Internal(error.to_string())
         }
-    }
-}
-
-/// Errors that mean "the database is not there right now", as opposed to a
-/// bad statement: I/O, pool exhaustion, and the server's connection-exception
-/// (08xxx) and operator-intervention (57Pxx, e.g. shutting down) classes.
-pub fn is_connectivity_error(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Tls(_) => true,
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
-        _ => false,
     }
 }
 
@@ -166,6 +151,20 @@ mod tests {
         ));
         assert_eq!(status.code(), Code::Unavailable);
         assert!(!status.message().contains("10.0.0.5"));
+    }
+
+    #[test]
+    fn a_database_out_of_reach_or_capacity_is_unavailable_like_in_the_order_service() {
+        for error in [
+            sqlx::Error::WorkerCrashed,
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+        ] {
+            let status = Status::from(CatalogError::from(error));
+            assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        }
+        let status = Status::from(CatalogError::from(sqlx::Error::RowNotFound));
+        assert_eq!(status.code(), Code::Internal);
     }
 
     #[test]

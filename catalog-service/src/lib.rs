@@ -51,6 +51,8 @@ pub struct Application {
     listener: TcpListener,
     admin_listener: TcpListener,
     store: store::Store,
+    /// Counts connections caught coming back inside a transaction.
+    release_guard: proto::db::ReleaseGuard,
     config: Config,
 }
 
@@ -58,7 +60,10 @@ impl Application {
     /// Connects to the database (creating and migrating it if configured) and
     /// binds the listen and admin addresses.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let pool = proto::db::connect(&config.db_settings(), &MIGRATOR)
+        let proto::db::Database {
+            pool,
+            release_guard,
+        } = proto::db::connect(&config.db_settings(), &MIGRATOR)
             .await
             .context("catalog database")?;
         let listener = TcpListener::bind(config.listen_addr)
@@ -71,6 +76,7 @@ impl Application {
             listener,
             admin_listener,
             store: store::Store::new(pool),
+            release_guard,
             config,
         })
     }
@@ -100,10 +106,12 @@ impl Application {
             listener,
             admin_listener,
             store,
+            release_guard,
             config,
         } = self;
         let mut registry = prometheus_client::registry::Registry::default();
         let pool_gauges = PoolGauges::register(&mut registry);
+        release_guard.register(&mut registry);
         let catalog_metrics = metrics::CatalogMetrics::register(&mut registry);
         let hooks = Arc::new(Hooks {
             store: store.clone(),

@@ -58,7 +58,8 @@ impl OrderError {
 
 impl From<sqlx::Error> for OrderError {
     fn from(error: sqlx::Error) -> Self {
-        if is_connectivity(&error) {
+        // One classifier for both services: callers tell retryable from broken.
+        if proto::db::is_unavailable(&error) {
             return Self::DatabaseUnavailable(error);
         }
         // Validation runs first, so these are a last line of defence; mapped by
@@ -85,24 +86,6 @@ impl From<sqlx::Error> for OrderError {
             Some(violation) => Self::InvalidArgument(vec![violation]),
             None => Self::Internal(error.into()),
         }
-    }
-}
-
-/// Errors that mean "the database cannot be reached right now" (a retry may
-/// succeed), as opposed to a bug or a refused statement.
-fn is_connectivity(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            // 08: connection exception; 57P01-03: admin/crash shutdown, cannot
-            // connect now; 53300: too many connections.
-            code.starts_with("08") || code.starts_with("57P") || code == "53300"
-        }),
-        _ => false,
     }
 }
 
@@ -249,6 +232,10 @@ mod tests {
         );
         assert_eq!(
             Status::from(OrderError::from(sqlx::Error::PoolTimedOut)).code(),
+            Code::Unavailable
+        );
+        assert_eq!(
+            Status::from(OrderError::from(sqlx::Error::WorkerCrashed)).code(),
             Code::Unavailable
         );
         assert_eq!(

@@ -6,7 +6,7 @@ use proto::{
     order::v1::{self as pb, order_service_server::OrderService},
 };
 use tonic::{Request, Response, Status};
-use tracing::{Instrument, instrument};
+use tracing::instrument;
 use uuid::Uuid;
 
 use crate::{
@@ -45,17 +45,6 @@ impl OrderApi {
     }
 }
 
-/// Runs `work` to its end even if the caller goes away: a saga or a delivery
-/// cut in the middle would be finished later by the reconciler, but finishing
-/// now is cheaper and answers the next caller sooner.
-async fn detached<T: Send + 'static>(
-    work: impl Future<Output = Result<T, OrderError>> + Send + 'static,
-) -> Result<T, OrderError> {
-    tokio::spawn(work.in_current_span())
-        .await
-        .map_err(OrderError::internal)?
-}
-
 #[tonic::async_trait]
 impl OrderService for OrderApi {
     #[instrument(skip_all, fields(customer_id = request.get_ref().customer_id))]
@@ -74,8 +63,9 @@ impl OrderService for OrderApi {
             .collect();
         let order = NewOrder::parse(request.customer_id, &items, request.idempotency_key)
             .map_err(OrderError::InvalidArgument)?;
-        let saga = self.saga.clone();
-        let order = detached(async move { saga.create_order(order).await }).await?;
+        // Runs to its end even if the caller goes away: every call does
+        // (proto::server::RunToCompletionLayer).
+        let order = self.saga.create_order(order).await?;
         self.reply(&order)
     }
 
@@ -159,20 +149,14 @@ impl OrderService for OrderApi {
         let (Ok(id), Some(to)) = (id, to) else {
             return Err(OrderError::InvalidArgument(violations).into());
         };
-        let store = self.store.clone();
-        let relay = self.relay.clone();
-        let order = detached(async move {
-            let (order, outbox) = store.change_status(id, to).await?;
-            // Committed: the status change stands whatever happens next. Try
-            // the inventory call now; the reconciler retries what fails.
-            if let Some(entry) = outbox
-                && let Err(error) = relay.deliver(entry.id).await
-            {
-                tracing::warn!(error = ?error, "outbox delivery failed; the reconciler will retry");
-            }
-            Ok(order)
-        })
-        .await?;
+        let (order, outbox) = self.store.change_status(id, to).await?;
+        // Committed: the status change stands whatever happens next. Try the
+        // inventory call now; the reconciler retries what fails.
+        if let Some(entry) = outbox
+            && let Err(error) = self.relay.deliver(entry.id).await
+        {
+            tracing::warn!(error = ?error, "outbox delivery failed; the reconciler will retry");
+        }
         self.reply(&order)
     }
 

@@ -59,6 +59,8 @@ pub struct Application {
     listener: TcpListener,
     admin_listener: TcpListener,
     store: store::Store,
+    /// Counts connections caught coming back inside a transaction.
+    release_guard: proto::db::ReleaseGuard,
     api: grpc::OrderApi,
     reconciler: Reconciler,
     metrics: metrics::OrderMetrics,
@@ -70,7 +72,10 @@ impl Application {
     /// builds the catalog channel (connected lazily: the catalog may be down)
     /// and binds the listen and admin addresses.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let pool = proto::db::connect(&config.db_settings(), &MIGRATOR)
+        let proto::db::Database {
+            pool,
+            release_guard,
+        } = proto::db::connect(&config.db_settings(), &MIGRATOR)
             .await
             .context("orders database")?;
         let catalog = catalog_client::CatalogClient::new(
@@ -100,10 +105,14 @@ impl Application {
             config.outbox_retry_base(),
             metrics.clone(),
         );
-        let saga = saga::Saga::new(store.clone(), catalog.clone(), metrics.clone());
+        let saga = saga::Saga::new(
+            store.clone(),
+            catalog.clone(),
+            relay.clone(),
+            metrics.clone(),
+        );
         let reconciler = Reconciler::new(
             store.clone(),
-            catalog,
             relay.clone(),
             config.reserving_grace(),
             metrics.clone(),
@@ -113,6 +122,7 @@ impl Application {
             listener,
             admin_listener,
             store,
+            release_guard,
             api,
             reconciler,
             metrics,
@@ -151,6 +161,7 @@ impl Application {
             listener,
             admin_listener,
             store,
+            release_guard,
             api,
             reconciler,
             metrics,
@@ -158,6 +169,7 @@ impl Application {
         } = self;
         let mut registry = prometheus_client::registry::Registry::default();
         let pool_gauges = PoolGauges::register(&mut registry);
+        release_guard.register(&mut registry);
         metrics.register(&mut registry);
         let hooks = Arc::new(Hooks {
             store: store.clone(),
@@ -165,9 +177,9 @@ impl Application {
             metrics,
         });
 
-        let (stop_reconciler, reconciler_stopped) = tokio::sync::oneshot::channel();
+        let (stop_reconciler, reconciler_stopping) = tokio::sync::watch::channel(false);
         let reconciler_task =
-            tokio::spawn(reconciler.run(config.reconcile_interval(), reconciler_stopped));
+            tokio::spawn(reconciler.run(config.reconcile_interval(), reconciler_stopping));
 
         // Health follows the database only: reads and status changes work
         // without the catalog, and creates answer UNAVAILABLE on their own.
@@ -190,9 +202,9 @@ impl Application {
         )
         .await
         .context("gRPC server failed");
-        // Whatever the reconciler was doing is safe to cut: it resumes on the
-        // next start (or on another replica).
-        let _ = stop_reconciler.send(());
+        // The reconciler finishes the step under way and skips the rest of its
+        // pass: it resumes on the next start (or on another replica).
+        stop_reconciler.send_replace(true);
         if let Err(error) = reconciler_task.await {
             tracing::error!(%error, "reconciler task failed");
         }

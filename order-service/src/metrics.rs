@@ -31,8 +31,8 @@ pub struct OrderMetrics {
     /// (`insufficient_stock`, `products_not_found`, ...) or
     /// `catalog_unavailable`.
     pub rejections: Family<ReasonLabel, Counter>,
-    /// What the reconciler did, by action: `released_stuck_order`,
-    /// `release_failed`, `delivered_outbox`, `delivery_failed`,
+    /// What the reconciler did, by action: `abandoned_stuck_order`,
+    /// `delivered_outbox`, `delivery_failed`,
     /// `pruned_idempotency_keys`.
     pub reconciler_actions: Family<ActionLabel, Counter>,
 }

@@ -1,25 +1,27 @@
 //! The reconciler: a background loop (a pass at start, then one per interval)
 //! that finishes what a crash, a timeout or a down catalog left undone:
-//! - orders stuck in `reserving` past the grace period: release their
-//!   reservation and mark them `rejected` (saga step 5);
+//! - orders stuck in `reserving` past the grace period: abandon them (saga
+//!   step 5: `rejected` plus a release in the outbox, in one transaction,
+//!   conditional on `reserving`, so a saga that confirms first keeps its
+//!   order and one that confirms later finds it abandoned);
 //! - outbox rows that are due: deliver them;
 //! - idempotency keys older than 24 hours: forget them.
 //!
-//! Replicas may all run it: stuck orders are taken with `FOR UPDATE SKIP
-//! LOCKED` and outbox rows with a lease, so no two replicas work on one.
+//! Replicas may all run it: abandoning is a conditional update (one replica
+//! wins) and outbox rows are taken with a lease, so no two replicas deliver
+//! one at once. A pass is never cut half-way: stopping waits for the step
+//! under way (each is short) and skips the rest.
 
 use std::{sync::Arc, time::Duration};
 
-use tokio::sync::{oneshot, watch};
-use tonic::Status;
+use tokio::sync::watch;
 use tracing::instrument;
 
 use crate::{
-    catalog_client::CatalogClient,
     error::OrderError,
     metrics::OrderMetrics,
     outbox::{Delivery, Relay},
-    saga::rejection_of,
+    saga,
     store::Store,
 };
 
@@ -34,7 +36,6 @@ const BATCH: i64 = 100;
 #[derive(Clone)]
 pub struct Reconciler {
     store: Store,
-    catalog: CatalogClient,
     relay: Relay,
     grace: Duration,
     metrics: OrderMetrics,
@@ -45,10 +46,8 @@ pub struct Reconciler {
 /// What one pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReconcileReport {
-    /// Stuck orders released and rejected.
+    /// Stuck orders abandoned (rejected, their release in the outbox).
     pub rejected: usize,
-    /// Stuck orders whose release failed (tried again next pass).
-    pub release_failed: usize,
     pub delivered: usize,
     pub delivery_failed: usize,
     pub keys_pruned: u64,
@@ -61,16 +60,9 @@ impl ReconcileReport {
 }
 
 impl Reconciler {
-    pub fn new(
-        store: Store,
-        catalog: CatalogClient,
-        relay: Relay,
-        grace: Duration,
-        metrics: OrderMetrics,
-    ) -> Self {
+    pub fn new(store: Store, relay: Relay, grace: Duration, metrics: OrderMetrics) -> Self {
         Self {
             store,
-            catalog,
             relay,
             grace,
             metrics,
@@ -79,31 +71,41 @@ impl Reconciler {
     }
 
     /// One pass over everything there is to reconcile.
-    #[instrument(skip(self))]
     pub async fn reconcile_once(&self) -> Result<ReconcileReport, OrderError> {
+        let (_keep, never) = watch::channel(false);
+        self.pass(never).await
+    }
+
+    /// A pass that skips what is left once `stopping` turns true. Each step
+    /// runs to its end in a task of its own, so a caller that goes away never
+    /// cuts one in the middle.
+    #[instrument(skip_all)]
+    async fn pass(&self, stopping: watch::Receiver<bool>) -> Result<ReconcileReport, OrderError> {
+        let stopped = || *stopping.borrow();
         let mut report = ReconcileReport::default();
-        let rejection = rejection_of(&Status::from(OrderError::CatalogUnavailable));
-        for id in self.store.stale_reserving(self.grace, BATCH).await? {
-            // Held until rejected or dropped, so a late saga confirmation waits
-            // and then finds the order no longer `reserving`.
-            let Some(claim) = self.store.claim_reserving(id).await? else {
-                continue;
-            };
-            match self.catalog.release(id).await {
-                Ok(released) => {
-                    claim.reject(&rejection).await?;
-                    tracing::info!(order_id = %id, released, "stuck order released and rejected");
-                    report.rejected += 1;
-                    self.metrics.reconciled_orders.inc();
-                }
-                Err(status) => {
-                    tracing::warn!(order_id = %id, code = ?status.code(), "cannot release stuck order yet");
-                    report.release_failed += 1;
-                }
+        let stale = self.store.stale_reserving(self.grace, BATCH).await?;
+        for id in stale {
+            if stopped() {
+                return Ok(report);
+            }
+            let (store, relay) = (self.store.clone(), self.relay.clone());
+            let abandoned = proto::runtime::run_to_completion(async move {
+                saga::abandon(&store, &relay, id).await
+            });
+            if abandoned.await? {
+                tracing::info!(order_id = %id, "stuck order abandoned: rejected, release sent");
+                report.rejected += 1;
+                self.metrics.reconciled_orders.inc();
             }
         }
         for outbox_id in self.store.due_outbox(BATCH).await? {
-            match self.relay.deliver(outbox_id).await? {
+            if stopped() {
+                return Ok(report);
+            }
+            let relay = self.relay.clone();
+            let delivery =
+                proto::runtime::run_to_completion(async move { relay.deliver(outbox_id).await });
+            match delivery.await? {
                 Delivery::Delivered => report.delivered += 1,
                 Delivery::Failed => report.delivery_failed += 1,
                 Delivery::Skipped => {}
@@ -114,8 +116,7 @@ impl Reconciler {
             .prune_idempotency_keys(IDEMPOTENCY_KEY_RETENTION)
             .await?;
         let actions = [
-            ("released_stuck_order", report.rejected as u64),
-            ("release_failed", report.release_failed as u64),
+            ("abandoned_stuck_order", report.rejected as u64),
             ("delivered_outbox", report.delivered as u64),
             ("delivery_failed", report.delivery_failed as u64),
             ("pruned_idempotency_keys", report.keys_pruned),
@@ -131,23 +132,21 @@ impl Reconciler {
         Ok(report)
     }
 
-    /// Runs a pass now and then every `interval` until `stop` fires. A pass
-    /// cut short by `stop` is safe: every step is idempotent or transactional.
-    pub async fn run(self, interval: Duration, mut stop: oneshot::Receiver<()>) {
+    /// Runs a pass now and then every `interval` until `stopping` turns true.
+    /// A pass under way then finishes the step it is in and skips the rest.
+    pub async fn run(self, interval: Duration, mut stopping: watch::Receiver<bool>) {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = &mut stop => break,
+                _ = stopping.wait_for(|stop| *stop) => break,
                 _ = ticker.tick() => {}
             }
-            tokio::select! {
-                _ = &mut stop => break,
-                result = self.reconcile_once() => {
-                    if let Err(error) = result {
-                        tracing::warn!(error = ?error, "reconciler pass failed; next pass will retry");
-                    }
-                }
+            if let Err(error) = self.pass(stopping.clone()).await {
+                tracing::warn!(error = ?error, "reconciler pass failed; next pass will retry");
+            }
+            if *stopping.borrow() {
+                break;
             }
             self.passes.send_modify(|passes| *passes += 1);
         }

@@ -7,9 +7,17 @@
 //! 2. ReserveInventory at the catalog, with a deadline;
 //! 3. taken: lines, exact total and `pending` in one transaction;
 //! 4. refused: `rejected`, and the catalog's status passed on unchanged;
-//! 5. unknown outcome: ReleaseInventory (a tombstone makes this safe even if
-//!    the reserve never arrived), `rejected`, UNAVAILABLE; if the release
-//!    fails too, the order stays `reserving` for the reconciler.
+//! 5. unknown outcome: `rejected` plus a "release" outbox row in one
+//!    transaction, then the release is delivered (a tombstone makes it safe
+//!    even if the reserve never arrived; the outbox retries it until the
+//!    catalog confirms); UNAVAILABLE.
+//!
+//! Confirmation (3) and abandonment (5, by the saga or by the reconciler for a
+//! saga that went quiet) are both conditional on `reserving`, so exactly one
+//! wins: a saga the reconciler abandoned can no longer confirm, and one that
+//! confirmed is never released. Whatever the saga answers, its order has left
+//! `reserving` by then (unless the orders database itself failed; then the
+//! reconciler abandons it after its grace period).
 
 use std::time::Duration;
 
@@ -23,6 +31,7 @@ use crate::{
     domain::{self, NewOrder, Order, OrderStatus},
     error::OrderError,
     metrics::OrderMetrics,
+    outbox::Relay,
     store::{Begun, Rejection, Store},
 };
 
@@ -30,19 +39,21 @@ use crate::{
 pub struct Saga {
     store: Store,
     catalog: CatalogClient,
+    relay: Relay,
     /// How long a repeated request waits for the first one to finish.
     idempotency_wait: Duration,
     metrics: OrderMetrics,
 }
 
 impl Saga {
-    pub fn new(store: Store, catalog: CatalogClient, metrics: OrderMetrics) -> Self {
+    pub fn new(store: Store, catalog: CatalogClient, relay: Relay, metrics: OrderMetrics) -> Self {
         // The first request takes at most two catalog calls (reserve, then
         // release) plus a few statements.
         let idempotency_wait = catalog.timeout() * 2 + Duration::from_secs(2);
         Self {
             store,
             catalog,
+            relay,
             idempotency_wait,
             metrics,
         }
@@ -102,22 +113,35 @@ impl Saga {
                         return Err(OrderError::internal(error));
                     }
                 };
-                match self.store.confirm_order(id, &lines, total).await? {
+                let confirmed = match self.store.confirm_order(id, &lines, total).await {
+                    Ok(confirmed) => confirmed,
+                    Err(error) => {
+                        // Confirmed or not, the order must not stay `reserving`
+                        // holding stock: abandoning is a no-op if it did commit.
+                        let _ = abandon(&self.store, &self.relay, id).await;
+                        return Err(error);
+                    }
+                };
+                match confirmed {
                     Some(order) => {
                         tracing::info!(order_id = %id, %total, "order created");
                         Ok(order)
                     }
                     None => {
-                        // The reconciler judged the saga abandoned and released
-                        // the stock before we could confirm: nothing is held.
-                        tracing::warn!(order_id = %id, "order released by the reconciler before confirmation");
-                        Err(OrderError::CatalogUnavailable)
+                        // The reconciler judged the saga abandoned (it took
+                        // longer than the grace period) and is releasing the
+                        // stock: the order is not ours to confirm any more.
+                        // Abandoning is a no-op then; it is what keeps stock
+                        // from being stranded should the order be in any
+                        // other state.
+                        tracing::warn!(order_id = %id, "order abandoned by the reconciler before confirmation");
+                        self.abandon(id).await
                     }
                 }
             }
             ReserveOutcome::Refused(status) => {
                 let rejection = rejection_of(&status);
-                if self.store.reject_order(id, &rejection, false).await? {
+                if self.store.reject_order(id, &rejection).await? {
                     tracing::info!(order_id = %id, code = ?status.code(), "order refused by the catalog");
                     Err(OrderError::Refused(status))
                 } else {
@@ -141,18 +165,7 @@ impl Saga {
     /// Step 5: undo a reservation whose outcome is unknown. Always answers
     /// UNAVAILABLE; the idempotency key is freed so a retry starts afresh.
     async fn abandon(&self, id: Uuid) -> Result<Order, OrderError> {
-        match self.catalog.release(id).await {
-            Ok(released) => {
-                let rejection = rejection_of(&Status::from(OrderError::CatalogUnavailable));
-                self.store.reject_order(id, &rejection, true).await?;
-                tracing::info!(order_id = %id, released, "abandoned order released and rejected");
-            }
-            Err(status) => tracing::warn!(
-                order_id = %id,
-                code = ?status.code(),
-                "release failed too: the reconciler will finish this order"
-            ),
-        }
+        abandon(&self.store, &self.relay, id).await?;
         Err(OrderError::CatalogUnavailable)
     }
 
@@ -186,6 +199,25 @@ impl Saga {
             delay = (delay * 2).min(Duration::from_millis(500));
         }
     }
+}
+
+/// Abandons a `reserving` order (see [`Store::abandon_order`]) and tries to
+/// deliver its release at once; what fails is retried by the reconciler.
+/// Returns whether this call abandoned it.
+pub async fn abandon(store: &Store, relay: &Relay, id: Uuid) -> Result<bool, OrderError> {
+    let rejection = rejection_of(&Status::from(OrderError::CatalogUnavailable));
+    let Some(entry) = store.abandon_order(id, &rejection).await? else {
+        return Ok(false);
+    };
+    match relay.deliver(entry.id).await {
+        Ok(delivery) => {
+            tracing::info!(order_id = %id, ?delivery, "abandoned order rejected, release sent")
+        }
+        Err(error) => {
+            tracing::warn!(order_id = %id, error = ?error, "abandoned order rejected; its release waits for the reconciler")
+        }
+    }
+    Ok(true)
 }
 
 /// A status as stored with a rejected order (code, message, details bytes).

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sqlx::{FromRow, PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{FromRow, PgConnection, PgPool};
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -314,24 +314,38 @@ impl Store {
             .await
     }
 
-    /// Saga steps 4 and 5: the order becomes `rejected`, remembering why.
-    /// `free_key`: forget its idempotency key, so that a retry under the same
-    /// key starts afresh (used when the outcome was unknown, not refused).
-    /// `false` when the order was no longer `reserving`.
+    /// Saga step 4: a definitely refused order becomes `rejected`,
+    /// remembering why (an idempotent replay answers the same). `false` when
+    /// the order was no longer `reserving`.
     #[instrument(skip(self, rejection), fields(code = rejection.code))]
-    pub async fn reject_order(
+    pub async fn reject_order(&self, id: Uuid, rejection: &Rejection) -> Result<bool, OrderError> {
+        mark_rejected(&self.pool, id, rejection).await
+    }
+
+    /// Saga step 5, for the saga and the reconciler alike: an order whose
+    /// reservation may or may not be held becomes `rejected`, its idempotency
+    /// key is freed (its caller learnt nothing, and may retry afresh) and a
+    /// "release reservation" outbox row is written, in one transaction. From
+    /// then on the saga can no longer confirm it (confirmation wants
+    /// `reserving`) and the release is delivered until the catalog confirms
+    /// it, so stock comes back exactly once whatever fails next. Returns the
+    /// outbox row to deliver now; `None` when the order had already left
+    /// `reserving` (confirmed, or abandoned by someone else): nothing written.
+    #[instrument(skip(self, rejection))]
+    pub async fn abandon_order(
         &self,
         id: Uuid,
         rejection: &Rejection,
-        free_key: bool,
-    ) -> Result<bool, OrderError> {
+    ) -> Result<Option<OutboxEntry>, OrderError> {
         let mut tx = self.pool.begin().await?;
-        let rejected = mark_rejected(&mut tx, id, rejection).await?;
-        if rejected && free_key {
-            free_idempotency_key(&mut tx, id).await?;
+        if !mark_rejected(&mut *tx, id, rejection).await? {
+            tx.rollback().await?;
+            return Ok(None);
         }
+        free_idempotency_key(&mut tx, id).await?;
+        let entry = insert_outbox(&mut tx, id, InventoryAction::Release).await?;
         tx.commit().await?;
-        Ok(rejected)
+        Ok(Some(entry))
     }
 
     // ---- Reads ------------------------------------------------------------
@@ -419,16 +433,7 @@ impl Store {
                 )));
             }
             if let Some(action) = action {
-                entry = Some(
-                    sqlx::query_as(
-                        "INSERT INTO outbox (reservation_id, action) VALUES ($1, $2) \
-                         RETURNING id, reservation_id, action, attempts",
-                    )
-                    .bind(id)
-                    .bind(action.as_str())
-                    .fetch_one(&mut *tx)
-                    .await?,
-                );
+                entry = Some(insert_outbox(&mut tx, id, action).await?);
             }
         }
         let order = load_order(&mut tx, id)
@@ -591,22 +596,6 @@ impl Store {
         .await?)
     }
 
-    /// Locks one stuck order for the reconciler. `None` when another replica
-    /// holds it (SKIP LOCKED) or it left `reserving` meanwhile. The lock lasts
-    /// until the claim is rejected or dropped, so a late saga step waits.
-    #[instrument(skip(self))]
-    pub async fn claim_reserving(&self, id: Uuid) -> Result<Option<ClaimedOrder>, OrderError> {
-        let mut tx = self.pool.begin().await?;
-        let locked: Option<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "{BY_ID_WHILE_RESERVING} SELECT o.id FROM orders AS o, target \
-             WHERE o.id = target.id AND o.status = target.expected FOR UPDATE OF o SKIP LOCKED"
-        )))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        Ok(locked.map(|id| ClaimedOrder { tx, id }))
-    }
-
     /// Forgets idempotency keys older than `max_age`; returns how many.
     #[instrument(skip(self))]
     pub async fn prune_idempotency_keys(&self, max_age: Duration) -> Result<u64, OrderError> {
@@ -712,26 +701,25 @@ async fn confirm_orders(
     Ok(ids.iter().map(|id| confirmed.remove(id)).collect())
 }
 
-/// A `reserving` order locked by the reconciler.
-pub struct ClaimedOrder {
-    tx: Transaction<'static, Postgres>,
-    pub id: Uuid,
-}
-
-impl ClaimedOrder {
-    /// Marks it rejected and frees its idempotency key (its outcome was
-    /// unknown to its caller, who may retry), then releases the lock.
-    #[instrument(skip_all, fields(order_id = %self.id))]
-    pub async fn reject(mut self, rejection: &Rejection) -> Result<(), OrderError> {
-        mark_rejected(&mut self.tx, self.id, rejection).await?;
-        free_idempotency_key(&mut self.tx, self.id).await?;
-        self.tx.commit().await?;
-        Ok(())
-    }
-}
-
-async fn mark_rejected(
+/// The outbox row for an inventory call on reservation (= order) `id`.
+async fn insert_outbox(
     conn: &mut PgConnection,
+    id: Uuid,
+    action: InventoryAction,
+) -> Result<OutboxEntry, OrderError> {
+    Ok(sqlx::query_as(
+        "INSERT INTO outbox (reservation_id, action) VALUES ($1, $2) \
+         RETURNING id, reservation_id, action, attempts",
+    )
+    .bind(id)
+    .bind(action.as_str())
+    .fetch_one(conn)
+    .await?)
+}
+
+/// `reserving` -> `rejected` with the reason; `false` if no longer `reserving`.
+async fn mark_rejected<'c>(
+    conn: impl sqlx::PgExecutor<'c>,
     id: Uuid,
     rejection: &Rejection,
 ) -> Result<bool, OrderError> {

@@ -1,14 +1,28 @@
-//! Database bootstrap shared by both services: create the service's database
-//! if it is missing, open a pool, apply the service's migrations.
+//! Database plumbing shared by both services: create the service's database
+//! if it is missing, open a pool, apply the service's migrations; the release
+//! guard that keeps a connection left inside a transaction out of the pool;
+//! and the one classifier of database errors into "unavailable, retry" and
+//! the rest.
 //!
 //! Replicas starting together are safe: a concurrent `CREATE DATABASE` loses
 //! with `duplicate_database` (ignored), and sqlx's migrator holds an advisory
 //! lock while it migrates.
+//!
+//! Cancel safety: a future that begins, uses or ends a transaction must never
+//! be dropped half-way (sqlx 0.9's `begin()` leaves the session inside a
+//! transaction if it is). The services make sure of that by running every
+//! call, and every background step, to its end in a task of its own
+//! ([`crate::server::RunToCompletionLayer`],
+//! [`crate::runtime::run_to_completion`]); the
+//! release guard here is the net under that rule: should a connection still
+//! come back inside a transaction, it is closed (the server rolls back), never
+//! reused, and counted.
 
 use std::{str::FromStr, time::Duration};
 
+use prometheus_client::{metrics::counter::Counter, registry::Registry};
 use sqlx::{
-    ConnectOptions, Connection, PgConnection, PgPool,
+    ConnectOptions, Connection, PgConnection, PgPool, Row,
     migrate::Migrator,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
@@ -58,8 +72,64 @@ pub enum DbError {
     Migrate(#[source] sqlx::migrate::MigrateError),
 }
 
+/// A service's pool and the guard watching what comes back to it.
+#[derive(Clone)]
+pub struct Database {
+    pub pool: PgPool,
+    pub release_guard: ReleaseGuard,
+}
+
+/// Counts connections that came back to the pool inside a transaction (and
+/// were closed instead of reused). Should read 0 for ever: anything else is a
+/// code path that dropped a transaction's future half-way.
+#[derive(Clone, Default, Debug)]
+pub struct ReleaseGuard {
+    returned_in_transaction: Counter,
+}
+
+impl ReleaseGuard {
+    /// Exposes the count as `db_connections_returned_in_transaction_total`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "db_connections_returned_in_transaction",
+            "Database connections that came back to the pool inside a transaction and were closed instead of reused (should stay 0)",
+            self.returned_in_transaction.clone(),
+        );
+    }
+
+    /// How many connections were caught so far.
+    pub fn caught(&self) -> u64 {
+        self.returned_in_transaction.get()
+    }
+
+    /// Whether `conn`, just released, may go back to the pool: `false` when
+    /// its session is inside a transaction block (open or aborted), which is
+    /// then counted and logged. One simple-protocol round trip: a simple query
+    /// is its own transaction outside a block, so its statement and
+    /// transaction start times are equal there, and differ inside a block
+    /// begun by an earlier statement; in an aborted block it fails (25P02).
+    async fn check(&self, conn: &mut PgConnection) -> bool {
+        let clean = match sqlx::raw_sql(
+            "SELECT pg_catalog.statement_timestamp() = pg_catalog.transaction_timestamp()",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        {
+            Ok(row) => row.try_get::<bool, _>(0).unwrap_or(false),
+            Err(_) => false,
+        };
+        if !clean {
+            self.returned_in_transaction.inc();
+            tracing::error!(
+                "a database connection came back to the pool inside a transaction: closed, not reused"
+            );
+        }
+        clean
+    }
+}
+
 /// Opens the pool, creating the database and migrating it first if asked.
-pub async fn connect(settings: &DbSettings, migrator: &Migrator) -> Result<PgPool, DbError> {
+pub async fn connect(settings: &DbSettings, migrator: &Migrator) -> Result<Database, DbError> {
     let options = PgConnectOptions::from_str(&settings.url)
         .map_err(DbError::InvalidUrl)?
         .log_statements(tracing::log::LevelFilter::Debug)
@@ -67,6 +137,8 @@ pub async fn connect(settings: &DbSettings, migrator: &Migrator) -> Result<PgPoo
     if settings.create_if_missing {
         create_database_if_missing(&options).await?;
     }
+    let release_guard = ReleaseGuard::default();
+    let guard = release_guard.clone();
     let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .min_connections(0)
@@ -87,13 +159,22 @@ pub async fn connect(settings: &DbSettings, migrator: &Migrator) -> Result<PgPoo
                 Ok(true)
             })
         })
+        // Runs in sqlx's own release task, after the borrower is done: costs
+        // the pool one round trip per release, never the request its latency.
+        .after_release(move |conn, _meta| {
+            let guard = guard.clone();
+            Box::pin(async move { Ok(guard.check(conn).await) })
+        })
         .connect_with(options)
         .await
         .map_err(DbError::Connect)?;
     if settings.migrate {
         migrator.run(&pool).await.map_err(DbError::Migrate)?;
     }
-    Ok(pool)
+    Ok(Database {
+        pool,
+        release_guard,
+    })
 }
 
 // `PgConnectOptions`' Debug shows the password: never log the options, nor
@@ -147,14 +228,117 @@ pub async fn migrate_only(settings: &DbSettings, migrator: &Migrator) -> Result<
         max_connections: 1,
         ..settings.clone()
     };
-    connect(&settings, migrator).await?.close().await;
+    connect(&settings, migrator).await?.pool.close().await;
     tracing::info!("migrations applied");
     Ok(())
 }
 
 /// Whether the database answers `SELECT 1` within `timeout`: what gRPC
-/// health and `/ready` follow.
+/// health and `/ready` follow. A slow answer is not waited for, but the
+/// query still runs to its end (see [`crate::runtime::run_to_completion`]).
 pub async fn is_up(pool: PgPool, timeout: Duration) -> bool {
-    let ping = sqlx::query("SELECT 1").execute(&pool);
-    matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(_)))
+    let ping = tokio::spawn(async move { sqlx::query("SELECT 1").execute(&pool).await });
+    matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(Ok(_))))
+}
+
+/// Whether a database error means "the database cannot be reached or cannot
+/// take the work right now, retry" (answered UNAVAILABLE) rather than a bug or
+/// a refused statement. The one classifier both services use:
+/// - I/O and TLS failures, a pool that timed out, closed, or whose worker
+///   crashed;
+/// - SQLSTATE class 08 (connection exception), 53300 (too many connections),
+///   57P01 / 57P02 / 57P03 (admin or crash shutdown, cannot connect now).
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| is_unavailable_code(&code)),
+        _ => false,
+    }
+}
+
+/// The SQLSTATEs [`is_unavailable`] treats as "retry later".
+fn is_unavailable_code(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "53300" | "57P01" | "57P02" | "57P03")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{borrow::Cow, error::Error as StdError, fmt};
+
+    use sqlx::error::{DatabaseError, ErrorKind};
+
+    use super::*;
+
+    /// A server error with only a SQLSTATE, as the server would send it.
+    #[derive(Debug)]
+    struct ServerError(&'static str);
+
+    impl fmt::Display for ServerError {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "server error {}", self.0)
+        }
+    }
+
+    impl StdError for ServerError {}
+
+    impl DatabaseError for ServerError {
+        fn message(&self) -> &str {
+            "server error"
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn StdError + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn StdError + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn StdError + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::Other
+        }
+    }
+
+    fn server(code: &'static str) -> sqlx::Error {
+        sqlx::Error::Database(Box::new(ServerError(code)))
+    }
+
+    #[test]
+    fn connectivity_and_capacity_failures_are_unavailable() {
+        let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(is_unavailable(&io), "I/O");
+        assert!(is_unavailable(&sqlx::Error::PoolTimedOut), "pool timeout");
+        assert!(is_unavailable(&sqlx::Error::PoolClosed), "pool closed");
+        assert!(
+            is_unavailable(&sqlx::Error::WorkerCrashed),
+            "worker crashed"
+        );
+        for code in ["08000", "08001", "08003", "08004", "08006", "08P01"] {
+            assert!(is_unavailable(&server(code)), "class 08: {code}");
+        }
+        assert!(is_unavailable(&server("53300")), "too many connections");
+        assert!(is_unavailable(&server("57P01")), "admin shutdown");
+        assert!(is_unavailable(&server("57P02")), "crash shutdown");
+        assert!(is_unavailable(&server("57P03")), "cannot connect now");
+    }
+
+    #[test]
+    fn refused_statements_and_bugs_are_not_unavailable() {
+        // unique violation, FK violation, syntax error, numeric overflow,
+        // query canceled, serialization failure, aborted transaction
+        for code in [
+            "23505", "23503", "42601", "22003", "57014", "40001", "25P02",
+        ] {
+            assert!(!is_unavailable(&server(code)), "{code}");
+        }
+        assert!(!is_unavailable(&sqlx::Error::RowNotFound));
+        assert!(!is_unavailable(&sqlx::Error::ColumnNotFound("x".into())));
+    }
 }

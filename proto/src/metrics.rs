@@ -227,9 +227,13 @@ pub fn admin_router(registry: Registry, hooks: Arc<dyn AdminHooks>) -> Router {
         .with_state(Arc::new(AdminState { registry, hooks }))
 }
 
+// The hooks query the database: run to their end even if the scraper hangs up.
 async fn metrics_handler(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
-    state.hooks.refresh().await;
-    render(&state.registry)
+    crate::runtime::run_to_completion(async move {
+        state.hooks.refresh().await;
+        render(&state.registry)
+    })
+    .await
 }
 
 /// A registry as an HTTP response in the Prometheus/OpenMetrics text format.
@@ -252,7 +256,8 @@ pub fn render(registry: &Registry) -> axum::response::Response {
 }
 
 async fn ready_handler(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
-    if state.hooks.ready().await {
+    let ready = crate::runtime::run_to_completion(async move { state.hooks.ready().await });
+    if ready.await {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready")

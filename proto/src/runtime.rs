@@ -1,6 +1,7 @@
 //! What every binary does the same way at stop (waiting for SIGTERM /
-//! Ctrl-C) and for its container health check (`--probe`). Tracing setup is
-//! in [`crate::telemetry`].
+//! Ctrl-C), for its container health check (`--probe`), and to keep work
+//! from being cut half-way ([`run_to_completion`]). Tracing setup is in
+//! [`crate::telemetry`].
 
 /// Completes on SIGTERM (what orchestrators send) or Ctrl-C.
 pub async fn shutdown_signal() {
@@ -49,4 +50,27 @@ pub async fn http_probe(
         Some(head.starts_with(b"HTTP/1.") && &head[9..12] == b"200")
     };
     matches!(tokio::time::timeout(timeout, check).await, Ok(Some(true)))
+}
+
+/// Starts `work` at once in a task of its own and returns a future for its
+/// outcome: dropping that future no longer drops `work`, which runs to its end
+/// whatever becomes of the caller. For every step that holds a transaction, a
+/// lock or a half-done saga (gRPC calls get it from
+/// [`crate::server::RunToCompletionLayer`]; background loops and admin
+/// requests call it). A panic in `work` is passed on to the caller.
+pub fn run_to_completion<F>(work: F) -> impl Future<Output = F::Output> + Send + 'static
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    use tracing::Instrument;
+    let task = tokio::spawn(work.in_current_span());
+    async move {
+        match task.await {
+            Ok(done) => done,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            // Only a runtime shutting down cancels the task: nobody awaits this then.
+            Err(_) => std::future::pending().await,
+        }
+    }
 }

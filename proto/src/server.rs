@@ -8,8 +8,20 @@
 //! 3. the server stops accepting and in-flight calls finish, for at most
 //!    `grace`;
 //! 4. the admin server stops; the caller then closes its pool.
+//!
+//! Every call runs to its end ([`RunToCompletionLayer`]): a caller that goes
+//! away or a deadline that passes stops the *answer*, never the work half-way,
+//! so no handler is ever dropped inside a transaction, a saga step or a
+//! delivery.
 
-use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use prometheus_client::registry::Registry;
 use tokio::{net::TcpListener, sync::watch};
@@ -111,6 +123,7 @@ where
     let server = tonic::transport::Server::builder()
         .trace_fn(crate::telemetry::grpc_server_span)
         .layer(rpc_metrics.layer())
+        .layer(RunToCompletionLayer)
         .add_service(health_service)
         .add_service(crate::grpc::reflection_v1())
         .add_service(crate::grpc::reflection_v1alpha())
@@ -134,6 +147,49 @@ where
     };
     let _ = admin_task.await;
     served
+}
+
+/// Runs each call's handler in a task of its own, spawned when the call
+/// arrives. The server (and tonic's `grpc-timeout` deadline) only ever drops
+/// the wait for the answer: the handler, with whatever transaction, lock or
+/// saga step it holds, goes on to its end and is answered into the void.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunToCompletionLayer;
+
+impl<S> tower::Layer<S> for RunToCompletionLayer {
+    type Service = RunToCompletion<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RunToCompletion { inner }
+    }
+}
+
+/// See [`RunToCompletionLayer`].
+#[derive(Debug, Clone)]
+pub struct RunToCompletion<S> {
+    inner: S,
+}
+
+impl<S, R> Service<R> for RunToCompletion<S>
+where
+    S: Service<R>,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        // Spawned now, not when first polled: the call's span (entered by the
+        // server around `call`) goes with it.
+        Box::pin(crate::runtime::run_to_completion(self.inner.call(request)))
+    }
 }
 
 /// Completes once draining has started (never, if the sender is gone first).

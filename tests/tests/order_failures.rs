@@ -40,12 +40,13 @@ async fn catalog_unreachable_at_create_is_unavailable_and_leaves_no_stock_taken(
         .unwrap_err();
 
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
-    // The release failed too: the order waits, hidden, for the reconciler.
+    // The saga abandoned the order before answering: rejected (hidden), its
+    // release queued in the outbox, since the catalog cannot take it now.
     let mut db = orders_database(&w.orders.service).await;
     let order_id = only_order_id(&mut db).await;
     assert_eq!(
         stored_status(&mut db, &order_id).await.as_deref(),
-        Some("reserving")
+        Some("rejected")
     );
     assert_eq!(
         get_order(&mut w.client, &order_id)
@@ -54,22 +55,19 @@ async fn catalog_unreachable_at_create_is_unavailable_and_leaves_no_stock_taken(
             .code(),
         Code::NotFound
     );
-    // A pass while the catalog is still down changes nothing.
-    let report = w.orders.reconciler.reconcile_once().await.unwrap();
-    assert_eq!((report.rejected, report.release_failed), (0, 1));
     assert_eq!(
-        stored_status(&mut db, &order_id).await.as_deref(),
-        Some("reserving")
+        outbox_rows(&mut db).await,
+        vec![(order_id.clone(), "release".to_owned(), 1)]
     );
+    // A pass while the catalog is still down only tries again.
+    let report = w.orders.reconciler.reconcile_once().await.unwrap();
+    assert_eq!((report.delivered, report.delivery_failed), (0, 1));
 
     w.proxy.set(ProxyMode::Up);
     let report = w.orders.reconciler.reconcile_once().await.unwrap();
 
-    assert_eq!((report.rejected, report.release_failed), (1, 0));
-    assert_eq!(
-        stored_status(&mut db, &order_id).await.as_deref(),
-        Some("rejected")
-    );
+    assert_eq!((report.delivered, report.delivery_failed), (1, 0));
+    assert!(outbox_rows(&mut db).await.is_empty());
     assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 10);
     // The release left a tombstone: a reserve under that id arriving late
     // takes nothing.
@@ -110,8 +108,10 @@ async fn a_reserve_whose_answer_is_lost_is_released_and_answered_unavailable() {
         started.elapsed()
     );
     w.proxy.set(ProxyMode::Up);
+    // The saga abandoned the order before answering; its release (stalled
+    // too) is delivered by the next pass.
     let report = w.orders.reconciler.reconcile_once().await.unwrap();
-    assert_eq!(report.rejected, 1);
+    assert_eq!((report.rejected, report.delivered), (0, 1));
     assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 9);
     let mut db = orders_database(&w.orders.service).await;
     assert_eq!(count_in_status(&mut db, "rejected").await, 1);
@@ -145,7 +145,7 @@ async fn a_crash_between_reserve_and_confirm_is_released_by_the_reconciler() {
 
     let report = w.orders.reconciler.reconcile_once().await.unwrap();
 
-    assert_eq!((report.rejected, report.release_failed), (1, 0));
+    assert_eq!(report.rejected, 1);
     assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 10);
     assert_eq!(
         stored_status(&mut db, &order_id.to_string())
@@ -159,6 +159,68 @@ async fn a_crash_between_reserve_and_confirm_is_released_by_the_reconciler() {
     assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 10);
     let again = release(&mut w.catalog_client, &order_id.to_string()).await;
     assert_eq!(again.ok(), Some(false));
+}
+
+/// The window the reconciler's grace period guards: a saga whose reserve went
+/// through, but whose confirmation comes after the reconciler judged it
+/// abandoned. Exactly one of them may win; here the reconciler does, so the
+/// saga must not confirm: it answers UNAVAILABLE, the order is rejected, and
+/// the stock comes back, once.
+#[tokio::test]
+async fn a_confirmation_later_than_the_reconcilers_grace_loses_and_strands_nothing() {
+    // A long deadline: the saga keeps waiting for its held answer.
+    let mut w = world_with(|config| config.catalog_timeout_ms = 10_000).await;
+    let product = create_product(&mut w.catalog_client, "Grinder", "45.00", 10).await;
+    create_order(&mut w.client, 5, &[(&product.id, 1)], None)
+        .await
+        .expect("the channel is warm");
+    w.proxy.set(ProxyMode::Stall);
+    let mut client = w.client.clone();
+    let product_id = product.id.clone();
+    let saga =
+        tokio::spawn(async move { create_order(&mut client, 5, &[(&product_id, 3)], None).await });
+    // The reserve took the stock; its answer is held back.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stock_of(&mut w.catalog_client, &product.id).await != 6 {
+        assert!(Instant::now() < deadline, "the reserve never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Past the grace period (0 here): the reconciler abandons the saga.
+    let reconciler = w.orders.reconciler.clone();
+    let pass = tokio::spawn(async move { reconciler.reconcile_once().await });
+    let mut db = orders_database(&w.orders.service).await;
+    let order_id = loop {
+        let rejected: Option<String> =
+            sqlx::query_scalar("SELECT id::text FROM orders WHERE status = 'rejected'")
+                .fetch_optional(&mut db)
+                .await
+                .unwrap();
+        if let Some(id) = rejected {
+            break id;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reconciler did not abandon the saga"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Now the saga hears that its reserve went through, and tries to confirm.
+    w.proxy.set(ProxyMode::Up);
+
+    let answered = saga.await.unwrap().unwrap_err();
+    assert_eq!(answered.code(), Code::Unavailable, "{answered:?}");
+    let report = pass.await.unwrap().unwrap();
+    assert_eq!(report.rejected, 1, "{report:?}");
+    assert_eq!(
+        stored_status(&mut db, &order_id).await.as_deref(),
+        Some("rejected")
+    );
+    assert!(outbox_rows(&mut db).await.is_empty(), "release delivered");
+    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 9);
+    let again = release(&mut w.catalog_client, &order_id).await.unwrap();
+    assert!(!again, "released exactly once");
+    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 9);
 }
 
 #[tokio::test]
