@@ -5,9 +5,18 @@ Starts catalog-service, order-service and gateway from target/release on
 fresh databases, seeds products through the public API, then for every
 scenario and concurrency runs wrk (Lua scripts in wrk/) and, where one
 applies, the pgbench ceiling at the same concurrency and for the same time
-right before it. Prints one line per scenario and concurrency, the invariant
-check (no unit of stock lost or oversold) and each process's peak RSS; writes
-results.json and chart.svg.
+right before it. Prints one line per scenario and concurrency, then, once the
+order service's reconciler has had its pass over what the load left, the
+invariant check (per product: no unit of stock lost or oversold; orders and
+reservations agree) and the count of "transaction in progress" notices in
+each service's log, and each process's peak RSS; writes results.json and
+chart.svg. Exits non-zero, after printing everything, on any violation or
+notice.
+
+--cut-clients runs, instead of the scenarios, the check that cut clients
+leave no pooled connection inside a transaction: 10 rounds of two wrk runs
+at 64 connections (product lists and orders) killed with SIGKILL mid-flight,
+then the same invariant and notice count; writes cut-clients.json.
 
 Only 127.0.0.1 is ever driven.
 """
@@ -29,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,8 +57,34 @@ PRICE = "9.99"
 # measurable difference between 4 and 16 connections per service on this
 # 2-core machine (the reservation and order writes are group-committed), and 8
 # leaves room under PostgreSQL's max_connections (100) for pgbench's 64
-# clients. --env overrides or adds settings.
-SERVICE_ENV = {"DB_MAX_CONNECTIONS": "8"}
+# clients. The order service's reconciler runs every second and treats an
+# order as abandoned after 7 s (defaults: 30 s and 60 s), so the invariant can
+# be judged soon after the load stops, once it has released what the load
+# left mid-saga; 7 s because the grace must exceed the longest saga, two
+# catalog deadlines (CATALOG_TIMEOUT_MS, 3 s), or the reconciler would reject
+# live orders. Only the order service reads these two. --env overrides or
+# adds settings.
+SERVICE_ENV = {"DB_MAX_CONNECTIONS": "8", "RECONCILE_INTERVAL_SECS": "1", "RESERVING_GRACE_SECS": "7"}
+
+# After the reconciler's wait, how much longer the orders may take to settle
+# (nothing `reserving`, outbox empty) before that counts as a violation.
+SETTLE_TIMEOUT_S = 60
+
+# How many products, and orders of each kind of disagreement, a violated
+# invariant names (beside their count).
+SHOWN = 20
+
+# PostgreSQL's "there is already a transaction in progress" and "there is no
+# transaction in progress": sqlx logs these notices at WARN (kept by the
+# services' RUST_LOG=warn) when a pooled connection was handed out, or
+# returned, still inside a transaction.
+NOTICE = "transaction in progress"
+
+# --cut-clients: rounds, when wrk is killed, and what it drives (at once).
+CUT_ROUNDS = 10
+CUT_AFTER_S = 1.3
+CUT_CONNECTIONS = 64
+CUT_SCENARIOS = ["list_products", "order_spread"]
 
 
 @dataclass(frozen=True)
@@ -306,6 +342,19 @@ def seed(port: int) -> Seed:
     return Seed(spread=spread, hot=product["id"], initial_stock=initial)
 
 
+def seed_platform(port: int, data_dir: Path) -> Seed:
+    """Seeds the products, writes the data files the wrk scripts read, and
+    places a few orders to start from, so the webhook and mix scenarios have
+    pending orders even when run alone."""
+    log("seeding 1,000 products and a hot one through POST /api/products")
+    seed_ = seed(port)
+    (data_dir / "products.txt").write_text("\n".join(seed_.spread) + "\n")
+    (data_dir / "hot.txt").write_text(seed_.hot + "\n")
+    for pid in random.sample(seed_.spread, 50):
+        http_json(port, "POST", "/api/orders", {"customer_id": 1, "products": [{"product_id": pid, "quantity": 1}]})
+    return seed_
+
+
 def write_pending_orders(pg: Postgres, path: Path, limit: int, kind: str) -> int:
     """A file of pending orders for the webhook and cancel scenarios."""
     ids = [row[0] for row in pg.rows(
@@ -347,7 +396,8 @@ class Measured:
     detail: dict
 
 
-def run_wrk(port: int, scenario: Scenario, connections: int, seconds: int, data_dir: Path) -> Measured:
+def wrk_command(port: int, scenario: Scenario, connections: int, seconds: int,
+                data_dir: Path) -> tuple[list[str], dict[str, str]]:
     threads = 1 if connections == 1 else 2
     env = {
         **os.environ,
@@ -359,6 +409,11 @@ def run_wrk(port: int, scenario: Scenario, connections: int, seconds: int, data_
         "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
         "--timeout", "10s", "-s", str(WRK_DIR / scenario.script), f"http://127.0.0.1:{port}",
     ]
+    return cmd, env
+
+
+def run_wrk(port: int, scenario: Scenario, connections: int, seconds: int, data_dir: Path) -> Measured:
+    cmd, env = wrk_command(port, scenario, connections, seconds, data_dir)
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60)
     line = next((l for l in out.stdout.splitlines() if l.startswith("BENCH_RESULT ")), None)
     if out.returncode != 0 or line is None:
@@ -423,20 +478,42 @@ class Ceilings:
 # ------------------------------------------------------------- invariants
 
 
-def settle(pg: Postgres, seconds: float = 30) -> dict[str, int]:
-    """Waits until no order is mid-saga and the outbox is empty (bounded)."""
-    deadline = time.monotonic() + seconds
+def settle(pg: Postgres, service_env: dict[str, str], load_stopped: float) -> dict:
+    """Waits until the reconciler has had its pass over what the load left,
+    then until no order is `reserving` and the outbox is empty (at most
+    SETTLE_TIMEOUT_S longer). An order abandoned mid-saga just before the load
+    stopped turns stale a grace period later and is released by a pass at
+    most an interval after that: grace + 2 intervals leaves a pass to spare."""
+    grace = float(service_env["RESERVING_GRACE_SECS"])
+    # The order service's floor (a zero interval would spin).
+    interval = max(1.0, float(service_env["RECONCILE_INTERVAL_SECS"]))
+    earliest = load_stopped + grace + 2 * interval
+    deadline = earliest + SETTLE_TIMEOUT_S
+    log(f"waiting for the reconciler ({grace:g} s grace + 2 x {interval:g} s interval since the load stopped),"
+        " then for nothing `reserving` and an empty outbox")
+    time.sleep(max(0.0, earliest - time.monotonic()))
     while True:
         reserving = int(pg.psql("bench_orders", "SELECT count(*) FROM orders WHERE status = 'reserving'"))
         outbox = int(pg.psql("bench_orders", "SELECT count(*) FROM outbox"))
-        if (reserving == 0 and outbox == 0) or time.monotonic() > deadline:
-            return {"reserving": reserving, "outbox": outbox}
+        settled = reserving == 0 and outbox == 0
+        if settled or time.monotonic() > deadline:
+            return {"reserving": reserving, "outbox": outbox, "settled": settled,
+                    "settle_s": round(time.monotonic() - load_stopped, 1)}
         time.sleep(0.5)
 
 
-def invariant(pg: Postgres, seed_: Seed) -> dict:
-    """initial stock = current stock + units held by live (pending/completed) orders."""
-    pending = settle(pg)
+def offenders(ids: list[str]) -> dict:
+    """How many, and the first SHOWN in id order."""
+    return {"count": len(ids), "first": sorted(ids)[:SHOWN]}
+
+
+def invariant(pg: Postgres, initial_stock: dict[str, int], settled: dict) -> dict:
+    """Per product, exactly: initial stock = current stock + units in live
+    (pending or completed) orders; and every order agrees with its
+    reservation (same id) in the catalog: pending with held, completed with
+    committed, canceled with released, nothing left `reserving` or in the
+    outbox. Only seeding changes stock outside orders, so the initial stock is
+    what was seeded (0 for any product the benchmark did not create)."""
     current = {pid: int(q) for pid, q in pg.rows("bench_catalog", "SELECT id, quantity FROM products")}
     live = {
         pid: int(units)
@@ -446,28 +523,192 @@ def invariant(pg: Postgres, seed_: Seed) -> dict:
             "WHERE o.status IN ('pending', 'completed') GROUP BY i.product_id",
         )
     }
-    lost = oversold = 0
-    for pid, initial in seed_.initial_stock.items():
-        gap = initial - current.get(pid, 0) - live.get(pid, 0)
-        if gap > 0:
-            lost += gap
-        else:
-            oversold -= gap
-    counts = dict(pg.rows(
-        "bench_orders",
-        "SELECT status, count(*) FROM orders GROUP BY status",
-    ))
-    held = dict(pg.rows("bench_catalog", "SELECT state, count(*) FROM reservations GROUP BY state"))
+    # What the catalog itself believes is out: tells a catalog that lost stock
+    # on its own from orders and reservations that disagree.
+    reserved = {
+        pid: int(units)
+        for pid, units in pg.rows(
+            "bench_catalog",
+            "SELECT l.product_id, sum(l.quantity) FROM reservation_lines l "
+            "JOIN reservations r ON r.id = l.reservation_id "
+            "WHERE r.state IN ('held', 'committed') GROUP BY l.product_id",
+        )
+    }
+    orders = dict(pg.rows("bench_orders", "SELECT id, status FROM orders"))
+    reservations = dict(pg.rows("bench_catalog", "SELECT id, state FROM reservations"))
+    outbox = [oid for (oid,) in pg.rows("bench_orders", "SELECT reservation_id FROM outbox")]
+
+    def orders_in(status: str, unless: str) -> list[str]:
+        return [oid for oid, s in orders.items() if s == status and reservations.get(oid) != unless]
+
+    def reservations_in(state: str, unless: str) -> list[str]:
+        return [rid for rid, s in reservations.items() if s == state and orders.get(rid) != unless]
+
+    disagreements = {
+        "orders left reserving": [oid for oid, s in orders.items() if s == "reserving"],
+        "orders with an undelivered outbox row": outbox,
+        "held reservations without a pending order": reservations_in("held", "pending"),
+        "pending orders without a held reservation": orders_in("pending", "held"),
+        "committed reservations without a completed order": reservations_in("committed", "completed"),
+        "completed orders without a committed reservation": orders_in("completed", "committed"),
+        "canceled orders whose reservation is not released": orders_in("canceled", "released"),
+    }
+    offending = set().union(*disagreements.values())
+
+    gaps = {}
+    for pid in set(initial_stock) | set(current) | set(live):
+        gap = initial_stock.get(pid, 0) - current.get(pid, 0) - live.get(pid, 0)
+        if gap:
+            gaps[pid] = gap
+    bad = sorted(gaps)[:SHOWN]
+    # The offending orders with a line of each product shown (order lines or
+    # reservation lines: either side may be the one missing).
+    touching: dict[str, set[str]] = {pid: set() for pid in bad}
+    if bad:
+        ids = "'{" + ",".join(bad) + "}'::uuid[]"
+        for database, sql in [
+            ("bench_orders", f"SELECT order_id, product_id FROM order_items WHERE product_id = ANY({ids})"),
+            ("bench_catalog",
+             f"SELECT reservation_id, product_id FROM reservation_lines WHERE product_id = ANY({ids})"),
+        ]:
+            for oid, pid in pg.rows(database, sql):
+                touching[pid].add(oid)
+    products = [
+        {
+            "id": pid,
+            "initial": initial_stock.get(pid, 0),
+            "current": current.get(pid, 0),
+            "live_units": live.get(pid, 0),
+            "reserved_units": reserved.get(pid, 0),
+            "gap": gaps[pid],
+            "orders_involved": offenders(list(touching[pid] & offending)),
+        }
+        for pid in bad
+    ]
+
+    lost = sum(g for g in gaps.values() if g > 0)
+    oversold = -sum(g for g in gaps.values() if g < 0)
+    ok = settled["settled"] and not gaps and not offending
     return {
-        "initial": sum(seed_.initial_stock.values()),
-        "current": sum(current.get(pid, 0) for pid in seed_.initial_stock),
+        "verdict": "OK" if ok else "VIOLATED",
+        "initial": sum(initial_stock.values()),
+        "current": sum(current.get(pid, 0) for pid in initial_stock),
         "live_units": sum(live.values()),
         "lost": lost,
         "oversold": oversold,
-        "orders": {k: int(v) for k, v in counts.items()},
-        "reservations": {k: int(v) for k, v in held.items()},
-        **pending,
+        "orders": dict(Counter(orders.values())),
+        "reservations": dict(Counter(reservations.values())),
+        **settled,
+        "products_off": {"count": len(gaps), "first": products},
+        "disagreements": {name: offenders(ids) for name, ids in disagreements.items()},
     }
+
+
+def invariant_lines(check: dict) -> list[str]:
+    """The one-line summary, then, when violated, what and who."""
+    lines = [
+        f"invariant ({check['verdict']}): initial stock {check['initial']} = current {check['current']}"
+        f" + units in live orders {check['live_units']}: {check['lost']} lost, {check['oversold']} oversold"
+        f" (orders by status {check['orders']}; catalog reservations {check['reservations']};"
+        f" reserving {check['reserving']}, outbox {check['outbox']})"
+    ]
+    if not check["settled"]:
+        lines.append(f"  NOT SETTLED {check['settle_s']} s after the load stopped: orders reserving"
+                     f" {check['reserving']}, outbox rows {check['outbox']}")
+    off = check["products_off"]
+    if off["count"]:
+        lines.append(f"  products whose stock does not add up: {off['count']}"
+                     + (f" (first {SHOWN})" if off["count"] > SHOWN else ""))
+    for p in off["first"]:
+        what = f"{p['gap']} lost" if p["gap"] > 0 else f"{-p['gap']} oversold"
+        lines.append(
+            f"    {p['id']}: initial {p['initial']} != current {p['current']} + in live orders {p['live_units']}:"
+            f" {what} (catalog: {p['reserved_units']} units in held/committed reservations);"
+            f" offending orders with this product: {listing(p['orders_involved'])}"
+        )
+    for name, ids in check["disagreements"].items():
+        if ids["count"]:
+            lines.append(f"  {name}: {listing(ids)}")
+    return lines
+
+
+def listing(ids: dict) -> str:
+    if not ids["count"]:
+        return "none"
+    more = f" (first {len(ids['first'])} of {ids['count']})" if ids["count"] > len(ids["first"]) else ""
+    return f"{ids['count']}{more}: " + ", ".join(ids["first"])
+
+
+def count_notices(processes: list[Process]) -> dict[str, int]:
+    counts = {}
+    for proc in processes:
+        with proc.log_path.open(errors="replace") as lines:
+            counts[proc.name] = sum(NOTICE in line for line in lines)
+    return counts
+
+
+def notice_lines(notices: dict[str, int], processes: list[Process]) -> list[str]:
+    lines = ["notices: " + ", ".join(f"{name} {n}" for name, n in notices.items())]
+    total = sum(notices.values())
+    if total:
+        logs = ", ".join(str(p.log_path) for p in processes if notices[p.name])
+        lines.append(f"!!! {total} log lines carry PostgreSQL's '{NOTICE}' notice: a pooled connection was"
+                     f" left inside a transaction (see {logs})")
+    return lines
+
+
+def judge(pg: Postgres, platform_: Platform, seed_: Seed, service_env: dict[str, str],
+          load_stopped: float) -> tuple[dict, dict[str, int], list[str]]:
+    """Settles, checks the invariant, counts the notices, prints both; returns
+    them and what failed."""
+    check = invariant(pg, seed_.initial_stock, settle(pg, service_env, load_stopped))
+    notices = count_notices(platform_.processes)
+    for line in invariant_lines(check) + notice_lines(notices, platform_.processes):
+        print(line, flush=True)
+    failures = []
+    if check["verdict"] != "OK":
+        failures.append("the invariant is violated")
+    if sum(notices.values()):
+        failures.append(f"{sum(notices.values())} '{NOTICE}' notices in the services' logs")
+    return check, notices, failures
+
+
+def verdict(failures: list[str]) -> None:
+    """The last line; exits non-zero on any failure."""
+    if failures:
+        print("verdict: FAILED: " + "; ".join(failures), flush=True)
+        sys.exit(1)
+    print("verdict: OK", flush=True)
+
+
+# ------------------------------------------------------------------ cut clients
+
+
+def cut_clients(port: int, data_dir: Path) -> None:
+    """CUT_ROUNDS rounds of wrk on each of CUT_SCENARIOS at once, every wrk
+    killed with SIGKILL CUT_AFTER_S into its run: the requests in flight
+    (and their database work behind the gateway) are cut at the client."""
+    scenarios = [BY_KEY[key] for key in CUT_SCENARIOS]
+    print(f"cut clients: {CUT_ROUNDS} rounds of wrk -c {CUT_CONNECTIONS} -t 2 on "
+          + " and ".join(s.title for s in scenarios) + f" at once, killed with SIGKILL after {CUT_AFTER_S} s",
+          flush=True)
+    for round_ in range(1, CUT_ROUNDS + 1):
+        running = []
+        for scenario in scenarios:
+            # Asked for far longer than it is given: it must still be running when cut.
+            cmd, env = wrk_command(port, scenario, CUT_CONNECTIONS, 60, data_dir)
+            running.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                            text=True))
+        time.sleep(CUT_AFTER_S)
+        for wrk in running:
+            if wrk.poll() is not None:
+                sys.exit(f"wrk ended ({wrk.returncode}) before it was cut:\n{wrk.communicate()[1]}")
+            wrk.kill()
+            wrk.communicate()
+        log(f"round {round_}: wrk killed")
+        # The next round's connections start after this round's are gone, so
+        # each round is a cut of its own.
+        time.sleep(0.5)
 
 
 # ------------------------------------------------------------------ output
@@ -532,6 +773,11 @@ def machine_state() -> dict:
     return {"loadavg": [float(x) for x in load], "cargo_rustc_nextest_processes": len(busy)}
 
 
+def git_head() -> str:
+    return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True).stdout.strip()
+
+
 def machine_description() -> dict:
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -550,6 +796,15 @@ def machine_description() -> dict:
 
 
 # ------------------------------------------------------------------ main
+
+
+def keep_running(platform_: Platform) -> None:
+    log(f"platform left running: http://127.0.0.1:{platform_.gateway_port} (Ctrl-C stops)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
 
 
 def env_overrides(pairs: list[str]) -> dict[str, str]:
@@ -579,6 +834,11 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for the three services (repeatable), e.g. DB_MAX_CONNECTIONS=8")
     parser.add_argument("--keep", action="store_true", help="leave the platform running at the end (Ctrl-C stops)")
+    parser.add_argument("--cut-clients", action="store_true",
+                        help=f"instead of the scenarios: {CUT_ROUNDS} rounds of wrk at {CUT_CONNECTIONS} connections on"
+                        f" product lists and on orders at once, killed with SIGKILL after {CUT_AFTER_S} s, then the"
+                        " invariant and the notice count; fails on any violation or notice; writes"
+                        " cut-clients.json (default: to target/bench)")
     args = parser.parse_args()
 
     if args.quick:
@@ -587,7 +847,7 @@ def main() -> None:
         args.connections = "16"
     scenarios = [BY_KEY[k.strip()] for k in args.scenarios.split(",") if k.strip()]
     connections = [int(c) for c in args.connections.split(",")]
-    out_dir = args.out or (REPO / "target" / "bench" if args.quick else BENCH_DIR)
+    out_dir = args.out or (REPO / "target" / "bench" if args.quick or args.cut_clients else BENCH_DIR)
     out_dir.mkdir(parents=True, exist_ok=True)
     work_dir = REPO / "target" / "bench"
     data_dir = Path(tempfile.mkdtemp(prefix="data-", dir=work_dir.mkdir(parents=True, exist_ok=True) or work_dir))
@@ -609,7 +869,7 @@ def main() -> None:
     pg.recreate("bench_catalog")
     pg.recreate("bench_orders")
     ceilings = None
-    if not args.no_ceilings and any(s.ceiling for s in scenarios):
+    if not args.cut_clients and not args.no_ceilings and any(s.ceiling for s in scenarios):
         log("ceiling database bench_ceiling (pgbench)")
         ceilings = Ceilings(pg, pgbench)
         ceilings.prepare()
@@ -618,15 +878,27 @@ def main() -> None:
     platform_ = start_platform(pg, bin_dir, work_dir / "logs", service_env)
     results = []
     try:
-        log("seeding 1,000 products and a hot one through POST /api/products")
-        seed_ = seed(platform_.gateway_port)
-        (data_dir / "products.txt").write_text("\n".join(seed_.spread) + "\n")
-        (data_dir / "hot.txt").write_text(seed_.hot + "\n")
-        # A few orders to start from, so the webhook and mix scenarios have
-        # pending orders even when run alone.
-        for pid in random.sample(seed_.spread, 50):
-            http_json(platform_.gateway_port, "POST", "/api/orders",
-                      {"customer_id": 1, "products": [{"product_id": pid, "quantity": 1}]})
+        seed_ = seed_platform(platform_.gateway_port, data_dir)
+        if args.cut_clients:
+            cut_clients(platform_.gateway_port, data_dir)
+            check, notices, failures = judge(pg, platform_, seed_, service_env, time.monotonic())
+            (out_dir / "cut-clients.json").write_text(json.dumps({
+                "started": started.isoformat(timespec="seconds"),
+                "git": git_head(),
+                "binaries": str(bin_dir),
+                "service_env": service_env,
+                "rounds": CUT_ROUNDS,
+                "cut_after_s": CUT_AFTER_S,
+                "connections": CUT_CONNECTIONS,
+                "scenarios": CUT_SCENARIOS,
+                "invariant": check,
+                "notices": notices,
+            }, indent=2) + "\n")
+            log(f"wrote {out_dir / 'cut-clients.json'}")
+            verdict(failures)
+            if args.keep:
+                keep_running(platform_)
+            return
 
         autovacuum = pg.autovacuum_on()
         if not autovacuum:
@@ -664,15 +936,7 @@ def main() -> None:
                     "wrk": measured.detail,
                 })
 
-        check = invariant(pg, seed_)
-        verdict = "OK" if check["lost"] == 0 and check["oversold"] == 0 else "VIOLATED"
-        print(
-            f"invariant ({verdict}): initial stock {check['initial']} = current {check['current']}"
-            f" + units in live orders {check['live_units']}: {check['lost']} lost, {check['oversold']} oversold"
-            f" (orders by status {check['orders']}; catalog reservations {check['reservations']};"
-            f" reserving {check['reserving']}, outbox {check['outbox']})",
-            flush=True,
-        )
+        check, notices, failures = judge(pg, platform_, seed_, service_env, time.monotonic())
         rss = {p.name: p.peak_rss_kib() for p in platform_.processes}
         cpu = {p.name: p.cpu_seconds() for p in platform_.processes}
         print("peak RSS: " + ", ".join(f"{name} {kib / 1024:.1f} MiB" for name, kib in rss.items() if kib),
@@ -691,10 +955,10 @@ def main() -> None:
             "machine": machine_description(),
             "quiet_before": quiet_before,
             "quiet_after": quiet_after,
-            "git": subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                                  capture_output=True, text=True).stdout.strip(),
+            "git": git_head(),
             "results": results,
             "invariant": check,
+            "notices": notices,
             "service_env": service_env,
             "autovacuum": autovacuum,
             "binaries": str(bin_dir),
@@ -710,17 +974,11 @@ def main() -> None:
             log(f"wrote {out_dir / 'results.json'} and {out_dir / 'chart.svg'}")
         except ImportError as error:
             log(f"no chart ({error}); wrote {out_dir / 'results.json'}")
-        if verdict != "OK":
-            sys.exit(1)
         if args.quick and any(r["non_2xx"] for r in results):
-            sys.exit("smoke run: some requests were not answered 2xx")
+            failures.append("smoke run: some requests were not answered 2xx")
+        verdict(failures)
         if args.keep:
-            log(f"platform left running: http://127.0.0.1:{platform_.gateway_port} (Ctrl-C stops)")
-            try:
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                pass
+            keep_running(platform_)
     finally:
         platform_.stop()
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -2,19 +2,29 @@
 # The load benchmark (issue 6): builds the release binaries, starts the whole
 # platform on fresh databases, seeds it through the public API, drives it with
 # wrk, measures the PostgreSQL ceilings with pgbench in the same run, and prints
-# one line per scenario and concurrency, the invariant check and peak RSS.
-# Writes results.json and chart.svg next to this script (--quick: under
-# target/bench/ instead, so smoke runs leave the tree alone).
+# one line per scenario and concurrency, then (once the order service's
+# reconciler has released what the load left) the invariant check, per product
+# and per order, and the count of "transaction in progress" notices in each
+# service's log, and peak RSS. Writes results.json and chart.svg next to this
+# script (--quick: under target/bench/ instead, so smoke runs leave the tree
+# alone). Exits non-zero on any invariant violation or notice.
 #
 #   bash deploy/bench/run.sh              # full run: 7 scenarios x (1, 16, 64) connections, 10 s each
 #   bash deploy/bench/run.sh --quick      # smoke run: one scenario at 16 connections, 5 s
 #   bash deploy/bench/run.sh --help       # every option
 #   bash deploy/bench/run.sh --quick --no-build --bin-dir target/debug --no-ceilings
 #                                         # smoke run on the debug binaries the tests built
+#   bash deploy/bench/run.sh --cut-clients --no-build --bin-dir target/debug
+#       # the check that cut clients leave no pooled connection inside a
+#       # transaction: 10 rounds of wrk -c 64 on GET /api/products?page_size=20
+#       # and POST /api/orders at once, each killed with SIGKILL after 1.3 s,
+#       # then the invariant and the notice count; non-zero exit on any
+#       # violation or notice (~40 s; writes target/bench/cut-clients.json)
 #
 # Needs PostgreSQL on 127.0.0.1:5432 (user postgres; BENCH_POSTGRES_URL to
 # override) and installs what is missing: wrk (apt), pgbench (apt,
-# postgresql-15 / postgresql-client), matplotlib (pip).
+# postgresql-15 / postgresql-client), matplotlib (pip, into a virtual
+# environment under target/bench/venv).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -38,10 +48,18 @@ if [ -z "$PGBENCH" ] || [ ! -x "$PGBENCH" ]; then
     PGBENCH="$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | sort -V | tail -n1)"
 fi
 export PGBENCH
-# The chart needs matplotlib; a smoke run does without it.
-if [[ " $* " != *" --quick "* ]] && ! python3 -c 'import matplotlib' 2>/dev/null; then
-    say "installing matplotlib (pip)"
-    python3 -m pip install --quiet matplotlib
+# The chart needs matplotlib; a smoke run and --cut-clients do without it. It
+# goes into a virtual environment: Debian's system Python refuses a plain
+# `pip install` (PEP 668), and its venv module comes in python3-venv.
+PYTHON=python3
+if [[ " $* " != *" --quick "* && " $* " != *" --cut-clients "* ]] && ! python3 -c 'import matplotlib' 2>/dev/null; then
+    VENV=target/bench/venv
+    if ! "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
+        say "installing matplotlib (pip, into $VENV)"
+        python3 -m venv "$VENV" >/dev/null 2>&1 || { rm -rf "$VENV"; apt_install python3-venv; python3 -m venv "$VENV"; }
+        "$VENV/bin/python" -m pip install --quiet matplotlib
+    fi
+    PYTHON="$VENV/bin/python"
 fi
 
 if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
@@ -55,4 +73,4 @@ if [[ " $* " != *" --no-build "* ]]; then
     cargo build --release --workspace --bins
 fi
 
-exec python3 deploy/bench/bench.py "$@"
+exec "$PYTHON" deploy/bench/bench.py "$@"
