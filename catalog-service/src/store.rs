@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::{
-        product::{NewProduct, PageRequest, Product, ProductPatch, StockFilter},
+        product::{NewProduct, PageRequest, Product, ProductPatch, StockFilter, stock},
         reservation::{
             self, ReservationRequest, ReservationState, ReservedLine, StockLedger, StockRow,
         },
@@ -140,11 +140,15 @@ impl Store {
         if patch.is_empty() {
             return self.get_product(id).await;
         }
+        let mut tx = self.pool.begin().await?;
+        if let Some(quantity) = patch.quantity {
+            check_room_for_held_units(&mut tx, id, quantity.units()).await?;
+        }
         let (set_description, description) = match &patch.description {
             None => (false, None),
             Some(description) => (true, description.as_ref().map(|d| d.as_str())),
         };
-        sqlx::query_as::<_, Product>(
+        let updated = sqlx::query_as::<_, Product>(
             "UPDATE products SET \
                 name = COALESCE($2, name), \
                 description = CASE WHEN $3 THEN $4 ELSE description END, \
@@ -160,9 +164,11 @@ impl Store {
         .bind(description)
         .bind(patch.price.map(|p| p.amount()))
         .bind(patch.quantity.map(|q| q.units()))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?
-        .ok_or(CatalogError::ProductNotFound(id))
+        .ok_or(CatalogError::ProductNotFound(id))?;
+        tx.commit().await?;
+        Ok(updated)
     }
 
     #[tracing::instrument(skip(self))]
@@ -419,6 +425,36 @@ impl Store {
             ))),
         }
     }
+}
+
+/// Refuses a stock level that would not leave room for the units pending
+/// orders hold: each of them may come back (a cancel), and stock plus every
+/// held unit must still fit in a 32-bit quantity, or the release would fail
+/// for ever. Locks the product row first (reservations and releases take it
+/// too), then sums the held units in a statement of its own, which sees every
+/// reservation committed before the lock was granted.
+async fn check_room_for_held_units(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+    quantity: i32,
+) -> Result<(), CatalogError> {
+    let exists: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM products WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    if exists.is_none() {
+        return Err(CatalogError::ProductNotFound(id));
+    }
+    let held: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(sum(l.quantity), 0)::int8 FROM reservation_lines l \
+         JOIN reservations r ON r.id = l.reservation_id \
+         WHERE l.product_id = $1 AND r.state = 'held'",
+    )
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    stock::room_for_held(quantity, held).map_err(CatalogError::invalid)
 }
 
 /// A reservation's state and lines (in product id order), read in `tx`.

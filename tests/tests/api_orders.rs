@@ -379,3 +379,43 @@ async fn forty_concurrent_orders_for_stock_ten_sell_exactly_ten() {
     let orders = p.get("/api/orders?page_size=100").await;
     assert_eq!(orders.json["total"], 10);
 }
+
+/// Held units come back on cancel, so stock may not be set so high that they
+/// would no longer fit in a 32-bit quantity: refused (422, naming the most it
+/// may be), while the most that fits is accepted and a cancel then brings
+/// every held unit back, exactly to the limit.
+#[tokio::test]
+async fn stock_cannot_be_set_past_the_room_its_held_units_need() {
+    let p = spawn_platform().await;
+    let product = p.create_product("Crate", "3.00", 10).await;
+    let product_id = id_of(&product).to_owned();
+    let order = p.create_order(7, &[(&product_id, 5)]).await;
+    order.expect(201);
+    let path = format!("/api/products/{product_id}");
+
+    let refused = p.put(&path, &json!({"quantity": 2_147_483_647_i64})).await;
+
+    let detail = refused.problem(422);
+    assert_eq!(refused.violated_fields(), ["quantity"], "{detail}");
+    assert!(
+        refused.json["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 2147483642"),
+        "{}",
+        refused.json
+    );
+    assert_eq!(p.stock_of(&product_id).await, 5, "nothing changed");
+
+    p.put(&path, &json!({"quantity": 2_147_483_642_i64}))
+        .await
+        .expect(200);
+    set_status(&p, id_of(&order.json), "canceled")
+        .await
+        .expect(200);
+    assert_eq!(p.stock_of(&product_id).await, 2_147_483_647);
+    // Nothing held any more: the top is reachable, and not beyond.
+    p.put(&path, &json!({"quantity": 2_147_483_647_i64}))
+        .await
+        .expect(200);
+}

@@ -114,6 +114,50 @@ impl Stock {
     }
 }
 
+/// How stock and the units pending orders hold must relate.
+pub mod stock {
+    use proto::errors::Violation;
+
+    /// Stock plus every held unit may not exceed this: a held unit comes back
+    /// to stock when its order is canceled, and stock is a 32-bit quantity.
+    pub const MAX_WITH_HELD: i64 = i32::MAX as i64;
+
+    /// Whether a product may be set to `quantity` while `held` of its units
+    /// are held by pending orders.
+    pub fn room_for_held(quantity: i32, held: i64) -> Result<(), Violation> {
+        if i64::from(quantity) + held <= MAX_WITH_HELD {
+            return Ok(());
+        }
+        Err(Violation::new(
+            "quantity",
+            format!(
+                "with the {held} units held by pending orders (which come back on cancel), \
+                 quantity may be at most {}",
+                (MAX_WITH_HELD - held).max(0)
+            ),
+        ))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn stock_plus_held_units_must_fit_in_32_bits() {
+            assert!(room_for_held(i32::MAX, 0).is_ok());
+            assert!(room_for_held(i32::MAX - 5, 5).is_ok());
+            let refused = room_for_held(i32::MAX - 4, 5).unwrap_err();
+            assert_eq!(refused.field, "quantity");
+            assert!(
+                refused.message.contains("at most 2147483642"),
+                "{}",
+                refused.message
+            );
+            assert!(room_for_held(0, 0).is_ok());
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewProduct {
     pub name: ProductName,
