@@ -12,6 +12,7 @@
 //! connections and tests run in parallel.
 
 pub mod catalog;
+pub mod chaos;
 pub mod gateway;
 pub mod order;
 pub mod otlp;
