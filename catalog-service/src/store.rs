@@ -438,11 +438,10 @@ async fn check_room_for_held_units(
     id: Uuid,
     quantity: i32,
 ) -> Result<(), CatalogError> {
-    let exists: Option<i32> =
-        sqlx::query_scalar("SELECT 1 FROM products WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM products WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
     if exists.is_none() {
         return Err(CatalogError::ProductNotFound(id));
     }
