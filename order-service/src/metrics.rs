@@ -33,7 +33,7 @@ pub struct OrderMetrics {
     pub rejections: Family<ReasonLabel, Counter>,
     /// What the reconciler did, by action: `abandoned_stuck_order`,
     /// `delivered_outbox`, `delivery_failed`,
-    /// `pruned_idempotency_keys`.
+    /// `pruned_idempotency_keys`, `pruned_payment_events`.
     pub reconciler_actions: Family<ActionLabel, Counter>,
 }
 

@@ -5,7 +5,9 @@
 //!   conditional on `reserving`, so a saga that confirms first keeps its
 //!   order and one that confirms later finds it abandoned);
 //! - outbox rows that are due: deliver them;
-//! - idempotency keys older than 24 hours: forget them.
+//! - idempotency keys older than 24 hours: forget them;
+//! - payment event ids older than the retention (PAYMENT_EVENT_RETENTION_DAYS,
+//!   30 days by default): forget them, in batches.
 //!
 //! Replicas may all run it: abandoning is a conditional update (one replica
 //! wins) and outbox rows are taken with a lease, so no two replicas deliver
@@ -28,8 +30,20 @@ use crate::{
 /// How long idempotency keys are kept (the contract promises at least 24 h).
 pub const IDEMPOTENCY_KEY_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// How long payment event ids are remembered unless configured otherwise
+/// (PAYMENT_EVENT_RETENTION_DAYS): far longer than any processor retries a
+/// delivery.
+pub const DEFAULT_PAYMENT_EVENT_RETENTION_DAYS: u64 = 30;
+const DEFAULT_PAYMENT_EVENT_RETENTION: Duration =
+    Duration::from_secs(DEFAULT_PAYMENT_EVENT_RETENTION_DAYS * 24 * 60 * 60);
+
 /// Rows handled per kind and pass; the rest waits for the next pass.
 const BATCH: i64 = 100;
+
+/// Payment event ids deleted per statement. Unlike the rows above, a pass
+/// prunes every expired one (batch after batch, each a short transaction), so
+/// the table cannot grow faster than it is pruned.
+const PRUNE_BATCH: i64 = 1_000;
 
 /// A handle on the reconciler; cheap to clone. Tests call
 /// [`Reconciler::reconcile_once`] to run a pass at a moment of their choosing.
@@ -38,6 +52,8 @@ pub struct Reconciler {
     store: Store,
     relay: Relay,
     grace: Duration,
+    /// Age past which payment event ids are forgotten.
+    payment_event_retention: Duration,
     metrics: OrderMetrics,
     /// Number of passes the background loop has completed.
     passes: Arc<watch::Sender<u64>>,
@@ -51,6 +67,8 @@ pub struct ReconcileReport {
     pub delivered: usize,
     pub delivery_failed: usize,
     pub keys_pruned: u64,
+    /// Payment event ids forgotten (older than the retention).
+    pub events_pruned: u64,
 }
 
 impl ReconcileReport {
@@ -65,9 +83,17 @@ impl Reconciler {
             store,
             relay,
             grace,
+            payment_event_retention: DEFAULT_PAYMENT_EVENT_RETENTION,
             metrics,
             passes: Arc::new(watch::channel(0).0),
         }
+    }
+
+    /// Remembers payment event ids for `retention` instead of the default
+    /// (PAYMENT_EVENT_RETENTION_DAYS, `Config::payment_event_retention`).
+    pub fn with_payment_event_retention(mut self, retention: Duration) -> Self {
+        self.payment_event_retention = retention;
+        self
     }
 
     /// One pass over everything there is to reconcile.
@@ -115,11 +141,22 @@ impl Reconciler {
             .store
             .prune_idempotency_keys(IDEMPOTENCY_KEY_RETENTION)
             .await?;
+        while !stopped() {
+            let pruned = self
+                .store
+                .prune_payment_events(self.payment_event_retention, PRUNE_BATCH)
+                .await?;
+            report.events_pruned += pruned;
+            if pruned < PRUNE_BATCH as u64 {
+                break;
+            }
+        }
         let actions = [
             ("abandoned_stuck_order", report.rejected as u64),
             ("delivered_outbox", report.delivered as u64),
             ("delivery_failed", report.delivery_failed as u64),
             ("pruned_idempotency_keys", report.keys_pruned),
+            ("pruned_payment_events", report.events_pruned),
         ];
         for (action, count) in actions {
             self.metrics.reconciler_action(action, count);

@@ -30,6 +30,9 @@ pub mod reason {
     pub const ORDER_NOT_PENDING: &str = "ORDER_NOT_PENDING";
     /// Metadata: `from`, `to`.
     pub const INVALID_PAYMENT_TRANSITION: &str = "INVALID_PAYMENT_TRANSITION";
+    /// ALREADY_EXISTS: a payment event id already recorded for another order
+    /// or another payment status; the delivery was not applied.
+    pub const EVENT_ID_REUSED: &str = "EVENT_ID_REUSED";
 }
 
 /// `ErrorInfo.metadata` keys.

@@ -1,10 +1,14 @@
-//! `POST /api/payment-webhook` over real HTTP: both signature forms, secret
+//! `POST /api/payment-webhook` over real HTTP: the three signature forms
+//! (original and timestamped `X-Signature`, Standard Webhooks), secret
 //! rotation, every refusal (401), body problems (400), size (413), the order
-//! service's answers (404, 400), and event ids.
+//! service's answers (404, 400), and event ids: a repeat is applied once, an
+//! id reused for another delivery is refused (409), never acknowledged and
+//! dropped.
 
 use serde_json::{Value, json};
 use tests::gateway::{
-    Platform, WEBHOOK_SECRET, now_unix, sign, sign_timestamped, spawn_platform, spawn_platform_with,
+    Platform, Reply, WEBHOOK_SECRET, now_unix, sign, sign_timestamped, spawn_platform,
+    spawn_platform_with,
 };
 
 fn id_of(value: &Value) -> String {
@@ -286,4 +290,445 @@ async fn event_ids_make_redelivery_harmless() {
     replay.expect(200);
     assert_eq!(replay.json["payment_status"], "paid");
     assert_eq!(payment_status_of(&p, &order_id).await, "paid");
+}
+
+// ---- Event ids that cannot be forged ------------------------------------------
+
+/// Extra request headers: (name, value), in order.
+type Headers = Vec<(&'static str, String)>;
+
+/// Posts `body` with these extra headers (added, never replacing: a name
+/// given twice is sent twice).
+async fn deliver(p: &Platform, body: &[u8], headers: &[(&str, String)]) -> Reply {
+    let mut request = p
+        .http
+        .post(p.url("/api/payment-webhook"))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body.to_vec());
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    Reply::read(request.send().await.expect("gateway reachable")).await
+}
+
+/// HMAC-SHA256, computed here with the `hmac` crate, apart from the gateway.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).expect("any key length");
+    mac.update(message);
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Base64, standard alphabet, padded: written here so that the test does not
+/// share the gateway's code (checked against the specification's example in
+/// `the_test_signer_matches_the_standard_webhooks_example`).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// `v1,<base64 of HMAC(key, "<id>.<timestamp>.<body>")>`.
+fn standard_signature(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut message = format!("{id}.{timestamp}.").into_bytes();
+    message.extend_from_slice(body);
+    format!("v1,{}", base64(&hmac_sha256(key, &message)))
+}
+
+/// The three Standard Webhooks headers of a delivery signed with `key` now.
+fn standard(key: &[u8], id: &str, body: &[u8]) -> Headers {
+    standard_at(key, id, now_unix(), body)
+}
+
+fn standard_at(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> Headers {
+    vec![
+        ("webhook-id", id.to_owned()),
+        ("webhook-timestamp", timestamp.to_string()),
+        (
+            "webhook-signature",
+            standard_signature(key, id, timestamp, body),
+        ),
+    ]
+}
+
+/// A key for `whsec_` secrets, and that secret.
+const WHSEC_KEY: &[u8] = b"\x8b\x01\xfe-a-key-of-32-random-bytes-\x00\x7f";
+
+fn whsec_secret() -> String {
+    format!("whsec_{}", base64(WHSEC_KEY))
+}
+
+#[test]
+fn the_test_signer_matches_the_standard_webhooks_example() {
+    // The example of the Standard Webhooks specification: secret
+    // whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw (the key is its base64 part).
+    let key = [
+        0x31, 0xf2, 0x90, 0xf6, 0xbf, 0x06, 0x29, 0x8a, 0xab, 0x4f, 0x08, 0xd4, 0x3c, 0x3f, 0x08,
+        0x2c, 0xf6, 0x48, 0xa3, 0x62, 0xda, 0x2d, 0xa4, 0xb0,
+    ];
+    assert_eq!(base64(&key), "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    assert_eq!(
+        standard_signature(
+            &key,
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1_614_265_330,
+            br#"{"test": 2432232314}"#
+        ),
+        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_delivery_under_another_events_id_never_drops_that_event() {
+    let p = spawn_platform().await;
+    let a = with_order(&p).await;
+    let b = with_order(&p).await;
+
+    // The processor's genuine delivery for A (original form, no event id);
+    // an attacker captures it and replays it under the id of B's next event.
+    let for_a = payment(&a, "paid");
+    let captured = sign(WEBHOOK_SECRET, &for_a);
+    deliver(&p, &for_a, &[("X-Signature", captured.clone())])
+        .await
+        .expect(200);
+    let replay = deliver(
+        &p,
+        &for_a,
+        &[
+            ("X-Signature", captured),
+            ("Webhook-Id", "evt_b_paid".into()),
+        ],
+    )
+    .await;
+    // A is paid already: the replay changes nothing there.
+    replay.expect(200);
+    assert_eq!(payment_status_of(&p, &a).await, "paid");
+
+    // B's genuine event then comes with that id: refused with 409 (nothing
+    // applied, and the processor is told so), never "200, unpaid".
+    let for_b = payment(&b, "paid");
+    let genuine = deliver(
+        &p,
+        &for_b,
+        &[
+            ("X-Signature", sign(WEBHOOK_SECRET, &for_b)),
+            ("Webhook-Id", "evt_b_paid".into()),
+        ],
+    )
+    .await;
+    let detail = genuine.problem(409);
+    assert!(
+        detail.contains("already used for another delivery"),
+        "{detail}"
+    );
+    assert_eq!(payment_status_of(&p, &b).await, "unpaid");
+    // Sent again under an id of its own (or signed with Standard Webhooks),
+    // it is applied.
+    let fresh = deliver(
+        &p,
+        &for_b,
+        &[
+            ("X-Signature", sign(WEBHOOK_SECRET, &for_b)),
+            ("Webhook-Id", "evt_b_paid_2".into()),
+        ],
+    )
+    .await;
+    fresh.expect(200);
+    assert_eq!(fresh.json["payment_status"], "paid");
+
+    // The same with the timestamped form, and with a captured delivery for
+    // the same order but another status: B2 failed, replayed under the id of
+    // B2's later "paid" event.
+    let b2 = with_order(&p).await;
+    let failed = payment(&b2, "failed");
+    let captured = sign_timestamped(WEBHOOK_SECRET, now_unix(), &failed);
+    deliver(
+        &p,
+        &failed,
+        &[
+            ("X-Signature", captured.clone()),
+            ("Webhook-Id", "evt_b2_failed".into()),
+        ],
+    )
+    .await
+    .expect(200);
+    deliver(
+        &p,
+        &failed,
+        &[
+            ("X-Signature", captured),
+            ("Webhook-Id", "evt_b2_paid".into()),
+        ],
+    )
+    .await
+    .expect(200);
+    let paid = payment(&b2, "paid");
+    let genuine = deliver(
+        &p,
+        &paid,
+        &[
+            (
+                "X-Signature",
+                sign_timestamped(WEBHOOK_SECRET, now_unix(), &paid),
+            ),
+            ("Webhook-Id", "evt_b2_paid".into()),
+        ],
+    )
+    .await;
+    genuine.problem(409);
+    assert_eq!(payment_status_of(&p, &b2).await, "failed");
+
+    // An id in the body (signed with the body) reused for another order is
+    // refused the same way.
+    let c = with_order(&p).await;
+    let reply = p
+        .signed_webhook(
+            &json!({"order_id": c, "payment_status": "paid", "event_id": "evt_b_paid_2"}),
+        )
+        .await;
+    reply.problem(409);
+    assert_eq!(payment_status_of(&p, &c).await, "unpaid");
+}
+
+#[tokio::test]
+async fn standard_webhooks_deliveries_are_accepted() {
+    let p = spawn_platform().await;
+    let order_id = with_order(&p).await;
+
+    // One signature, the configured secret used as raw bytes.
+    let failed = payment(&order_id, "failed");
+    let reply = deliver(
+        &p,
+        &failed,
+        &standard(WEBHOOK_SECRET.as_bytes(), "msg_1", &failed),
+    )
+    .await;
+    reply.expect(200);
+    assert_eq!(
+        reply.json,
+        json!({"message": "Payment status updated successfully", "order_id": order_id, "payment_status": "failed"})
+    );
+
+    // Several signatures, one valid: another version, a wrong key, then ours.
+    let paid = payment(&order_id, "paid");
+    let mut headers = standard(WEBHOOK_SECRET.as_bytes(), "msg_2", &paid);
+    let t: i64 = headers[1].1.parse().unwrap();
+    headers[2].1 = format!(
+        "v1a,c2lnbmVkIHdpdGggZWQyNTUxOQ== {} {}",
+        standard_signature(b"a-key-we-do-not-have", "msg_2", t, &paid),
+        headers[2].1
+    );
+    let reply = deliver(&p, &paid, &headers).await;
+    reply.expect(200);
+    assert_eq!(reply.json["payment_status"], "paid");
+    // X-Signature is not looked at when webhook-signature is present.
+    let other = with_order(&p).await;
+    let body = payment(&other, "paid");
+    let mut headers = standard(WEBHOOK_SECRET.as_bytes(), "msg_3", &body);
+    headers.push(("X-Signature", "not a signature".into()));
+    deliver(&p, &body, &headers).await.expect(200);
+}
+
+#[tokio::test]
+async fn standard_webhooks_take_whsec_secrets_and_rotation() {
+    let p = spawn_platform_with(|config| {
+        config.webhook_secret = Some(format!("{}, {WEBHOOK_SECRET}", whsec_secret()));
+    })
+    .await;
+    let first = with_order(&p).await;
+    let second = with_order(&p).await;
+
+    // whsec_<base64>: the key is the decoded bytes...
+    let body = payment(&first, "paid");
+    deliver(&p, &body, &standard(WHSEC_KEY, "msg_whsec", &body))
+        .await
+        .expect(200);
+    // ...not the text of the secret.
+    let body = payment(&second, "paid");
+    let with_text = standard(whsec_secret().as_bytes(), "msg_text", &body);
+    assert_eq!(
+        deliver(&p, &body, &with_text).await.problem(401),
+        "Invalid signature"
+    );
+    // The other configured secret (rotation) works too.
+    deliver(
+        &p,
+        &body,
+        &standard(WEBHOOK_SECRET.as_bytes(), "msg_rotated", &body),
+    )
+    .await
+    .expect(200);
+    // The X-Signature forms keep using every secret as written.
+    let third = with_order(&p).await;
+    let body = payment(&third, "paid");
+    deliver(&p, &body, &[("X-Signature", sign(&whsec_secret(), &body))])
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn standard_webhooks_refusals_are_401() {
+    let p = spawn_platform().await;
+    let order_id = with_order(&p).await;
+    let body = payment(&order_id, "paid");
+    let key = WEBHOOK_SECRET.as_bytes();
+    let good = standard(key, "msg_1", &body);
+    let without =
+        |name: &str| -> Headers { good.iter().filter(|(n, _)| *n != name).cloned().collect() };
+    let replaced = |name: &str, value: &str| -> Headers {
+        good.iter()
+            .map(|(n, v)| {
+                (
+                    *n,
+                    if *n == name {
+                        value.to_owned()
+                    } else {
+                        v.clone()
+                    },
+                )
+            })
+            .collect()
+    };
+
+    let cases: Vec<(&str, Headers, &str)> = vec![
+        (
+            "no webhook-id",
+            without("webhook-id"),
+            "Missing webhook-id header",
+        ),
+        (
+            "no webhook-timestamp",
+            without("webhook-timestamp"),
+            "Missing webhook-timestamp header",
+        ),
+        (
+            "an empty webhook-signature",
+            replaced("webhook-signature", ""),
+            "Missing webhook-signature header",
+        ),
+        (
+            "wrong key",
+            standard(b"another-secret", "msg_1", &body),
+            "Invalid signature",
+        ),
+        (
+            "stale timestamp",
+            standard_at(key, "msg_1", now_unix() - 301, &body),
+            "Invalid signature",
+        ),
+        (
+            "future timestamp",
+            standard_at(key, "msg_1", now_unix() + 301, &body),
+            "Invalid signature",
+        ),
+        (
+            "tampered id (signed for msg_1)",
+            replaced("webhook-id", "msg_2"),
+            "Invalid signature",
+        ),
+        (
+            "tampered timestamp",
+            replaced(
+                "webhook-timestamp",
+                &(good[1].1.parse::<i64>().unwrap() - 1).to_string(),
+            ),
+            "Invalid signature",
+        ),
+        (
+            "over another body",
+            standard(key, "msg_1", &payment(&order_id, "failed")),
+            "Invalid signature",
+        ),
+        (
+            "no v1 signature",
+            replaced("webhook-signature", "v1a,c2lnbmF0dXJl"),
+            "Invalid signature",
+        ),
+        (
+            "not base64",
+            replaced("webhook-signature", "v1,not*base64"),
+            "Invalid signature",
+        ),
+        (
+            "a timestamp that is not unix seconds",
+            replaced("webhook-timestamp", "2026-01-01T00:00:00Z"),
+            "Invalid signature",
+        ),
+        (
+            "two webhook-signature headers",
+            [good.clone(), vec![good[2].clone()]].concat(),
+            "Invalid signature",
+        ),
+        (
+            "two webhook-id headers",
+            [good.clone(), vec![("webhook-id", "msg_9".to_owned())]].concat(),
+            "Invalid signature",
+        ),
+        (
+            "a valid X-Signature does not rescue a bad webhook-signature",
+            [
+                replaced("webhook-signature", "v1,AAAA"),
+                vec![("X-Signature", sign(WEBHOOK_SECRET, &body))],
+            ]
+            .concat(),
+            "Invalid signature",
+        ),
+    ];
+    for (what, headers, expected) in cases {
+        let reply = deliver(&p, &body, &headers).await;
+        assert_eq!(reply.problem(401), expected, "{what}");
+    }
+    assert_eq!(
+        payment_status_of(&p, &order_id).await,
+        "unpaid",
+        "nothing applied"
+    );
+    deliver(&p, &body, &good).await.expect(200);
+}
+
+#[tokio::test]
+async fn the_same_event_delivered_twice_is_applied_once() {
+    let p = spawn_platform().await;
+    let order_id = with_order(&p).await;
+    let key = WEBHOOK_SECRET.as_bytes();
+
+    // msg_failed, delivered twice exactly as sent: 200 both times.
+    let failed = payment(&order_id, "failed");
+    let first_delivery = standard(key, "msg_failed", &failed);
+    for _ in 0..2 {
+        let reply = deliver(&p, &failed, &first_delivery).await;
+        reply.expect(200);
+        assert_eq!(reply.json["payment_status"], "failed");
+    }
+    // msg_paid is applied...
+    let paid = payment(&order_id, "paid");
+    deliver(&p, &paid, &standard(key, "msg_paid", &paid))
+        .await
+        .expect(200);
+    // ...and msg_failed retried later (re-signed, as processors do) is still
+    // the same event: 200, nothing applied (applying it would be refused,
+    // paid is final).
+    let retry = deliver(&p, &failed, &standard(key, "msg_failed", &failed)).await;
+    retry.expect(200);
+    assert_eq!(retry.json["payment_status"], "paid");
+    assert_eq!(payment_status_of(&p, &order_id).await, "paid");
+    // A new event with that status is judged by the rules.
+    deliver(&p, &failed, &standard(key, "msg_failed_again", &failed))
+        .await
+        .problem(400);
 }
