@@ -61,6 +61,24 @@ pub struct Config {
     /// ISO 4217 code of the platform's single currency.
     #[arg(long, env = "CURRENCY", default_value = proto::money::DEFAULT_CURRENCY)]
     pub currency: String,
+
+    // ---- Resource bounds ----------------------------------------------------
+    /// Deepest row a ListProducts page may start at ((page - 1) x page_size);
+    /// deeper pages are refused on `page`. `total` is exact up to this plus
+    /// 100 matching products, an estimate past that (see `proto::paging`).
+    #[arg(long, env = "MAX_LIST_OFFSET", default_value_t = proto::paging::DEFAULT_MAX_LIST_OFFSET)]
+    pub max_list_offset: u32,
+
+    // ---- Mutual TLS (see `proto::tls`) ----------------------------------------
+    // The gRPC server's certificate, key and client CA (TLS_CERT_FILE,
+    // TLS_KEY_FILE, TLS_CLIENT_CA_FILE); all unset: plaintext.
+    #[command(flatten)]
+    pub tls: proto::tls::ServerTlsSettings,
+
+    // What `--probe` presents when the server speaks TLS (GRPC_TLS_CA_FILE,
+    // GRPC_TLS_CERT_FILE, GRPC_TLS_KEY_FILE); the catalog calls no service.
+    #[command(flatten)]
+    pub grpc_tls: proto::tls::ClientTlsSettings,
 }
 
 impl Config {
@@ -95,6 +113,9 @@ impl std::fmt::Debug for Config {
             .field("run_migrations", &self.run_migrations)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("currency", &self.currency)
+            .field("max_list_offset", &self.max_list_offset)
+            .field("tls", &self.tls)
+            .field("grpc_tls", &self.grpc_tls)
             .finish()
     }
 }

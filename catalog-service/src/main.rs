@@ -1,5 +1,6 @@
 //! The `catalog-service` binary: read config, set up telemetry, serve until
-//! SIGTERM / Ctrl-C. With `--probe`, check a running instance's health instead.
+//! SIGTERM / Ctrl-C. With `--probe`, check a running instance's health instead
+//! (over TLS when the service is configured for it).
 
 use std::time::Duration;
 
@@ -10,7 +11,12 @@ use clap::Parser;
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     if config.probe {
-        let serving = proto::grpc::probe(config.listen_addr, Duration::from_secs(2)).await;
+        // TLS exactly when the server speaks it (TLS_* set), with the
+        // GRPC_TLS_* client certificate; a setting that cannot work is an
+        // error (exit 1, with the reason), not a silent failed probe.
+        let tls = proto::tls::probe_tls(&config.tls, &config.grpc_tls)?;
+        let serving =
+            proto::tls::probe(config.listen_addr, Duration::from_secs(2), tls.as_ref()).await;
         std::process::exit(if serving { 0 } else { 1 });
     }
     let telemetry = proto::telemetry::init("catalog-service");

@@ -12,6 +12,11 @@
 //!   ones. gRPC keeps long-lived HTTP/2 connections, which an L4 balancer
 //!   would pin to one pod. When no address is reachable, calls are refused
 //!   at once (503) instead of waiting for one to appear.
+//!
+//! With `GRPC_TLS_CA_FILE` (and the gateway's client certificate,
+//! `GRPC_TLS_CERT_FILE` / `GRPC_TLS_KEY_FILE`), both channels are mutual TLS
+//! (`proto::tls`): the URLs are `https://`, and each service's certificate
+//! is checked against its URL's host.
 
 use std::{
     future::Future,
@@ -99,9 +104,18 @@ impl Backends {
     /// the first request finds them), then keep doing so in the background.
     /// Must be called inside a tokio runtime.
     pub async fn connect(config: &Config, metrics: Metrics) -> anyhow::Result<Self> {
+        // Read and checked once, here; every connection reuses them.
+        let tls = config.grpc_tls.load()?;
+        match &tls {
+            Some(tls) => tracing::info!(?tls, "calls to the services use TLS"),
+            None => {
+                tracing::info!("GRPC_TLS_CA_FILE is not set: calls to the services are plaintext")
+            }
+        }
         let settings = ChannelSettings {
             connect_timeout: config.grpc_connect_timeout(),
             refresh_interval: Duration::from_millis(config.grpc_refresh_ms.max(10)),
+            tls,
         };
         let (catalog, order) = tokio::join!(
             ServiceChannel::connect(&config.catalog_url, config.grpc_balance, &settings),
@@ -256,5 +270,32 @@ mod tests {
             .await
             .unwrap_err();
         assert!(format!("{error:#}").contains("ORDER_URL"), "{error:#}");
+    }
+
+    #[tokio::test]
+    async fn an_https_url_without_tls_settings_stops_the_start() {
+        let mut config = Config::parse_from(["gateway"]);
+        config.catalog_url = "https://127.0.0.1:50051".into();
+        let error = format!(
+            "{:#}",
+            Backends::connect(&config, Metrics::new())
+                .await
+                .unwrap_err()
+        );
+        assert!(error.contains("CATALOG_URL"), "{error}");
+        assert!(error.contains("GRPC_TLS_CA_FILE"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn half_configured_tls_stops_the_start_naming_the_setting() {
+        let mut config = Config::parse_from(["gateway"]);
+        config.grpc_tls.grpc_tls_cert_file = Some("/etc/tls/gateway.pem".into());
+        let error = format!(
+            "{:#}",
+            Backends::connect(&config, Metrics::new())
+                .await
+                .unwrap_err()
+        );
+        assert!(error.contains("GRPC_TLS_KEY_FILE"), "{error}");
     }
 }

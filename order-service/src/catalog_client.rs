@@ -6,7 +6,10 @@
 //! every call carries a deadline (sent to the catalog as `grpc-timeout` and
 //! enforced here), so a hung catalog costs a bounded wait, and no reachable
 //! catalog at all is UNAVAILABLE at once.
-//! The caller's W3C trace context travels with every call.
+//! The caller's W3C trace context travels with every call. With
+//! `GRPC_TLS_*` set, every connection is mutual TLS (`proto::tls`): the
+//! catalog's certificate is checked against CATALOG_URL's host, and this
+//! service presents its own.
 
 use std::{collections::BTreeMap, time::Duration};
 

@@ -96,10 +96,44 @@ pub struct Config {
     #[arg(long, env = "RESERVING_GRACE_SECS", default_value_t = 60)]
     pub reserving_grace_secs: u64,
 
+    /// Days a payment event id is remembered (a repeated delivery within it is
+    /// a no-op); the reconciler forgets older ones. Keep it above the longest
+    /// a payment processor retries a delivery.
+    #[arg(long, env = "PAYMENT_EVENT_RETENTION_DAYS",
+          default_value_t = crate::reconciler::DEFAULT_PAYMENT_EVENT_RETENTION_DAYS,
+          value_parser = clap::value_parser!(u64).range(1..=3650))]
+    pub payment_event_retention_days: u64,
+
     /// First retry delay of an undelivered outbox row, in milliseconds;
     /// doubles with each failure, up to five minutes.
     #[arg(long, env = "OUTBOX_RETRY_BASE_MS", default_value_t = 1000)]
     pub outbox_retry_base_ms: u64,
+
+    // ---- Resource bounds ----------------------------------------------------
+    /// Most lines one order may have (counted as sent); more is refused with
+    /// INVALID_ARGUMENT on `items` (422 on `products` through the gateway).
+    #[arg(long, env = "MAX_ORDER_LINES",
+          default_value_t = crate::domain::new_order::DEFAULT_MAX_ORDER_LINES as u32,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_order_lines: u32,
+
+    /// Deepest row a ListOrders page may start at ((page - 1) x page_size);
+    /// deeper pages are refused on `page`. `total` is exact up to this plus
+    /// 100 matching orders, an estimate past that (see `proto::paging`).
+    #[arg(long, env = "MAX_LIST_OFFSET", default_value_t = proto::paging::DEFAULT_MAX_LIST_OFFSET)]
+    pub max_list_offset: u32,
+
+    // ---- Mutual TLS (see `proto::tls`) ----------------------------------------
+    // The gRPC server's certificate, key and client CA (TLS_CERT_FILE,
+    // TLS_KEY_FILE, TLS_CLIENT_CA_FILE); all unset: plaintext.
+    #[command(flatten)]
+    pub tls: proto::tls::ServerTlsSettings,
+
+    // The catalog channel's TLS (GRPC_TLS_CA_FILE, GRPC_TLS_CERT_FILE,
+    // GRPC_TLS_KEY_FILE; CATALOG_URL then https://), also what `--probe`
+    // presents to this service.
+    #[command(flatten)]
+    pub grpc_tls: proto::tls::ClientTlsSettings,
 }
 
 impl Config {
@@ -139,6 +173,10 @@ impl Config {
         Duration::from_secs(self.reserving_grace_secs)
     }
 
+    pub fn payment_event_retention(&self) -> Duration {
+        Duration::from_secs(self.payment_event_retention_days * 24 * 60 * 60)
+    }
+
     pub fn outbox_retry_base(&self) -> Duration {
         Duration::from_millis(self.outbox_retry_base_ms)
     }
@@ -166,7 +204,15 @@ impl std::fmt::Debug for Config {
             .field("currency", &self.currency)
             .field("reconcile_interval_secs", &self.reconcile_interval_secs)
             .field("reserving_grace_secs", &self.reserving_grace_secs)
+            .field(
+                "payment_event_retention_days",
+                &self.payment_event_retention_days,
+            )
             .field("outbox_retry_base_ms", &self.outbox_retry_base_ms)
+            .field("max_order_lines", &self.max_order_lines)
+            .field("max_list_offset", &self.max_list_offset)
+            .field("tls", &self.tls)
+            .field("grpc_tls", &self.grpc_tls)
             .finish()
     }
 }

@@ -1,6 +1,7 @@
 //! The `order-service` binary: read config, set up telemetry, serve until
 //! SIGTERM / Ctrl-C. With `--probe`, check a running instance's health
-//! instead; with `--migrate-only`, migrate the database and exit.
+//! instead (over TLS when the service is configured for it); with
+//! `--migrate-only`, migrate the database and exit.
 
 use std::time::Duration;
 
@@ -11,7 +12,12 @@ use order_service::{Application, Config};
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     if config.probe {
-        let serving = proto::grpc::probe(config.listen_addr, Duration::from_secs(2)).await;
+        // TLS exactly when the server speaks it (TLS_* set), with the
+        // GRPC_TLS_* client certificate; a setting that cannot work is an
+        // error (exit 1, with the reason), not a silent failed probe.
+        let tls = proto::tls::probe_tls(&config.tls, &config.grpc_tls)?;
+        let serving =
+            proto::tls::probe(config.listen_addr, Duration::from_secs(2), tls.as_ref()).await;
         std::process::exit(if serving { 0 } else { 1 });
     }
     let telemetry = proto::telemetry::init("order-service");

@@ -9,8 +9,15 @@
 //! ones in a tonic balanced [`Channel`] (power of two choices), and re-resolves
 //! on an interval, so new replicas get traffic and removed or dead ones stop
 //! getting it.
+//!
+//! With [`ChannelSettings::tls`] set, every connection is TLS (targets are
+//! then `https://host:port`, and `http://` is refused, as is `https://`
+//! without it): the server's certificate must chain to the configured CA and
+//! name the target's *host*, even though balanced connections go to the
+//! resolved IP addresses (one headless Service name, many pod IPs, one
+//! certificate name).
 
-use std::{collections::BTreeSet, net::SocketAddr, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
 use tokio::{
     net::TcpStream,
@@ -18,13 +25,18 @@ use tokio::{
 };
 use tonic::transport::{Channel, Endpoint, channel::Change};
 
+use crate::tls::ClientTls;
+
 /// How a client channel behaves.
 #[derive(Debug, Clone)]
 pub struct ChannelSettings {
-    /// Bound on establishing one connection (and on one TCP probe).
+    /// Bound on establishing one connection, TLS handshake included (and on
+    /// one TCP probe).
     pub connect_timeout: Duration,
     /// How often targets are re-resolved and probed (balanced channels).
     pub refresh_interval: Duration,
+    /// TLS for every connection (`https://` targets); `None`: plaintext.
+    pub tls: Option<ClientTls>,
 }
 
 impl Default for ChannelSettings {
@@ -32,6 +44,7 @@ impl Default for ChannelSettings {
         Self {
             connect_timeout: Duration::from_secs(1),
             refresh_interval: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -45,6 +58,31 @@ pub fn configure(endpoint: Endpoint, settings: &ChannelSettings) -> Endpoint {
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10))
         .keep_alive_while_idle(true)
+}
+
+/// One connection's endpoint: `authority` (`host:port` or `ip:port`) is
+/// where it connects; with TLS, `server_name` is what the certificate must
+/// name (the target's host, also when `authority` is one of its addresses).
+fn endpoint(
+    authority: &str,
+    server_name: &str,
+    settings: &ChannelSettings,
+) -> Result<Endpoint, String> {
+    let endpoint = match &settings.tls {
+        None => Endpoint::from_shared(format!("http://{authority}")).map_err(|e| e.to_string())?,
+        Some(tls) => Endpoint::from_shared(format!("https://{authority}"))
+            .map_err(|e| e.to_string())?
+            .tls_config(
+                tls.config_for(server_name)
+                    .timeout(settings.connect_timeout),
+            )
+            .map_err(|error| {
+                // tonic says "transport error"; the reason is the source.
+                std::error::Error::source(&error)
+                    .map_or_else(|| error.to_string(), ToString::to_string)
+            })?,
+    };
+    Ok(configure(endpoint, settings))
 }
 
 /// A long-lived channel to one service, built once at start and cloned into
@@ -74,15 +112,19 @@ impl ServiceChannel {
     /// One endpoint, connected on first use (so a process starts while the
     /// service is down).
     pub fn lazy(url: &str, settings: &ChannelSettings) -> Result<Self, TargetError> {
-        let targets = parse_targets(url)?;
+        let targets = parse_targets_for(url, settings)?;
         let [target] = &targets[..] else {
             return Err(TargetError::SeveralWithoutBalancing(url.to_owned()));
         };
-        let endpoint =
-            Endpoint::from_shared(format!("http://{}:{}", bracket(&target.host), target.port))
-                .map_err(|_| TargetError::Malformed(url.to_owned()))?;
+        let authority = format!("{}:{}", bracket(&target.host), target.port);
+        let endpoint = endpoint(&authority, &target.host, settings).map_err(|reason| {
+            TargetError::Unusable {
+                target: url.to_owned(),
+                reason,
+            }
+        })?;
         Ok(Self {
-            channel: configure(endpoint, settings).connect_lazy(),
+            channel: endpoint.connect_lazy(),
             reachable: None,
         })
     }
@@ -92,7 +134,19 @@ impl ServiceChannel {
     /// clone of the channel is dropped). Returns after the first pass (bounded
     /// by twice the connect timeout), so the first call finds addresses.
     pub async fn balanced(targets: &str, settings: &ChannelSettings) -> Result<Self, TargetError> {
-        let targets = parse_targets(targets)?;
+        let targets = parse_targets_for(targets, settings)?;
+        // Every target's endpoint is built once here, so that a host the TLS
+        // configuration cannot check a certificate against stops the start
+        // rather than every later connection.
+        for target in &targets {
+            let authority = format!("{}:{}", bracket(&target.host), target.port);
+            endpoint(&authority, &target.host, settings).map_err(|reason| {
+                TargetError::Unusable {
+                    target: format!("{}:{}", target.host, target.port),
+                    reason,
+                }
+            })?;
+        }
         let (channel, changes) = Channel::balance_channel::<SocketAddr>(64);
         let (count_tx, count_rx) = watch::channel(0);
         let resolver = Resolver {
@@ -100,7 +154,7 @@ impl ServiceChannel {
             settings: settings.clone(),
             changes,
             count: count_tx,
-            current: BTreeSet::new(),
+            current: BTreeMap::new(),
         };
         let mut first_pass = count_rx.clone();
         tokio::spawn(resolver.run());
@@ -153,20 +207,59 @@ fn bracket(host: &str) -> String {
 pub enum TargetError {
     #[error("no target given")]
     Empty,
-    #[error("target {0:?} is not of the form http://host:port")]
+    #[error("target {0:?} is not of the form http://host:port or https://host:port")]
     Malformed(String),
     #[error("{0:?} names several targets: that needs balancing turned on")]
     SeveralWithoutBalancing(String),
+    #[error(
+        "target {0:?} is https:// but this client has no TLS configured: \
+         set GRPC_TLS_CA_FILE (or use http:// for plaintext)"
+    )]
+    HttpsWithoutTls(String),
+    #[error(
+        "target {0:?} is http:// but this client has TLS configured (GRPC_TLS_CA_FILE): \
+         use https://"
+    )]
+    HttpWithTls(String),
+    #[error("target {target:?} cannot be used with the TLS configuration: {reason}")]
+    Unusable { target: String, reason: String },
 }
 
-/// One `http://host:port` target.
+/// One `http://host:port` or `https://host:port` target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub host: String,
     pub port: u16,
+    /// `https://`: TLS, the certificate checked against `host`.
+    pub https: bool,
 }
 
-/// Parses `http://a:1,http://b:2` (spaces allowed after commas).
+/// [`parse_targets`], and every target's scheme matching the settings:
+/// `https://` exactly when TLS is configured, so that a URL never silently
+/// means something other than what it says.
+fn parse_targets_for(
+    targets: &str,
+    settings: &ChannelSettings,
+) -> Result<Vec<Target>, TargetError> {
+    let parsed = parse_targets(targets)?;
+    let tls = settings.tls.is_some();
+    if let Some(wrong) = parsed.iter().find(|target| target.https != tls) {
+        let shown = format!(
+            "{}://{}:{}",
+            if wrong.https { "https" } else { "http" },
+            bracket(&wrong.host),
+            wrong.port
+        );
+        return Err(if wrong.https {
+            TargetError::HttpsWithoutTls(shown)
+        } else {
+            TargetError::HttpWithTls(shown)
+        });
+    }
+    Ok(parsed)
+}
+
+/// Parses `http://a:1,https://b:2` (spaces allowed after commas).
 pub fn parse_targets(targets: &str) -> Result<Vec<Target>, TargetError> {
     let parsed = targets
         .split(',')
@@ -176,9 +269,11 @@ pub fn parse_targets(targets: &str) -> Result<Vec<Target>, TargetError> {
             let uri: http::Uri = t
                 .parse()
                 .map_err(|_| TargetError::Malformed(t.to_owned()))?;
-            if uri.scheme_str() != Some("http") {
-                return Err(TargetError::Malformed(t.to_owned()));
-            }
+            let https = match uri.scheme_str() {
+                Some("http") => false,
+                Some("https") => true,
+                _ => return Err(TargetError::Malformed(t.to_owned())),
+            };
             let host = uri
                 .host()
                 .ok_or_else(|| TargetError::Malformed(t.to_owned()))?;
@@ -190,7 +285,7 @@ pub fn parse_targets(targets: &str) -> Result<Vec<Target>, TargetError> {
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .to_owned();
-            Ok(Target { host, port })
+            Ok(Target { host, port, https })
         })
         .collect::<Result<Vec<_>, _>>()?;
     if parsed.is_empty() {
@@ -206,7 +301,8 @@ struct Resolver {
     settings: ChannelSettings,
     changes: Sender<Change<SocketAddr, Endpoint>>,
     count: watch::Sender<usize>,
-    current: BTreeSet<SocketAddr>,
+    /// The addresses in the channel, each with the host it was resolved from.
+    current: BTreeMap<SocketAddr, String>,
 }
 
 impl Resolver {
@@ -225,43 +321,67 @@ impl Resolver {
     /// One pass; `Err` when the channel is gone.
     async fn sync(&mut self) -> Result<(), ()> {
         let reachable = reachable_addresses(&self.targets, self.settings.connect_timeout).await;
-        for gone in self.current.difference(&reachable) {
-            tracing::info!(address = %gone, "address removed from the balancer");
+        let gone: Vec<SocketAddr> = self
+            .current
+            .keys()
+            .filter(|address| !reachable.contains_key(address))
+            .copied()
+            .collect();
+        for address in gone {
+            tracing::info!(%address, "address removed from the balancer");
             self.changes
-                .send(Change::Remove(*gone))
+                .send(Change::Remove(address))
                 .await
                 .map_err(drop)?;
+            self.current.remove(&address);
         }
-        for new in reachable.difference(&self.current) {
-            let endpoint = Endpoint::from_shared(format!("http://{new}"))
-                .expect("an http URI built from a socket address is valid");
-            tracing::info!(address = %new, "address added to the balancer");
+        for (address, host) in &reachable {
+            if self.current.contains_key(address) {
+                continue;
+            }
+            // Checked at start for every target's host; cannot fail here.
+            let endpoint = match endpoint(&address.to_string(), host, &self.settings) {
+                Ok(endpoint) => endpoint,
+                Err(error) => {
+                    tracing::error!(%address, %host, %error, "cannot build an endpoint");
+                    continue;
+                }
+            };
+            tracing::info!(%address, %host, "address added to the balancer");
             self.changes
-                .send(Change::Insert(*new, configure(endpoint, &self.settings)))
+                .send(Change::Insert(*address, endpoint))
                 .await
                 .map_err(drop)?;
+            self.current.insert(*address, host.clone());
         }
-        self.current = reachable;
         self.count.send_replace(self.current.len());
         Ok(())
     }
 }
 
-/// Every address the targets resolve to that accepts a TCP connection now.
+/// Every address the targets resolve to that accepts a TCP connection now,
+/// each with the host it was resolved from (the name its certificate is
+/// checked against; the first target's, when two resolve to one address).
 pub async fn reachable_addresses(
     targets: &[Target],
     connect_timeout: Duration,
-) -> BTreeSet<SocketAddr> {
-    let mut candidates = BTreeSet::new();
+) -> BTreeMap<SocketAddr, String> {
+    let mut candidates = BTreeMap::new();
     for target in targets {
         match tokio::net::lookup_host((target.host.as_str(), target.port)).await {
-            Ok(addrs) => candidates.extend(addrs),
+            Ok(addrs) => {
+                for addr in addrs {
+                    candidates
+                        .entry(addr)
+                        .or_insert_with(|| target.host.clone());
+                }
+            }
             Err(error) => tracing::warn!(host = %target.host, %error, "cannot resolve"),
         }
     }
-    let probes = candidates.into_iter().map(|addr| async move {
+    let probes = candidates.into_iter().map(|(addr, host)| async move {
         let connected = tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await;
-        matches!(connected, Ok(Ok(_))).then_some(addr)
+        matches!(connected, Ok(Ok(_))).then_some((addr, host))
     });
     futures::future::join_all(probes)
         .await
@@ -277,15 +397,17 @@ mod tests {
     #[test]
     fn parses_lists_of_targets() {
         assert_eq!(
-            parse_targets("http://catalog:50051, http://[::1]:7").unwrap(),
+            parse_targets("http://catalog:50051, https://[::1]:7").unwrap(),
             vec![
                 Target {
                     host: "catalog".into(),
-                    port: 50051
+                    port: 50051,
+                    https: false,
                 },
                 Target {
                     host: "::1".into(),
-                    port: 7
+                    port: 7,
+                    https: true,
                 }
             ]
         );
@@ -299,9 +421,23 @@ mod tests {
             Err(TargetError::Malformed(_))
         ));
         assert!(matches!(
-            parse_targets("https://catalog:1"),
+            parse_targets("ftp://catalog:1"),
             Err(TargetError::Malformed(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn the_scheme_must_match_the_tls_configuration() {
+        // Without TLS configured, an https:// target is refused (it would
+        // otherwise be spoken to in plaintext), lazy or balanced.
+        let settings = ChannelSettings::default();
+        let error = ServiceChannel::lazy("https://catalog:50051", &settings).unwrap_err();
+        assert!(matches!(error, TargetError::HttpsWithoutTls(_)), "{error}");
+        assert!(error.to_string().contains("GRPC_TLS_CA_FILE"), "{error}");
+        let error = ServiceChannel::balanced("http://127.0.0.1:1,https://127.0.0.1:2", &settings)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, TargetError::HttpsWithoutTls(_)), "{error}");
     }
 
     #[tokio::test]
@@ -346,6 +482,9 @@ mod tests {
         drop(down);
         let targets = parse_targets(&format!("http://{up_addr},http://{down_addr}")).unwrap();
         let reachable = reachable_addresses(&targets, Duration::from_millis(500)).await;
-        assert_eq!(reachable, BTreeSet::from([up_addr]));
+        assert_eq!(
+            reachable,
+            BTreeMap::from([(up_addr, "127.0.0.1".to_owned())])
+        );
     }
 }

@@ -55,3 +55,4 @@ pub mod runtime;
 pub mod server;
 pub mod telemetry;
 pub mod time;
+pub mod tls;
