@@ -1,9 +1,12 @@
 //! Extractors whose every refusal is a problem-details answer (never axum's
 //! plain-text rejections): JSON bodies, query strings, UUID path ids, raw
-//! bodies (the webhook), and the `Idempotency-Key` header.
+//! bodies (the webhook), and the `Idempotency-Key` header. Every body is
+//! read through [`RawBody`], so every body is within its route's limit and
+//! the process's body budget ([`crate::limit::BodyBudget`]).
 
 use axum::{
-    body::Bytes,
+    RequestExt,
+    body::{Bytes, HttpBody},
     extract::{FromRequest, FromRequestParts, Path, Query, Request, rejection::BytesRejection},
     http::{HeaderMap, StatusCode, header, request::Parts},
 };
@@ -12,6 +15,7 @@ use uuid::Uuid;
 use crate::{
     error::ApiError,
     json::{BodyError, Fields, Violations},
+    limit::BodyBudget,
     models::{FromBody, FromQuery, QueryPairs},
 };
 
@@ -90,7 +94,12 @@ fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// The complete body as bytes, within the route's limit (413 beyond it).
+/// The complete body as bytes, within the route's limit (413 beyond it),
+/// read under the process's body budget ([`BodyBudget`], when the router
+/// carries one as an extension): charged before the first byte is read, for
+/// its `Content-Length` or else the route's limit, and released once read;
+/// 503 + `Retry-After` when the budget has no room. A `Content-Length` over
+/// the route's limit is refused (413) before anything is read or charged.
 #[derive(Debug)]
 pub struct RawBody(pub Bytes);
 
@@ -98,6 +107,20 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let declared = req.body().size_hint().exact();
+        // The route's limit (DefaultBodyLimit) as a body wrapper: its size
+        // hint's upper bound is the most this body can make us buffer.
+        let req = req.with_limited_body();
+        let most = req.body().size_hint().upper();
+        if let (Some(declared), Some(most)) = (declared, most)
+            && declared > most
+        {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        let _charge = match req.extensions().get::<BodyBudget>() {
+            Some(budget) => Some(budget.charge(most.unwrap_or(u64::MAX))?),
+            None => None,
+        };
         Bytes::from_request(req, state)
             .await
             .map(RawBody)

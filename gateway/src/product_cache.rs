@@ -19,7 +19,12 @@
 //! while it was being fetched (a generation per shard), so an answer fetched
 //! before a change never lands after the change's removal. Entries also
 //! expire after `PRODUCT_CACHE_TTL_MS`, and the cache holds at most
-//! `PRODUCT_CACHE_CAPACITY` of them.
+//! `PRODUCT_CACHE_CAPACITY` of them and at most `PRODUCT_CACHE_MAX_BYTES` of
+//! response bodies: a count alone does not bound memory, since a product's
+//! description has no length limit of its own (only the request body's).
+//! Each of the [`SHARDS`] shards keeps its share of both bounds and evicts
+//! (expired entries first, then any) to stay within them; a body larger than
+//! a shard's share of bytes is never stored.
 
 use std::{
     collections::HashMap,
@@ -41,7 +46,8 @@ use crate::metrics::{CacheLookup, Metrics};
 /// is taken as broken and the cache is bypassed.
 pub const FEED_SILENCE: Duration = Duration::from_secs(3);
 
-const SHARDS: usize = 64;
+/// Independent locks (and shares of the bounds) the cache is split into.
+pub const SHARDS: usize = 64;
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone, Debug)]
@@ -57,6 +63,8 @@ struct Inner {
     shards: Box<[Mutex<Shard>]>,
     hasher: RandomState,
     capacity_per_shard: usize,
+    /// Bytes of bodies one shard may hold.
+    bytes_per_shard: usize,
     ttl: Duration,
     metrics: Metrics,
 }
@@ -67,6 +75,47 @@ struct Shard {
     /// dropped.
     generation: u64,
     entries: HashMap<Uuid, Entry>,
+    /// Sum of the lengths of the entries' bodies.
+    bytes: usize,
+}
+
+impl Shard {
+    fn remove(&mut self, id: &Uuid) {
+        if let Some(entry) = self.entries.remove(id) {
+            self.bytes -= entry.body.len();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
+
+    /// Makes room for one more entry of `incoming` bytes: drops expired
+    /// entries first, then arbitrary ones (the map's order), until the entry
+    /// count and the bytes both fit.
+    fn make_room(&mut self, incoming: usize, capacity: usize, max_bytes: usize, ttl: Duration) {
+        let fits =
+            |shard: &Self| shard.entries.len() < capacity && shard.bytes + incoming <= max_bytes;
+        if fits(self) {
+            return;
+        }
+        let mut freed = 0;
+        self.entries.retain(|_, entry| {
+            let keep = entry.stored.elapsed() < ttl;
+            if !keep {
+                freed += entry.body.len();
+            }
+            keep
+        });
+        self.bytes -= freed;
+        while !fits(self) {
+            let Some(victim) = self.entries.keys().next().copied() else {
+                break;
+            };
+            self.remove(&victim);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -85,14 +134,22 @@ pub struct FillTicket {
 
 impl ProductCache {
     /// A cache of at most `capacity` products (0: never stores), each kept
-    /// at most `ttl`. It stays bypassed until [`watch`] makes it live.
+    /// at most `ttl`, with no bound on bytes beyond the entry count. It stays
+    /// bypassed until [`watch`] makes it live.
     pub fn new(capacity: usize, ttl: Duration, metrics: Metrics) -> Self {
+        Self::bounded(capacity, usize::MAX, ttl, metrics)
+    }
+
+    /// As [`Self::new`], also holding at most `max_bytes` of response bodies
+    /// (each shard its share; 0: never stores).
+    pub fn bounded(capacity: usize, max_bytes: usize, ttl: Duration, metrics: Metrics) -> Self {
         Self {
             inner: Arc::new(Inner {
                 live: AtomicBool::new(false),
                 shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
                 hasher: RandomState::new(),
                 capacity_per_shard: capacity.div_ceil(SHARDS),
+                bytes_per_shard: max_bytes / SHARDS,
                 ttl,
                 metrics,
             }),
@@ -143,7 +200,7 @@ impl ProductCache {
         let Some(generation) = ticket.generation else {
             return;
         };
-        if self.inner.capacity_per_shard == 0 {
+        if self.inner.capacity_per_shard == 0 || body.len() > self.inner.bytes_per_shard {
             return;
         }
         let mut shard = self.shard(&ticket.id);
@@ -151,21 +208,15 @@ impl ProductCache {
         if shard.generation != generation || !self.is_live() {
             return;
         }
-        if shard.entries.len() >= self.inner.capacity_per_shard
-            && !shard.entries.contains_key(&ticket.id)
-        {
-            // Full: make room by dropping expired entries, else any one.
-            let ttl = self.inner.ttl;
-            shard
-                .entries
-                .retain(|_, entry| entry.stored.elapsed() < ttl);
-            if shard.entries.len() >= self.inner.capacity_per_shard {
-                let victim = shard.entries.keys().next().copied();
-                if let Some(victim) = victim {
-                    shard.entries.remove(&victim);
-                }
-            }
-        }
+        // A newer copy replaces the old one: its bytes no longer count.
+        shard.remove(&ticket.id);
+        shard.make_room(
+            body.len(),
+            self.inner.capacity_per_shard,
+            self.inner.bytes_per_shard,
+            self.inner.ttl,
+        );
+        shard.bytes += body.len();
         shard.entries.insert(
             ticket.id,
             Entry {
@@ -180,7 +231,7 @@ impl ProductCache {
         for id in ids {
             let mut shard = self.shard(&id);
             shard.generation += 1;
-            shard.entries.remove(&id);
+            shard.remove(&id);
         }
     }
 
@@ -189,7 +240,7 @@ impl ProductCache {
         for shard in self.inner.shards.iter() {
             let mut shard = lock(shard);
             shard.generation += 1;
-            shard.entries.clear();
+            shard.clear();
         }
     }
 
@@ -227,8 +278,9 @@ impl ProductCache {
     }
 }
 
-/// A panic while holding a shard cannot leave it inconsistent (every change
-/// is one map operation), so a poisoned lock is still usable.
+/// A panic while holding a shard cannot leave it inconsistent (no code that
+/// runs under the lock can panic between changing the map and its byte
+/// count), so a poisoned lock is still usable.
 fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     shard
         .lock()
@@ -375,5 +427,116 @@ mod tests {
         let held = ids.iter().filter(|id| cache.get(id).is_some()).count();
         assert!(held <= SHARDS, "{held} entries held");
         assert!(held > 0);
+    }
+
+    /// The bytes a cache holds, by walking every shard (and checking each
+    /// shard's running count against its entries).
+    fn held_bytes(cache: &ProductCache) -> usize {
+        cache
+            .inner
+            .shards
+            .iter()
+            .map(|shard| {
+                let shard = lock(shard);
+                let sum: usize = shard.entries.values().map(|e| e.body.len()).sum();
+                assert_eq!(shard.bytes, sum, "running byte count drifted");
+                assert!(shard.bytes <= cache.inner.bytes_per_shard);
+                sum
+            })
+            .sum()
+    }
+
+    fn live_bounded(capacity: usize, max_bytes: usize) -> ProductCache {
+        let cache =
+            ProductCache::bounded(capacity, max_bytes, Duration::from_secs(60), Metrics::new());
+        cache.go_live();
+        cache
+    }
+
+    #[test]
+    fn the_byte_bound_holds_whatever_the_entry_count_allows() {
+        // 64 KiB over 64 shards: 1 KiB each; entries of 300 bytes, so at
+        // most 3 per shard although the count would allow 1000 per shard.
+        let cache = live_bounded(64_000, 64 * 1024);
+        let body = Bytes::from(vec![b'x'; 300]);
+        let ids: Vec<Uuid> = (0..2_000).map(|_| Uuid::new_v4()).collect();
+        for id in &ids {
+            cache.fill(cache.ticket(*id), body.clone());
+        }
+        let held = held_bytes(&cache);
+        assert!(held <= 64 * 1024, "{held} bytes held");
+        let entries = ids.iter().filter(|id| cache.get(id).is_some()).count();
+        assert!(entries <= SHARDS * 3, "{entries} entries");
+        assert!(
+            entries >= SHARDS,
+            "{entries} entries: the cache should still be used"
+        );
+        // The most recent fill is always kept.
+        let last = *ids.last().unwrap();
+        assert!(cache.get(&last).is_some());
+    }
+
+    #[test]
+    fn a_body_larger_than_a_shard_share_is_not_stored() {
+        let cache = live_bounded(100, 64 * 1024);
+        let id = Uuid::new_v4();
+        cache.fill(cache.ticket(id), Bytes::from(vec![b'x'; 1025]));
+        assert_eq!(cache.get(&id), None);
+        cache.fill(cache.ticket(id), Bytes::from(vec![b'x'; 1024]));
+        assert!(cache.get(&id).is_some());
+        // No bytes at all: nothing is stored.
+        let off = live_bounded(100, 0);
+        off.fill(off.ticket(id), Bytes::from_static(b"{}"));
+        assert_eq!(off.get(&id), None);
+    }
+
+    #[test]
+    fn bytes_are_returned_by_removals_refills_and_clears() {
+        let cache = live_bounded(1_000, 64 * 1024 * 1024);
+        let ids: Vec<Uuid> = (0..100).map(|_| Uuid::new_v4()).collect();
+        for id in &ids {
+            cache.fill(cache.ticket(*id), Bytes::from(vec![b'x'; 100]));
+        }
+        assert_eq!(held_bytes(&cache), 100 * 100);
+        // A refill replaces: its old bytes stop counting.
+        cache.fill(cache.ticket(ids[0]), Bytes::from(vec![b'y'; 10]));
+        assert_eq!(held_bytes(&cache), 99 * 100 + 10);
+        cache.invalidate(ids[..50].iter().copied());
+        assert_eq!(held_bytes(&cache), 50 * 100);
+        cache.apply(pb::ProductChanges {
+            product_ids: vec![],
+            all: true,
+        });
+        assert_eq!(held_bytes(&cache), 0);
+        cache.fill(cache.ticket(ids[0]), Bytes::from(vec![b'x'; 100]));
+        cache.go_dark();
+        assert_eq!(held_bytes(&cache), 0);
+    }
+
+    #[test]
+    fn expired_entries_are_evicted_before_fresh_ones() {
+        // One shard's worth of bytes for two 400-byte bodies at most.
+        let cache = ProductCache::bounded(
+            1_000,
+            SHARDS * 1_000,
+            Duration::from_millis(30),
+            Metrics::new(),
+        );
+        cache.go_live();
+        let old = Uuid::new_v4();
+        cache.fill(cache.ticket(old), Bytes::from(vec![b'x'; 400]));
+        std::thread::sleep(Duration::from_millis(40));
+        // Find two fresh ids in the old one's shard.
+        let index = |id: &Uuid| cache.inner.hasher.hash_one(id) as usize % SHARDS;
+        let same_shard: Vec<Uuid> = std::iter::repeat_with(Uuid::new_v4)
+            .filter(|id| index(id) == index(&old))
+            .take(2)
+            .collect();
+        cache.fill(cache.ticket(same_shard[0]), Bytes::from(vec![b'x'; 400]));
+        cache.fill(cache.ticket(same_shard[1]), Bytes::from(vec![b'x'; 400]));
+        // The expired one made room; both fresh ones are there.
+        assert!(cache.get(&same_shard[0]).is_some());
+        assert!(cache.get(&same_shard[1]).is_some());
+        assert!(held_bytes(&cache) <= 1_000);
     }
 }

@@ -28,6 +28,23 @@ pub struct OrderApi {
     saga: Saga,
     relay: Relay,
     currency: String,
+    bounds: Bounds,
+}
+
+/// Resource bounds of the API (`MAX_ORDER_LINES`, `MAX_LIST_OFFSET`).
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub max_order_lines: usize,
+    pub max_list_offset: u32,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self {
+            max_order_lines: crate::domain::new_order::DEFAULT_MAX_ORDER_LINES,
+            max_list_offset: proto::paging::DEFAULT_MAX_LIST_OFFSET,
+        }
+    }
 }
 
 impl OrderApi {
@@ -37,7 +54,13 @@ impl OrderApi {
             saga,
             relay,
             currency: currency.into(),
+            bounds: Bounds::default(),
         }
+    }
+
+    pub fn with_bounds(mut self, bounds: Bounds) -> Self {
+        self.bounds = bounds;
+        self
     }
 
     fn reply(&self, order: &Order) -> Result<Response<pb::Order>, Status> {
@@ -61,8 +84,13 @@ impl OrderService for OrderApi {
                 quantity: item.quantity,
             })
             .collect();
-        let order = NewOrder::parse(request.customer_id, &items, request.idempotency_key)
-            .map_err(OrderError::InvalidArgument)?;
+        let order = NewOrder::parse(
+            request.customer_id,
+            &items,
+            request.idempotency_key,
+            self.bounds.max_order_lines,
+        )
+        .map_err(OrderError::InvalidArgument)?;
         // Runs to its end even if the caller goes away: every call does
         // (proto::server::RunToCompletionLayer).
         let order = self.saga.create_order(order).await?;
@@ -86,9 +114,10 @@ impl OrderService for OrderApi {
     ) -> Result<Response<pb::ListOrdersResponse>, Status> {
         let request = request.into_inner();
         let mut violations = Vec::new();
-        let page = PageRequest::parse(request.page, request.page_size)
-            .map_err(|mut found| violations.append(&mut found))
-            .ok();
+        let page =
+            PageRequest::parse_within(request.page, request.page_size, self.bounds.max_list_offset)
+                .map_err(|mut found| violations.append(&mut found))
+                .ok();
         let status = match request.status {
             None => None,
             Some(value) => match status_from_wire(value) {

@@ -361,33 +361,54 @@ impl Store {
     }
 
     /// One page of visible orders, newest first, and how many match in all.
+    ///
+    /// Neither costs more with the table's size: the page is bounded in depth
+    /// ([`PageRequest`] refuses offsets past its bound), and `total` counts at
+    /// most [`PageRequest::count_cap`] + 1 rows. Up to the cap it is exact;
+    /// past it, it is the planner's estimate of the matching rows (from the
+    /// statistics autovacuum keeps), never less than the rows counted.
     #[instrument(skip(self))]
     pub async fn list_orders(
         &self,
         filter: ListFilter,
         page: PageRequest,
     ) -> Result<(Vec<Order>, u64), OrderError> {
-        // One snapshot for the count and the page, so they agree.
+        // One snapshot for every statement, so the total agrees with the page.
         let mut tx = self
             .pool
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await?;
-        const FILTER: &str = "status IN ('pending', 'completed', 'canceled') \
-             AND ($1::text IS NULL OR status = $1) \
-             AND ($2::text IS NULL OR payment_status = $2) \
-             AND ($3::bigint IS NULL OR customer_id = $3)";
+        let condition = Self::list_condition(&filter);
         let status = filter.status.map(OrderStatus::as_str);
         let payment_status = filter.payment_status.map(PaymentStatus::as_str);
-        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT count(*) FROM orders WHERE {FILTER}"
+        let cap = page.count_cap();
+        // $1 to $3 are always bound, typed, whether the condition names them
+        // or not (PostgreSQL accepts typed parameters a statement ignores).
+        let counted: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM (SELECT 1 FROM orders WHERE {condition} LIMIT $4) AS capped"
         )))
         .bind(status)
         .bind(payment_status)
         .bind(filter.customer_id)
+        .bind(cap + 1)
         .fetch_one(&mut *tx)
         .await?;
+        let estimate = if counted > cap {
+            // The first line of the plan is its top node, with its row estimate.
+            let plan: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "EXPLAIN SELECT 1 FROM orders WHERE {condition}"
+            )))
+            .bind(status)
+            .bind(payment_status)
+            .bind(filter.customer_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            proto::paging::plan_rows(&plan)
+        } else {
+            None
+        };
         let rows: Vec<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE {FILTER} \
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE {condition} \
              ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5"
         )))
         .bind(status)
@@ -399,7 +420,27 @@ impl Store {
         .await?;
         let orders = with_items(&mut tx, rows).await?;
         tx.commit().await?;
-        Ok((orders, u64::try_from(total).unwrap_or_default()))
+        Ok((orders, proto::paging::capped_total(counted, cap, estimate)))
+    }
+
+    /// The WHERE condition of a list: visible orders, and only the filters
+    /// given (`status = $1`, `payment_status = $2`, `customer_id = $3`). Each
+    /// shape is its own statement, so each gets a plan on its own index
+    /// (`orders_by_*_newest_first`); one statement with `$n IS NULL OR ...`
+    /// would get one generic plan that can scan every visible order to find a
+    /// rare customer's page.
+    fn list_condition(filter: &ListFilter) -> String {
+        let mut condition = String::from("status IN ('pending', 'completed', 'canceled')");
+        if filter.status.is_some() {
+            condition.push_str(" AND status = $1");
+        }
+        if filter.payment_status.is_some() {
+            condition.push_str(" AND payment_status = $2");
+        }
+        if filter.customer_id.is_some() {
+            condition.push_str(" AND customer_id = $3");
+        }
+        condition
     }
 
     // ---- Status and payment changes ----------------------------------------
@@ -443,9 +484,12 @@ impl Store {
         Ok((order, entry))
     }
 
-    /// ApplyPayment: a seen event id is a no-op; otherwise only a pending
-    /// order takes it, by the payment status machine. The event id is recorded
-    /// in the same transaction as the change, so it is seen iff it applied.
+    /// ApplyPayment: a seen event id with the same order and status is a
+    /// no-op, with anything else a refusal (ALREADY_EXISTS, reason
+    /// EVENT_ID_REUSED: see [`domain::payment::seen_event`] for why);
+    /// otherwise only a pending order takes it, by the payment status
+    /// machine. The event id is recorded, with the order and status, in the
+    /// same transaction as the change, so it is seen iff it applied.
     #[instrument(skip(self))]
     pub async fn apply_payment(
         &self,
@@ -455,21 +499,71 @@ impl Store {
     ) -> Result<Order, OrderError> {
         let mut tx = self.pool.begin().await?;
         let current = lock_visible(&mut tx, id).await?;
-        let seen_before = match event_id {
-            Some(event_id) => {
-                sqlx::query(
-                    "INSERT INTO payment_events (event_id, order_id) VALUES ($1, $2) \
-                     ON CONFLICT (event_id) DO NOTHING",
+        let mut seen_before = false;
+        if let Some(event_id) = event_id {
+            // A concurrent delivery of the same id waits here on the unique
+            // index until the first commits (then conflicts) or rolls back
+            // (then inserts). On a conflict the row is read by a second
+            // statement, which sees the committed row; if the pruner deleted
+            // it in between, the insert is simply tried again.
+            let mut attempts = 0;
+            let recorded = loop {
+                let inserted = sqlx::query(
+                    "INSERT INTO payment_events (event_id, order_id, payment_status) \
+                     VALUES ($1, $2, $3) ON CONFLICT (event_id) DO NOTHING",
                 )
                 .bind(event_id)
                 .bind(id)
+                .bind(to.as_str())
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
-                    == 0
+                    == 1;
+                if inserted {
+                    break None;
+                }
+                let row: Option<(Uuid, Option<String>)> = sqlx::query_as(
+                    "SELECT order_id, payment_status FROM payment_events WHERE event_id = $1",
+                )
+                .bind(event_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(row) = row {
+                    break Some(row);
+                }
+                attempts += 1;
+                if attempts == 3 {
+                    return Err(OrderError::internal(anyhow::anyhow!(
+                        "payment event {event_id:?} neither inserts nor reads back"
+                    )));
+                }
+            };
+            if let Some((order_id, payment_status)) = recorded {
+                let recorded = domain::payment::RecordedEvent {
+                    order_id,
+                    payment_status: payment_status
+                        .map(|status| status.parse())
+                        .transpose()
+                        .map_err(OrderError::internal)?,
+                };
+                domain::payment::seen_event(event_id, recorded, id, to).map_err(|reused| {
+                    tracing::warn!(
+                        event_id,
+                        order_id = %id,
+                        "payment event id reused for another delivery"
+                    );
+                    // A definite refusal with its own reason; the gateway
+                    // answers ALREADY_EXISTS with 409 and this message.
+                    OrderError::Refused(proto::errors::with_info(
+                        tonic::Code::AlreadyExists,
+                        reused.to_string(),
+                        proto::errors::reason::EVENT_ID_REUSED,
+                        std::iter::empty(),
+                    ))
+                })?;
+                seen_before = true;
             }
-            None => false,
-        };
+        }
         if !seen_before {
             if current.status != OrderStatus::Pending {
                 return Err(OrderError::NotPending {
@@ -594,6 +688,28 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Forgets at most `limit` payment event ids older than `max_age`, oldest
+    /// first; returns how many. Bounded, so each call is one short
+    /// transaction; the reconciler calls it until a call comes back short.
+    /// Rows another replica is deleting at the same moment are skipped.
+    #[instrument(skip(self))]
+    pub async fn prune_payment_events(
+        &self,
+        max_age: Duration,
+        limit: i64,
+    ) -> Result<u64, OrderError> {
+        Ok(sqlx::query(
+            "DELETE FROM payment_events WHERE event_id IN ( \
+                 SELECT event_id FROM payment_events WHERE created_at < now() - $1 \
+                 ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(max_age)
+        .bind(limit)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     /// Forgets idempotency keys older than `max_age`; returns how many.

@@ -1,12 +1,16 @@
-//! Load shedding and slow clients over real TCP (issue 7): past
+//! Load shedding and slow clients over real TCP: past
 //! `MAX_CONCURRENT_REQUESTS` a request is refused at once with 503 and
 //! `Retry-After` (problem details) instead of queueing, while the probes and
-//! metrics still answer; a client that takes too long to send its headers
-//! is disconnected (`HEADER_READ_TIMEOUT_SECS`), and one that trickles its
-//! body gets 408 (`REQUEST_TIMEOUT_SECS`).
+//! metrics still answer; past `BODY_BUDGET_BYTES` of bodies being read at
+//! once (slow uploads), the same; a client that takes too long to send its
+//! headers is disconnected (`HEADER_READ_TIMEOUT_SECS`), and one that
+//! trickles its body gets 408 (`REQUEST_TIMEOUT_SECS`). The other resource
+//! bounds (body size, order lines, list depth, HTTP/2, connections) are in
+//! `api_bounds.rs`.
 
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
 use tests::gateway::{Platform, Reply, spawn_platform_with};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -211,4 +215,126 @@ async fn a_body_trickled_past_the_request_timeout_is_408() {
     // Nothing was created.
     let list: Reply = p.get("/api/products").await;
     assert_eq!(list.json["total"], 0);
+}
+
+/// A product body of exactly `len` bytes (padded with JSON whitespace).
+fn product_body_of(len: usize) -> Vec<u8> {
+    let mut body = br#"{"name":"Padded","price":"1.00","quantity":1}"#.to_vec();
+    assert!(body.len() <= len);
+    body.resize(len, b' ');
+    body
+}
+
+/// Reads an HTTP/1.1 response head (and whatever came with it), for at
+/// most `limit`.
+async fn read_response_head(socket: &mut TcpStream, limit: Duration) -> String {
+    let mut received = Vec::new();
+    let _ = tokio::time::timeout(limit, async {
+        let mut buffer = [0u8; 4096];
+        while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+            match socket.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+/// An upload that never finishes: the head of a POST and part of its body.
+/// The gateway is reading (and has charged) this body until the socket
+/// closes. `content_length: None` sends it chunked.
+async fn hold_upload(p: &Platform, content_length: Option<usize>) -> TcpStream {
+    let mut socket = TcpStream::connect(p.gateway.addr).await.unwrap();
+    let framing = match content_length {
+        Some(length) => format!("Content-Length: {length}\r\n"),
+        None => "Transfer-Encoding: chunked\r\n".to_owned(),
+    };
+    let head = format!(
+        "POST /api/products HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n{framing}\r\n"
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let start = match content_length {
+        Some(_) => b"{\"name\":".to_vec(),
+        None => b"8\r\n{\"name\":\r\n".to_vec(),
+    };
+    socket.write_all(&start).await.unwrap();
+    socket
+}
+
+#[tokio::test]
+async fn past_the_body_budget_uploads_are_refused_at_once_until_held_ones_end() {
+    let p = spawn_platform_with(|config| {
+        config.bounds.body_budget_bytes = 100_000;
+        config.request_timeout_secs = 60;
+    })
+    .await;
+    let json = Some("application/json");
+
+    // One upload of 60,000 declared bytes, held mid-body: 40,000 left.
+    let held = hold_upload(&p, Some(60_000)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        // 50,000 bytes do not fit next to it (once the gateway has charged it).
+        let reply = p
+            .send_raw(Method::POST, "/api/products", json, product_body_of(50_000))
+            .await;
+        if reply.status == 503 {
+            break reply;
+        }
+        reply.expect(201);
+        assert!(Instant::now() < deadline, "never refused");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let detail = refused.problem(503);
+    assert!(detail.contains("retry"), "{detail}");
+    assert_eq!(refused.headers[reqwest::header::RETRY_AFTER], "1");
+
+    // Refused at once, not queued; a smaller body still fits; reads and
+    // bodiless requests never need the budget.
+    let started = Instant::now();
+    p.send_raw(Method::POST, "/api/products", json, product_body_of(50_000))
+        .await
+        .problem(503);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    p.send_raw(Method::POST, "/api/products", json, product_body_of(1_000))
+        .await
+        .expect(201);
+    p.get("/api/products").await.expect(200);
+
+    // A chunked upload is charged the route's whole limit (64 KiB), which
+    // does not fit either: its own request is answered 503 at once.
+    let mut chunked = hold_upload(&p, None).await;
+    let head = read_response_head(&mut chunked, Duration::from_secs(5)).await;
+    assert!(head.starts_with("HTTP/1.1 503"), "{head:?}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{head:?}"
+    );
+
+    // The shed counter counts these refusals.
+    let metrics = p.get("/metrics").await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        text.lines()
+            .any(|line| line.starts_with("http_server_shed_requests_total ")
+                && !line.ends_with(" 0")),
+        "{text}"
+    );
+
+    // The held client goes away: its charge comes back.
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = p
+            .send_raw(Method::POST, "/api/products", json, product_body_of(50_000))
+            .await;
+        if reply.status == 201 {
+            break;
+        }
+        reply.problem(503);
+        assert!(Instant::now() < deadline, "the charge never came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

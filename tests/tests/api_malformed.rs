@@ -1,6 +1,7 @@
 //! A table of malformed requests (wrong types, nulls, huge numbers, NaN,
-//! duplicated keys, wrong content types, truncated JSON, 5 MB bodies, bad
-//! UUIDs, unknown enum values, ...). Each must get a 4xx in the error format
+//! duplicated keys, wrong content types, truncated JSON, bodies past the
+//! 64 KiB limit, bad UUIDs, unknown enum values, too many order lines, pages
+//! past the depth bound, ...). Each must get a 4xx in the error format
 //! (problem details), none a 5xx, and none may change stored state.
 
 use reqwest::Method;
@@ -62,7 +63,16 @@ fn cases(product_id: &str, order_id: &str) -> Vec<Case> {
         "a".repeat(5 * 1024 * 1024)
     );
     let five_mb_garbage = vec![b'x'; 5 * 1024 * 1024];
-    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    // One byte past the default body limit (64 KiB), as valid JSON.
+    let mut just_over = br#"{"name":"x","price":"1.00","quantity":1}"#.to_vec();
+    just_over.resize(64 * 1024 + 1, b' ');
+    // One line past the default MAX_ORDER_LINES (100); lines count as sent.
+    let too_many_lines = format!(
+        r#"{{"customer_id":1,"products":[{}]}}"#,
+        vec![format!(r#"{{"product_id":"{product_id}","quantity":1}}"#); 101].join(",")
+    );
+    // Far past serde_json's recursion limit (128), within the 64 KiB body limit.
+    let deep = format!("{}{}", "[".repeat(30_000), "]".repeat(30_000));
     use Method as M;
     vec![
         // Wrong types.
@@ -313,9 +323,9 @@ fn cases(product_id: &str, order_id: &str) -> Vec<Case> {
             None,
         ),
         case("array instead of object", M::PUT, &status, "[]", 422),
-        case("nested 100000 deep", M::PUT, &product, deep.clone(), 422),
+        case("nested 30000 deep", M::PUT, &product, deep.clone(), 422),
         case(
-            "nested 100000 deep in a field",
+            "nested 30000 deep in a field",
             M::POST,
             "/api/orders",
             format!(r#"{{"customer_id":1,"products":{deep}}}"#),
@@ -352,6 +362,29 @@ fn cases(product_id: &str, order_id: &str) -> Vec<Case> {
         // Five megabytes.
         case("5 MB product", M::POST, "/api/products", five_mb_name, 413),
         case("5 MB garbage", M::PUT, &product, five_mb_garbage, 413),
+        case("64 KiB + 1 byte", M::POST, "/api/products", just_over, 413),
+        // Resource bounds.
+        case(
+            "101 order lines",
+            M::POST,
+            "/api/orders",
+            too_many_lines,
+            422,
+        ),
+        case(
+            "products page past the depth bound",
+            M::GET,
+            "/api/products?page=102&page_size=100",
+            "",
+            422,
+        ),
+        case(
+            "orders page past the depth bound",
+            M::GET,
+            "/api/orders?page=10002&page_size=1",
+            "",
+            422,
+        ),
         // Bad UUIDs.
         case(
             "bad product UUID",

@@ -477,9 +477,14 @@ async fn list_pages_are_newest_first_with_the_true_total_and_empty_past_the_end(
     let page2 = list_products(&mut client, 2, 3, None).await.unwrap();
     let page3 = list_products(&mut client, 3, 3, None).await.unwrap();
     let page4 = list_products(&mut client, 4, 3, None).await.unwrap();
-    let far_away = list_products(&mut client, u32::MAX, 100, None)
-        .await
-        .unwrap();
+    // The deepest page allowed (offset 10,000, the default MAX_LIST_OFFSET);
+    // deeper is refused (see the catalog_* and api_bounds depth tests).
+    let far_away = list_products(&mut client, 101, 100, None).await.unwrap();
+    assert_invalid(
+        list_products(&mut client, u32::MAX, 100, None).await,
+        &["page"],
+        "page u32::MAX",
+    );
 
     assert_eq!(ids_of(&page1.products), newest_first[0..3]);
     assert_eq!(ids_of(&page2.products), newest_first[3..6]);

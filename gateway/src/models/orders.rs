@@ -112,7 +112,10 @@ pub struct OrderCreate {
     /// > 0.
     #[schema(minimum = 1, example = 12345)]
     pub customer_id: i64,
-    /// At least one line.
+    /// At least one line, at most 100 by default (`MAX_ORDER_LINES` of the
+    /// order service; more is refused with 422 on `products`, naming the
+    /// limit). Lines are counted as sent, before lines of one product are
+    /// added together.
     #[schema(min_items = 1)]
     pub products: Vec<OrderLine>,
 }
@@ -162,7 +165,11 @@ impl FromBody for OrderStatusUpdate {
 #[derive(Debug, Clone, PartialEq, Eq, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct OrderListQuery {
-    /// 1-based page number.
+    /// 1-based page number. A page may start at most 10,000 rows in by
+    /// default (`MAX_LIST_OFFSET` of the service): (page - 1) x page_size <=
+    /// 10000, so page 101 at page_size 100, page 501 at 20. A deeper page is
+    /// refused (422 on `page`, naming the last page allowed): narrow the
+    /// filter instead.
     #[param(required = false, minimum = 1, default = 1)]
     pub page: u32,
     /// Orders per page.
@@ -276,6 +283,11 @@ impl TryFrom<pb::Order> for Order {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OrderPage {
     pub items: Vec<Order>,
+    /// Orders matching the filter, over all pages: exact up to 10,100
+    /// (`MAX_LIST_OFFSET` + 100, every row a page can reach); past that, the
+    /// database's estimate (from its table statistics), never below 10,101.
+    /// Counting a large table exactly on every request would cost more than
+    /// the page itself.
     #[schema(example = 57)]
     pub total: u64,
     #[schema(example = 1)]

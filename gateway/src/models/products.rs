@@ -97,7 +97,11 @@ impl FromBody for ProductUpdate {
 #[derive(Debug, Clone, PartialEq, Eq, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ProductListQuery {
-    /// 1-based page number.
+    /// 1-based page number. A page may start at most 10,000 rows in by
+    /// default (`MAX_LIST_OFFSET` of the service): (page - 1) x page_size <=
+    /// 10000, so page 101 at page_size 100, page 501 at 20. A deeper page is
+    /// refused (422 on `page`, naming the last page allowed): narrow the
+    /// filter instead.
     #[param(required = false, minimum = 1, default = 1)]
     pub page: u32,
     /// Products per page.
@@ -163,7 +167,11 @@ impl TryFrom<pb::Product> for Product {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ProductPage {
     pub items: Vec<Product>,
-    /// Products matching the filter, over all pages.
+    /// Products matching the filter, over all pages: exact up to 10,100
+    /// (`MAX_LIST_OFFSET` + 100, every row a page can reach); past that, the
+    /// database's estimate (from its table statistics, typically within a
+    /// few percent), never below 10,101. Counting a large table exactly on
+    /// every request would cost more than the page itself.
     #[schema(example = 57)]
     pub total: u64,
     #[schema(example = 1)]

@@ -26,7 +26,7 @@ use crate::{
         (status = 201, description = "The order, pending and unpaid, its stock taken", body = Order),
         (status = 400, description = "`Insufficient stock for product '{name}'. Available: {a}, Requested: {r}`; no stock moved", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`Products not found: [...]`, naming every missing id; no stock moved", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "customer_id <= 0, no products, a quantity <= 0, a bad UUID, or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "customer_id <= 0, no products or more than `MAX_ORDER_LINES` (100 by default; the message names the limit), a quantity <= 0, a bad UUID, or an Idempotency-Key reused with another body; no stock moved", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_order(
@@ -69,8 +69,8 @@ pub async fn create_order(
     get, path = "/api/orders", tag = "orders",
     params(OrderListQuery),
     responses(
-        (status = 200, description = "One page of orders", body = OrderPage),
-        (status = 422, description = "A parameter is out of range or not one of its values", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "One page of orders; a page past the end is empty and still carries the total. `total` is exact up to 10,100 matching orders, the database's estimate past that (never below 10,101)", body = OrderPage),
+        (status = 422, description = "A parameter is out of range or not one of its values, or the page starts more than 10,000 rows in (`MAX_LIST_OFFSET`; the message names the last page allowed: narrow the filter)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_orders(

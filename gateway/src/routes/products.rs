@@ -64,8 +64,8 @@ pub async fn create_product(
     get, path = "/api/products", tag = "products",
     params(ProductListQuery),
     responses(
-        (status = 200, description = "One page; a page past the end is empty and still carries the true total", body = ProductPage),
-        (status = 422, description = "page < 1, page_size outside 1..100, or in_stock not a boolean", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "One page; a page past the end is empty and still carries the total. `total` is exact up to 10,100 matching products, the database's estimate past that (never below 10,101)", body = ProductPage),
+        (status = 422, description = "page < 1, page_size outside 1..100, in_stock not a boolean, or a page starting more than 10,000 rows in (`MAX_LIST_OFFSET`; the message names the last page allowed: narrow the filter)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_products(
