@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts the whole platform on this machine: catalog-service, order-service
 # and gateway, against the local PostgreSQL (databases created and migrated by
-# the services at start). Ctrl-C stops all three.
+# the services at start), the gateway in development mode (DEV_MODE=true: a
+# built-in webhook secret, writes open; see README "Hardening"). Ctrl-C stops
+# all three.
 #
 #   bash deploy/run-local.sh            # debug build (fast to build)
 #   PROFILE=release bash deploy/run-local.sh
@@ -58,8 +60,10 @@ LISTEN_ADDR="$ORDER_ADDR" DATABASE_URL="${ORDER_DATABASE_URL:-postgres://postgre
 pids+=($!)
 wait_for_port "$ORDER_ADDR" order-service
 
-LISTEN_ADDR="$GATEWAY_ADDR" CATALOG_URL="http://$CATALOG_ADDR" ORDER_URL="http://$ORDER_ADDR" \
-    "$BIN_DIR/gateway" &
+# Development mode: the gateway runs without a webhook secret or API keys of
+# its own (it warns at start); set WEBHOOK_SECRET / API_KEYS to try them.
+DEV_MODE="${DEV_MODE:-true}" LISTEN_ADDR="$GATEWAY_ADDR" CATALOG_URL="http://$CATALOG_ADDR" \
+    ORDER_URL="http://$ORDER_ADDR" "$BIN_DIR/gateway" &
 pids+=($!)
 wait_for_port "$GATEWAY_ADDR" gateway
 

@@ -90,7 +90,7 @@ EOF
     pids+=($!)
     LISTEN_ADDR="127.0.0.1:$gateway_port" \
         CATALOG_URL="http://127.0.0.1:$catalog_port" ORDER_URL="http://127.0.0.1:$order_port" \
-        WEBHOOK_SECRET="schemathesis-webhook-secret" API_KEYS="schemathesis=$api_key:products,orders" \
+        WEBHOOK_SECRET="schemathesis-webhook-secret-3f786850e387550fdab836ed7e6dc881" API_KEYS="schemathesis=$api_key:products,orders" \
         "$BIN/gateway" >"$work/gateway.log" 2>&1 &
     pids+=($!)
 }

@@ -47,7 +47,7 @@ REPO = BENCH_DIR.parent.parent
 WRK_DIR = BENCH_DIR / "wrk"
 PGBENCH_DIR = BENCH_DIR / "pgbench"
 
-WEBHOOK_SECRET = "bench-webhook-secret"
+WEBHOOK_SECRET = "bench-webhook-secret-8f14e45fceea167a5a36dedd4bea2543"
 SPREAD_PRODUCTS = 1000
 SPREAD_STOCK = 1_000_000
 HOT_STOCK = 100_000_000
@@ -245,6 +245,9 @@ def start_platform(pg: Postgres, bin_dir: Path, log_dir: Path, env_extra: dict[s
                 "CATALOG_URL": f"http://127.0.0.1:{ports['catalog']}",
                 "ORDER_URL": f"http://127.0.0.1:{ports['order']}",
                 "WEBHOOK_SECRET": WEBHOOK_SECRET,
+                # The benchmark measures the contract's open writes, as a
+                # production gateway serves them only when told to.
+                "OPEN_WRITES": "true",
             },
             ports["gateway"],
         ),

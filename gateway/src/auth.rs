@@ -46,7 +46,7 @@ use axum::{
 use sha2::{Digest, Sha256};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
-use crate::error::ApiError;
+use crate::{config::WriteAccess, error::ApiError};
 
 /// Shortest key accepted, in characters.
 pub const MIN_KEY_LEN: usize = 16;
@@ -91,13 +91,60 @@ impl fmt::Display for Right {
 /// The right an operation needs, by method and route template (as the router
 /// and the OpenAPI document spell it); `None`: open to everyone. The one
 /// place that decides; the middleware and the document both ask it.
+/// Who may call an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (reads; order creation and the signed webhook, as the contract says).
+    Public,
+    /// A key holding this right (or anyone, when writes are open on purpose).
+    Requires(Right),
+    /// Nobody: an operation that changes something and is missing from
+    /// [`OPERATIONS`]. A new write route starts out closed until it is listed.
+    Closed,
+}
+
+/// Every operation that is not a plain read (GET, HEAD, OPTIONS), with who may
+/// call it: the one table the access guard enforces and `/openapi.json`
+/// declares, so the two cannot drift.
+pub const OPERATIONS: &[(&str, &str, Access)] = &[
+    ("POST", "/api/products", Access::Requires(Right::Products)),
+    (
+        "PUT",
+        "/api/products/{id}",
+        Access::Requires(Right::Products),
+    ),
+    (
+        "DELETE",
+        "/api/products/{id}",
+        Access::Requires(Right::Products),
+    ),
+    (
+        "PUT",
+        "/api/orders/{id}/status",
+        Access::Requires(Right::Orders),
+    ),
+    // The contract lets anyone order; stock is never oversold whoever does.
+    ("POST", "/api/orders", Access::Public),
+    // Authenticated by its own signature (see `crate::signature`).
+    ("POST", "/api/payment-webhook", Access::Public),
+];
+
+/// Who may call `method` on the route template `route`.
+pub fn access(method: &Method, route: &str) -> Access {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Access::Public;
+    }
+    OPERATIONS
+        .iter()
+        .find(|(m, r, _)| *m == method.as_str() && *r == route)
+        .map_or(Access::Closed, |(_, _, access)| *access)
+}
+
+/// The right an operation needs, if any (what OpenAPI declares).
 pub fn required_right(method: &Method, route: &str) -> Option<Right> {
-    match (route, method.as_str()) {
-        ("/api/products", "POST") | ("/api/products/{id}", "PUT" | "DELETE") => {
-            Some(Right::Products)
-        }
-        ("/api/orders/{id}/status", "PUT") => Some(Right::Orders),
-        _ => None,
+    match access(method, route) {
+        Access::Requires(right) => Some(right),
+        Access::Public | Access::Closed => None,
     }
 }
 
@@ -123,6 +170,11 @@ pub enum ApiKeysError {
     DuplicateName { entry: usize },
     #[error("API_KEYS entry {entry}: the key is already used by another entry")]
     DuplicateKey { entry: usize },
+    #[error(
+        "API_KEYS entry {entry}: the key is a placeholder (an example value), not a secret; \
+         generate one (e.g. `openssl rand -hex 24`)"
+    )]
+    Placeholder { entry: usize },
 }
 
 struct Credential {
@@ -212,6 +264,21 @@ impl ApiKeys {
     }
 
     /// How many keys are configured.
+    /// The position of the first entry of a valid `API_KEYS` value whose key
+    /// looks like a placeholder (see [`crate::config::is_placeholder`]).
+    pub fn placeholder_entry(raw: &str) -> Option<usize> {
+        raw.split([';', '\n'])
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .position(|entry| {
+                entry
+                    .split_once('=')
+                    .and_then(|(_, rest)| rest.split_once(':'))
+                    .is_some_and(|(key, _)| crate::config::is_placeholder(key.trim()))
+            })
+            .map(|index| index + 1)
+    }
+
     pub fn len(&self) -> usize {
         self.credentials.len()
     }
@@ -307,13 +374,34 @@ fn bearer_token(headers: &HeaderMap) -> Result<&[u8], AuthError> {
 /// Route layer: refuses a protected operation without a key holding its
 /// right (401 / 403, problem details, `WWW-Authenticate: Bearer`), before
 /// the body is read. Open operations pass untouched.
-pub async fn require_rights(State(keys): State<ApiKeys>, request: Request, next: Next) -> Response {
-    let right = request
-        .extensions()
-        .get::<MatchedPath>()
-        .and_then(|route| required_right(request.method(), route.as_str()));
-    let Some(right) = right else {
+/// The access guard, on every route: a read or a public operation passes; one
+/// that needs a right passes with a key holding it (or when writes are open on
+/// purpose); a closed one never does. Runs before any extractor, so a refused
+/// request never has its body read.
+pub async fn guard(State(writes): State<WriteAccess>, request: Request, next: Next) -> Response {
+    let Some(route) = request.extensions().get::<MatchedPath>() else {
+        // No route matched: the fallbacks answer 404 / 405.
         return next.run(request).await;
+    };
+    let right = match access(request.method(), route.as_str()) {
+        Access::Public => return next.run(request).await,
+        Access::Closed => {
+            tracing::error!(
+                method = %request.method(),
+                route = route.as_str(),
+                "a write route without an access rule: refused (list it in auth::OPERATIONS)"
+            );
+            return ApiError::Forbidden {
+                detail: "This operation is not open to any API key".into(),
+                right: "none",
+            }
+            .into_response();
+        }
+        Access::Requires(right) => right,
+    };
+    let keys = match &writes {
+        WriteAccess::Open => return next.run(request).await,
+        WriteAccess::Keys(keys) => keys,
     };
     match keys.authorize(request.headers(), right) {
         Ok(name) => {
@@ -335,6 +423,68 @@ mod tests {
 
     const ADMIN: &str = "admin-key-0123456789";
     const CLERK: &str = "clerk-key-0123456789";
+
+    #[test]
+    fn reads_and_listed_public_operations_are_open_and_anything_unlisted_is_closed() {
+        assert_eq!(access(&Method::GET, "/api/products/{id}"), Access::Public);
+        assert_eq!(access(&Method::POST, "/api/orders"), Access::Public);
+        assert_eq!(
+            access(&Method::POST, "/api/payment-webhook"),
+            Access::Public
+        );
+        assert_eq!(
+            access(&Method::DELETE, "/api/products/{id}"),
+            Access::Requires(Right::Products)
+        );
+        assert_eq!(access(&Method::POST, "/api/refunds"), Access::Closed);
+        assert_eq!(access(&Method::DELETE, "/api/orders/{id}"), Access::Closed);
+        assert_eq!(access(&Method::PATCH, "/api/products/{id}"), Access::Closed);
+    }
+
+    /// A write route someone adds without listing it in [`OPERATIONS`] is
+    /// refused to everyone, even with writes open.
+    #[tokio::test]
+    async fn the_guard_refuses_an_unlisted_write_route_even_with_open_writes() {
+        use axum::{Router, body::Body, routing::post};
+        use tower::ServiceExt;
+
+        let router = Router::new()
+            .route("/api/refunds", post(|| async { "refunded" }))
+            .route("/api/orders", post(|| async { "ordered" }))
+            .route_layer(axum::middleware::from_fn_with_state(
+                WriteAccess::Open,
+                guard,
+            ));
+        let call = |path: &'static str| {
+            let router = router.clone();
+            async move {
+                router
+                    .oneshot(axum::http::Request::post(path).body(Body::empty()).unwrap())
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        };
+        assert_eq!(
+            call("/api/refunds").await,
+            axum::http::StatusCode::FORBIDDEN
+        );
+        assert_eq!(call("/api/orders").await, axum::http::StatusCode::OK);
+    }
+
+    #[test]
+    fn a_placeholder_key_is_found_by_its_position_only() {
+        assert_eq!(
+            ApiKeys::placeholder_entry(&format!(
+                "admin={ADMIN}:products;ops=change-me-0123456789:orders"
+            )),
+            Some(2)
+        );
+        assert_eq!(
+            ApiKeys::placeholder_entry(&format!("admin={ADMIN}:products")),
+            None
+        );
+    }
 
     fn keys() -> ApiKeys {
         ApiKeys::parse(&format!(

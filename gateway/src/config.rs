@@ -5,9 +5,38 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
 
-/// Used when `WEBHOOK_SECRET` is not set, so a developer machine works out of
-/// the box; the gateway warns about it at start.
+/// Used when `WEBHOOK_SECRET` is not set in development mode (`DEV_MODE`), so
+/// a developer machine works out of the box; outside it, the gateway refuses
+/// to start without a real secret (and refuses this one).
 pub const DEVELOPMENT_WEBHOOK_SECRET: &str = "development-webhook-secret-change-me";
+
+/// Shortest webhook secret accepted outside development mode, in bytes.
+pub const MIN_WEBHOOK_SECRET_BYTES: usize = 32;
+
+/// Words that mark a value copied from an example, a template or this
+/// repository rather than generated: a secret holding one is refused outside
+/// development mode.
+const PLACEHOLDER_MARKS: [&str; 8] = [
+    "change-me",
+    "changeme",
+    "change_me",
+    "replace-me",
+    "placeholder",
+    "example",
+    "development",
+    "insecure",
+];
+
+/// Whether `secret` looks like a placeholder rather than a generated value.
+pub fn is_placeholder(secret: &str) -> bool {
+    let lower = secret.to_ascii_lowercase();
+    PLACEHOLDER_MARKS.iter().any(|mark| lower.contains(mark))
+        // one character repeated: "xxxxxxxx...", "00000000..."
+        || secret
+            .chars()
+            .next()
+            .is_some_and(|first| secret.chars().all(|c| c == first))
+}
 
 #[derive(Clone, Parser)]
 #[command(
@@ -33,11 +62,25 @@ pub struct Config {
     #[arg(long, env = "ORDER_URL", default_value = "http://127.0.0.1:50052")]
     pub order_url: String,
 
+    /// Development mode: what an operator must set may be left unset (a
+    /// built-in development webhook secret; writes open without API keys),
+    /// with a warning at start. For a developer machine, never production.
+    #[arg(long = "dev", env = "DEV_MODE", default_value_t = false, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub dev_mode: bool,
+
     /// Payment webhook HMAC secret(s), comma-separated: every one is accepted,
-    /// so a secret can be rotated without downtime. Unset: a development secret
-    /// (with a warning). Set but empty: the gateway refuses to start.
+    /// so a secret can be rotated without downtime. Required outside
+    /// development mode: at least 32 bytes each (`openssl rand -hex 32`), no
+    /// placeholder. Set but empty: the gateway refuses to start.
     #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
+
+    /// Serve product writes and order status changes without API keys, on
+    /// purpose (logged at start). Without it, outside development mode,
+    /// API_KEYS is required.
+    #[arg(long, env = "OPEN_WRITES", default_value_t = false, action = clap::ArgAction::Set)]
+    pub open_writes: bool,
 
     /// Refuse the original, untimestamped `X-Signature: <hex>` form, which a
     /// captured request can be replayed with forever.
@@ -66,8 +109,9 @@ pub struct Config {
     #[arg(long, env = "GRPC_REFRESH_MS", default_value_t = 5_000)]
     pub grpc_refresh_ms: u64,
 
-    /// Largest request body (bytes) on the API routes.
-    #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
+    /// Largest request body (bytes) on the API routes: 64 KiB holds a product
+    /// with a long description or an order of over a thousand lines.
+    #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 64 * 1024)]
     pub body_limit_bytes: usize,
 
     /// Largest payment webhook body (bytes).
@@ -120,9 +164,24 @@ pub struct Config {
     /// ISO 4217 code of the platform's single currency.
     #[arg(long, env = "CURRENCY", default_value = proto::money::DEFAULT_CURRENCY)]
     pub currency: String,
+
+    // ---- Mutual TLS to the services (see `proto::tls`) ------------------------
+    // GRPC_TLS_CA_FILE, GRPC_TLS_CERT_FILE, GRPC_TLS_KEY_FILE: with them,
+    // CATALOG_URL and ORDER_URL are https:// and the gateway presents its
+    // client certificate; all unset: plaintext. Used by `crate::grpc`.
+    #[command(flatten)]
+    pub grpc_tls: proto::tls::ClientTlsSettings,
+
+    // ---- Resource bounds (see `crate::limit::Bounds`) ------------------------
+    // BODY_BUDGET_BYTES, MAX_CONNECTIONS, IDLE_CONNECTION_TIMEOUT_SECS,
+    // HTTP2_MAX_CONCURRENT_STREAMS, HTTP2_KEEPALIVE_INTERVAL_SECS,
+    // HTTP2_KEEPALIVE_TIMEOUT_SECS, PRODUCT_CACHE_MAX_BYTES.
+    #[command(flatten)]
+    pub bounds: crate::limit::Bounds,
 }
 
-/// Why a configuration cannot be used.
+/// Why a configuration cannot be used. Each message names the setting and
+/// how to make a good value; none ever quotes a secret.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error(
@@ -130,6 +189,41 @@ pub enum ConfigError {
          refusing to start, since anyone could sign webhooks; set a real secret or unset it"
     )]
     EmptyWebhookSecret,
+    #[error(
+        "WEBHOOK_SECRET is not set: refusing to start, since payment webhooks could not be \
+         verified. Set it to the secret your payment processor signs with (at least \
+         {MIN_WEBHOOK_SECRET_BYTES} bytes, e.g. `openssl rand -hex 32`), or run with \
+         DEV_MODE=true on a development machine"
+    )]
+    MissingWebhookSecret,
+    #[error(
+        "WEBHOOK_SECRET entry {entry} is shorter than {MIN_WEBHOOK_SECRET_BYTES} bytes: \
+         refusing to start; use a longer secret (e.g. `openssl rand -hex 32`)"
+    )]
+    ShortWebhookSecret { entry: usize },
+    #[error(
+        "WEBHOOK_SECRET entry {entry} is a placeholder (the development secret or an example \
+         value), not a secret: refusing to start; generate one (e.g. `openssl rand -hex 32`)"
+    )]
+    PlaceholderWebhookSecret { entry: usize },
+    #[error(
+        "API_KEYS is not set: refusing to start, since product writes and order status changes \
+         would be open to anyone. Set API_KEYS (`name=key:right[,right]`, e.g. \
+         `admin=<openssl rand -hex 24>:products,orders`), or OPEN_WRITES=true to serve them \
+         without keys on purpose"
+    )]
+    MissingApiKeys,
+    #[error(transparent)]
+    ApiKeys(#[from] crate::auth::ApiKeysError),
+}
+
+/// Who may call the operations that need a right.
+#[derive(Debug, Clone)]
+pub enum WriteAccess {
+    /// A key holding the right (API_KEYS).
+    Keys(crate::auth::ApiKeys),
+    /// Anyone: OPEN_WRITES, or development mode without API_KEYS.
+    Open,
 }
 
 /// The secrets a webhook signature may be made with. `Debug` never shows them.
@@ -156,7 +250,8 @@ impl std::fmt::Debug for WebhookSecrets {
 }
 
 impl Config {
-    /// Defaults for everything but the two services and the address; what tests use.
+    /// Defaults for everything but the two services and the address, in
+    /// development mode (what a developer's machine runs); what tests use.
     pub fn for_services(
         catalog_url: impl Into<String>,
         order_url: impl Into<String>,
@@ -166,30 +261,57 @@ impl Config {
         config.catalog_url = catalog_url.into();
         config.order_url = order_url.into();
         config.listen_addr = listen_addr;
+        config.dev_mode = true;
         config
     }
 
-    /// The configured secrets, or the development one when none is set.
-    /// Entries are trimmed (so `a, b` works); an empty entry is an error, never
-    /// "no check".
+    /// The configured secrets; in development mode, the development one when
+    /// none is set. Entries are trimmed (so `a, b` works); an empty entry is an
+    /// error, never "no check". Outside development mode a missing, short or
+    /// placeholder secret is refused.
     pub fn webhook_secrets(&self) -> Result<WebhookSecrets, ConfigError> {
         let Some(raw) = &self.webhook_secret else {
+            if !self.dev_mode {
+                return Err(ConfigError::MissingWebhookSecret);
+            }
             return Ok(WebhookSecrets {
                 secrets: vec![DEVELOPMENT_WEBHOOK_SECRET.as_bytes().to_vec()],
                 is_development: true,
             });
         };
-        let secrets: Vec<Vec<u8>> = raw
-            .split(',')
-            .map(|secret| secret.trim().as_bytes().to_vec())
-            .collect();
-        if secrets.iter().any(Vec::is_empty) {
+        let entries: Vec<&str> = raw.split(',').map(str::trim).collect();
+        if entries.iter().any(|secret| secret.is_empty()) {
             return Err(ConfigError::EmptyWebhookSecret);
         }
+        if !self.dev_mode {
+            for (index, secret) in entries.iter().enumerate() {
+                let entry = index + 1;
+                if is_placeholder(secret) {
+                    return Err(ConfigError::PlaceholderWebhookSecret { entry });
+                }
+                if secret.len() < MIN_WEBHOOK_SECRET_BYTES {
+                    return Err(ConfigError::ShortWebhookSecret { entry });
+                }
+            }
+        }
         Ok(WebhookSecrets {
-            secrets,
+            secrets: entries
+                .iter()
+                .map(|secret| secret.as_bytes().to_vec())
+                .collect(),
             is_development: false,
         })
+    }
+
+    /// Who may call the operations that need a right: API_KEYS when set;
+    /// otherwise anyone if OPEN_WRITES or development mode says so, and no
+    /// start at all if neither does.
+    pub fn write_access(&self) -> Result<WriteAccess, ConfigError> {
+        match self.api_keys()? {
+            Some(keys) => Ok(WriteAccess::Keys(keys)),
+            None if self.open_writes || self.dev_mode => Ok(WriteAccess::Open),
+            None => Err(ConfigError::MissingApiKeys),
+        }
     }
 
     pub fn grpc_timeout(&self) -> Duration {
@@ -204,13 +326,20 @@ impl Config {
         Duration::from_secs(self.webhook_tolerance_secs)
     }
 
-    /// The configured API keys; `None` when API_KEYS is unset (access
-    /// control off). Set but empty or malformed is an error, never "off".
+    /// The configured API keys; `None` when API_KEYS is unset. Set but empty
+    /// or malformed is an error, never "off"; so is, outside development
+    /// mode, a key that is a placeholder.
     pub fn api_keys(&self) -> Result<Option<crate::auth::ApiKeys>, crate::auth::ApiKeysError> {
-        self.api_keys
-            .as_deref()
-            .map(crate::auth::ApiKeys::parse)
-            .transpose()
+        let Some(raw) = self.api_keys.as_deref() else {
+            return Ok(None);
+        };
+        let keys = crate::auth::ApiKeys::parse(raw)?;
+        if !self.dev_mode
+            && let Some(entry) = crate::auth::ApiKeys::placeholder_entry(raw)
+        {
+            return Err(crate::auth::ApiKeysError::Placeholder { entry });
+        }
+        Ok(Some(keys))
     }
 }
 
@@ -218,6 +347,8 @@ impl Config {
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
+            .field("dev_mode", &self.dev_mode)
+            .field("open_writes", &self.open_writes)
             .field("listen_addr", &self.listen_addr)
             .field("catalog_url", &self.catalog_url)
             .field("order_url", &self.order_url)
@@ -241,6 +372,7 @@ impl std::fmt::Debug for Config {
             .field("product_cache_ttl_ms", &self.product_cache_ttl_ms)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("currency", &self.currency)
+            .field("bounds", &self.bounds)
             .finish()
     }
 }
@@ -249,17 +381,113 @@ impl std::fmt::Debug for Config {
 mod tests {
     use super::*;
 
+    /// A generated-looking secret of 64 hex characters.
+    const GOOD: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    /// Development mode, with this webhook secret.
     fn with_secret(secret: Option<&str>) -> Config {
+        let mut config = Config::parse_from(["gateway", "--dev"]);
+        config.webhook_secret = secret.map(str::to_owned);
+        config
+    }
+
+    /// Production (no development mode), with this webhook secret.
+    fn production(secret: Option<&str>) -> Config {
         let mut config = Config::parse_from(["gateway"]);
         config.webhook_secret = secret.map(str::to_owned);
         config
     }
 
     #[test]
-    fn no_secret_means_the_development_secret() {
+    fn development_mode_is_off_unless_asked_for() {
+        assert!(!Config::parse_from(["gateway"]).dev_mode);
+        assert!(Config::parse_from(["gateway", "--dev"]).dev_mode);
+        assert!(Config::parse_from(["gateway", "--dev", "true"]).dev_mode);
+        assert!(!Config::parse_from(["gateway", "--dev", "false"]).dev_mode);
+    }
+
+    #[test]
+    fn no_secret_means_the_development_secret_in_development_mode_only() {
         let secrets = with_secret(None).webhook_secrets().unwrap();
         assert!(secrets.is_development);
         assert_eq!(secrets.as_slices().count(), 1);
+        assert_eq!(
+            production(None).webhook_secrets().unwrap_err(),
+            ConfigError::MissingWebhookSecret
+        );
+    }
+
+    #[test]
+    fn outside_development_mode_short_or_placeholder_secrets_are_refused() {
+        assert!(production(Some(GOOD)).webhook_secrets().is_ok());
+        assert_eq!(
+            production(Some(&GOOD[..31])).webhook_secrets().unwrap_err(),
+            ConfigError::ShortWebhookSecret { entry: 1 }
+        );
+        assert!(production(Some(&GOOD[..32])).webhook_secrets().is_ok());
+        for placeholder in [
+            DEVELOPMENT_WEBHOOK_SECRET,
+            "please-change-me-please-change-me-please",
+            "REPLACE-ME-with-a-real-secret-of-32-bytes",
+            "00000000000000000000000000000000000000",
+        ] {
+            assert_eq!(
+                production(Some(&format!("{GOOD},{placeholder}")))
+                    .webhook_secrets()
+                    .unwrap_err(),
+                ConfigError::PlaceholderWebhookSecret { entry: 2 },
+                "{placeholder}"
+            );
+        }
+        // Development mode takes what it is given.
+        assert!(with_secret(Some("short")).webhook_secrets().is_ok());
+    }
+
+    #[test]
+    fn writes_need_api_keys_unless_opened_on_purpose_or_in_development_mode() {
+        let mut config = production(Some(GOOD));
+        assert_eq!(
+            config.write_access().unwrap_err(),
+            ConfigError::MissingApiKeys
+        );
+        config.open_writes = true;
+        assert!(matches!(config.write_access(), Ok(WriteAccess::Open)));
+        config.open_writes = false;
+        config.api_keys = Some(format!("admin={}:products,orders", &GOOD[..24]));
+        assert!(matches!(config.write_access(), Ok(WriteAccess::Keys(_))));
+        config.api_keys = Some("admin=change-me-0123456789abcdef:products".into());
+        assert!(matches!(
+            config.write_access(),
+            Err(ConfigError::ApiKeys(
+                crate::auth::ApiKeysError::Placeholder { entry: 1 }
+            ))
+        ));
+        assert!(matches!(
+            with_secret(None).write_access(),
+            Ok(WriteAccess::Open)
+        ));
+    }
+
+    #[test]
+    fn refusals_name_the_setting_and_how_to_make_a_value_never_the_value() {
+        let secret = "a-short-secret-value";
+        let error = production(Some(secret))
+            .webhook_secrets()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("WEBHOOK_SECRET") && error.contains("openssl rand"),
+            "{error}"
+        );
+        assert!(!error.contains(secret), "{error}");
+        let error = production(Some(GOOD))
+            .write_access()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("API_KEYS") && error.contains("OPEN_WRITES"),
+            "{error}"
+        );
     }
 
     #[test]

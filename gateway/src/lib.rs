@@ -7,7 +7,8 @@
 //!
 //! ## Layout
 //! - [`config`]: settings from flags / environment (secrets redacted).
-//! - [`server`]: the HTTP server loop (header read timeout, graceful drain).
+//! - [`server`]: the HTTP server loop (header read timeout, connection cap,
+//!   idle timeout, HTTP/2 streams and keep-alive, graceful drain).
 //! - [`routes`]: the router and its layers; one module per resource
 //!   ([`routes::products`], [`routes::orders`], [`routes::webhook`],
 //!   [`routes::meta`] for health, readiness, info and ReDoc).
@@ -21,7 +22,8 @@
 //! - [`auth`]: API keys (`API_KEYS`) for product writes and order status
 //!   changes.
 //! - [`limit`]: load shedding (503 + `Retry-After` past
-//!   `MAX_CONCURRENT_REQUESTS`).
+//!   `MAX_CONCURRENT_REQUESTS`), the body budget (`BODY_BUDGET_BYTES`) and
+//!   the resource-bound settings.
 //! - [`grpc`]: the long-lived channels to the services, deadlines, forwarded
 //!   request ids.
 //! - [`openapi`]: `/openapi.json` and the offline Swagger UI at `/docs`.
@@ -55,7 +57,7 @@ use anyhow::Context;
 use axum::Router;
 use tokio::net::TcpListener;
 
-pub use config::Config;
+pub use config::{Config, WriteAccess};
 
 /// The API's name, as `GET /` reports it.
 pub const API_NAME: &str = "E-commerce API";
@@ -65,7 +67,8 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     shutdown_grace: Duration,
-    header_read_timeout: Duration,
+    /// Header timeout, connection cap, idle timeout, HTTP/2 settings.
+    connections: server::ConnectionSettings,
     /// The product cache and the channel its change feed comes over; `None`
     /// when the cache is off (PRODUCT_CACHE_CAPACITY=0).
     product_feed: Option<(product_cache::ProductCache, proto::balance::ServiceChannel)>,
@@ -75,43 +78,59 @@ impl Application {
     /// Checks the configuration (an empty webhook secret is refused), builds
     /// the gRPC channels and binds the listen address.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        if config.dev_mode {
+            tracing::warn!(
+                "DEV_MODE is on: settings an operator must give may be left unset \
+                 (development webhook secret, writes open without API keys). Never in production."
+            );
+        }
         let secrets = config.webhook_secrets()?;
         if secrets.is_development {
             tracing::warn!(
-                "WEBHOOK_SECRET is not set: using the built-in development secret; \
-                 anyone who reads the source can sign payment webhooks. Set WEBHOOK_SECRET in production."
+                "WEBHOOK_SECRET is not set: using the built-in development secret (DEV_MODE); \
+                 anyone who reads the source can sign payment webhooks"
             );
         }
-        let api_keys = config.api_keys()?;
-        match &api_keys {
-            Some(keys) => {
+        let write_access = config.write_access()?;
+        match &write_access {
+            WriteAccess::Keys(keys) => {
+                if config.open_writes {
+                    tracing::warn!("OPEN_WRITES is ignored: API_KEYS is set, and wins");
+                }
                 tracing::info!(keys = ?keys, "access control on: product writes and order status changes need an API key")
             }
-            None => tracing::warn!(
-                "API_KEYS is not set: product writes and order status changes are open to anyone. \
-                 Set API_KEYS in production."
+            WriteAccess::Open if config.open_writes => tracing::warn!(
+                "OPEN_WRITES is on: product writes and order status changes are open to anyone"
+            ),
+            WriteAccess::Open => tracing::warn!(
+                "API_KEYS is not set (DEV_MODE): product writes and order status changes are open to anyone"
             ),
         }
         let metrics = metrics::Metrics::new();
         let backends = grpc::Backends::connect(&config, metrics.clone()).await?;
-        let products = product_cache::ProductCache::new(
+        let products = product_cache::ProductCache::bounded(
             config.product_cache_capacity,
+            config.bounds.product_cache_max_bytes,
             Duration::from_millis(config.product_cache_ttl_ms),
             metrics.clone(),
         );
+        // Read by every body extractor (see `extract::RawBody`).
+        let body_budget = limit::BodyBudget::new(config.bounds.body_budget_bytes, metrics.clone());
         let product_feed = (config.product_cache_capacity > 0)
             .then(|| (products.clone(), backends.catalog_channel()));
         let state = routes::AppState {
             products,
             backends,
             metrics,
-            verifier: signature::Verifier::new(
+            // A `whsec_` secret that does not decode stops the start: it
+            // could never verify a delivery.
+            verifier: signature::Verifier::try_new(
                 secrets,
                 config.webhook_require_timestamp,
                 config.webhook_tolerance(),
-            ),
+            )?,
             currency: config.currency.clone(),
-            api_keys,
+            write_access,
         };
         let router = routes::router(
             state,
@@ -121,7 +140,8 @@ impl Application {
                 request_timeout: Duration::from_secs(config.request_timeout_secs),
                 max_concurrent: config.max_concurrent_requests as usize,
             },
-        );
+        )
+        .layer(axum::Extension(body_budget));
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
@@ -129,7 +149,10 @@ impl Application {
             listener,
             router,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
-            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+            connections: server::ConnectionSettings::new(
+                Duration::from_secs(config.header_read_timeout_secs),
+                &config.bounds,
+            ),
             product_feed,
         })
     }
@@ -150,7 +173,7 @@ impl Application {
             listener,
             router,
             shutdown_grace,
-            header_read_timeout,
+            connections,
             product_feed,
         } = self;
         let addr = listener.local_addr()?;
@@ -165,7 +188,7 @@ impl Application {
             tracing::info!("draining in-flight requests");
         };
         tracing::info!(%addr, docs = %format!("http://{addr}/docs"), "gateway listening");
-        let server = server::serve(listener, router, header_read_timeout, signal);
+        let server = server::serve(listener, router, connections, signal);
         let deadline = async move {
             if drain_started_rx.await.is_ok() {
                 tokio::time::sleep(shutdown_grace).await;

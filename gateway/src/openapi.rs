@@ -35,7 +35,8 @@ use crate::{
             Integers out of range are refused (422). Money is accepted as a JSON number or a decimal string and \
             read exactly (never through a binary float); responses write it as a string with two decimals. \
             A request with a `Content-Type` other than JSON is refused (415); with none, the body is read as JSON. \
-            Bodies over 1 MiB (64 KiB on the webhook) are refused (413).\n\n\
+            Bodies over 64 KiB are refused (413); when the gateway is already reading as many bodies as \
+            its budget allows, 503 with `Retry-After`.\n\n\
             **Query strings**: unknown parameters are ignored; a known parameter given twice is refused (422).\n\n\
             **Request ids**: `x-request-id` is taken from the request (or generated), returned on the response, \
             and passed on to the services.\n\n\
@@ -354,6 +355,24 @@ mod tests {
                 "put /api/products/{id} products",
             ]
         );
+    }
+
+    /// Every documented operation that changes something has an access rule
+    /// in the one table, so none is closed to everyone by an oversight.
+    #[test]
+    fn every_documented_write_has_an_access_rule() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                let method =
+                    axum::http::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                assert_ne!(
+                    auth::access(&method, path),
+                    auth::Access::Closed,
+                    "{method} {path} has no rule in auth::OPERATIONS"
+                );
+            }
+        }
     }
 
     #[test]

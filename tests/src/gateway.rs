@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 use crate::{RunningService, any_port, catalog::spawn_catalog, order::spawn_order};
 
 /// The webhook secret every test gateway is configured with (unless a test
-/// sets its own).
-pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
+/// sets its own), in-process or as a child process: long enough for a gateway
+/// outside development mode (32 bytes or more).
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret-5d41402abc4b2a76b9719d911017c592";
 
 /// Starts a gateway in front of the given services; `configure` adjusts the
 /// test configuration before it starts.

@@ -71,6 +71,11 @@ impl ChildService {
             ("ORDER_URL", order_url),
             ("WEBHOOK_SECRET", crate::gateway::WEBHOOK_SECRET.to_owned()),
         ];
+        // Not in development mode, as in production: writes are opened on
+        // purpose unless the test configures keys.
+        if !extra.iter().any(|(key, _)| *key == "API_KEYS") {
+            env.push(("OPEN_WRITES", "true".to_owned()));
+        }
         env.extend_from_slice(extra);
         Self::start("gateway", &env).await
     }

@@ -305,6 +305,7 @@ impl Platform {
                 ("CATALOG_URL", catalog.url()),
                 ("ORDER_URL", order.url()),
                 ("WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
+                ("OPEN_WRITES", "true".to_owned()),
                 grace,
             ],
             output,

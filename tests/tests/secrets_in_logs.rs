@@ -29,8 +29,8 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 /// The gateway accepts either (rotation); the test signs with the new one.
-const OLD_WEBHOOK_SECRET: &str = "whsec_old_Pq3Zr7Tn5Wk8Js";
-const NEW_WEBHOOK_SECRET: &str = "whsec_new_Lm4Qz8Rt2Vx6Nb";
+const OLD_WEBHOOK_SECRET: &str = "old-webhook-secret-Pq3Zr7Tn5Wk8JsXy4Lm2Rt";
+const NEW_WEBHOOK_SECRET: &str = "new-webhook-secret-Lm4Qz8Rt2Vx6NbKq7Wp3Zs";
 const API_KEY: &str = "ak_live_9Hq2Zx4Vb7Wm3Np8Ks";
 /// A key the gateway does not know (a client's typo of a real key, say).
 const WRONG_API_KEY: &str = "ak_live_5Tg8Yh1Uj6Ik2OlQw";

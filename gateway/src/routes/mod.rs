@@ -26,7 +26,8 @@ use tower_http::{
 use tracing::Level;
 
 use crate::{
-    auth::{self, ApiKeys},
+    auth,
+    config::WriteAccess,
     error::{ApiError, PROBLEM_JSON, Problem, problem_response},
     grpc::Backends,
     limit::{self, InFlight},
@@ -46,8 +47,8 @@ pub struct AppState {
     /// The platform's single currency, written into wire money.
     pub currency: String,
     pub metrics: Metrics,
-    /// `None`: access control off (API_KEYS unset).
-    pub api_keys: Option<ApiKeys>,
+    /// Who may call the operations that need a right.
+    pub write_access: WriteAccess,
 }
 
 /// Body limits per route family, and the bound on one request.
@@ -94,10 +95,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .with_state(state.clone());
     // Inside routing (so the route template is known) and before any
     // extractor: an unauthorised write never has its body read.
-    let api = match state.api_keys.clone() {
-        Some(keys) => api.route_layer(middleware::from_fn_with_state(keys, auth::require_rights)),
-        None => api,
-    };
+    let api = api.route_layer(middleware::from_fn_with_state(
+        state.write_access.clone(),
+        auth::guard,
+    ));
     let in_flight = InFlight::new(limits.max_concurrent, state.metrics.clone());
 
     Router::new()

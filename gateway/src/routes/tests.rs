@@ -24,7 +24,7 @@ fn closed_port_url() -> String {
 }
 
 async fn app() -> Router {
-    let mut config = Config::parse_from(["gateway"]);
+    let mut config = Config::parse_from(["gateway", "--dev"]);
     config.catalog_url = closed_port_url();
     config.order_url = closed_port_url();
     config.webhook_secret = Some(SECRET.into());
@@ -46,7 +46,7 @@ async fn app() -> Router {
             config.webhook_tolerance(),
         ),
         currency: "USD".into(),
-        api_keys: None,
+        write_access: crate::config::WriteAccess::Open,
     };
     super::router(
         state,
