@@ -32,6 +32,10 @@ pub enum CatalogError {
     ReservationCommitted(Uuid),
     #[error("reservation {0} exists with other items")]
     ReservationMismatch(Uuid),
+    /// The caller went away before its queued reservation was decided: left
+    /// out, nothing taken (nobody hears this answer).
+    #[error("the caller went away before the reservation was decided")]
+    Abandoned,
     /// The database cannot be reached (or is shutting down): worth retrying.
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -123,6 +127,9 @@ impl From<CatalogError> for Status {
                 reason::RESERVATION_MISMATCH,
                 [(meta::ID, id.to_string())],
             ),
+            CatalogError::Abandoned => {
+                Status::cancelled("the caller went away before the reservation was decided")
+            }
             CatalogError::Unavailable(cause) => {
                 tracing::warn!(%cause, "database unavailable");
                 Status::unavailable("database unavailable, try again")

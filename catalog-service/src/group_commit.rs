@@ -17,6 +17,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
+use proto::server::Caller;
 use tokio::{
     sync::{mpsc, oneshot},
     task::JoinHandle,
@@ -45,6 +46,8 @@ struct Job {
     /// The caller's span, so the transaction that decides the call shows in
     /// the caller's trace (as parent of a batch of one, linked otherwise).
     span: Span,
+    /// Whether the gRPC caller still waits for the answer.
+    caller: Caller,
 }
 
 /// The handle every ReserveInventory call uses. Cheap to clone.
@@ -62,9 +65,10 @@ impl Reserver {
         (Self { jobs }, worker)
     }
 
-    /// Takes stock for `request`, all or nothing, in the next batch.
+    /// Takes stock for `request`, all or nothing, in the next batch, unless
+    /// `caller` has left by the time the batch is formed.
     #[tracing::instrument(name = "reserve", skip_all, fields(reservation_id = %request.id, lines = request.lines.len()))]
-    pub async fn reserve(&self, request: ReservationRequest) -> Outcome {
+    pub async fn reserve(&self, request: ReservationRequest, caller: Caller) -> Outcome {
         let (reply, answer) = oneshot::channel();
         let span = Span::current();
         self.jobs
@@ -72,6 +76,7 @@ impl Reserver {
                 request,
                 reply,
                 span,
+                caller,
             })
             .await
             .map_err(|_| CatalogError::Unavailable("the reservation worker has stopped".into()))?;
@@ -107,16 +112,18 @@ async fn run(store: Store, mut queue: mpsc::Receiver<Job>, metrics: CatalogMetri
 }
 
 /// Takes up to [`MAX_BATCH`] calls off `waiting`, oldest first, at most one
-/// per reservation id (a later duplicate stays for the next batch). A caller
-/// that has gone away (its deadline passed) is dropped: it will treat the
-/// outcome as unknown and release the id anyway, so taking stock for it
-/// would only be undone.
+/// per reservation id (a later duplicate stays for the next batch). A call
+/// whose caller has gone away (its deadline passed) is answered as abandoned
+/// and left out: no transaction of it has started, and its caller treats the
+/// outcome as unknown and releases the id anyway, so taking stock for it would
+/// only be undone.
 fn next_batch(waiting: &mut VecDeque<Job>) -> Vec<Job> {
     let mut ids = HashSet::new();
     let mut batch = Vec::new();
     let mut later = VecDeque::new();
     for job in waiting.drain(..) {
-        if job.reply.is_closed() {
+        if job.reply.is_closed() || job.caller.has_left() {
+            let _ = job.reply.send(Err(CatalogError::Abandoned));
             continue;
         }
         if batch.len() < MAX_BATCH && ids.insert(job.request.id) {

@@ -37,6 +37,8 @@ pub struct CatalogApi {
     metrics: CatalogMetrics,
     /// WatchProductChanges subscribes here.
     changes: ChangeFeed,
+    /// Deepest offset a ListProducts page may start at (`MAX_LIST_OFFSET`).
+    max_list_offset: u32,
 }
 
 impl CatalogApi {
@@ -53,7 +55,14 @@ impl CatalogApi {
             currency,
             metrics,
             changes,
+            max_list_offset: proto::paging::DEFAULT_MAX_LIST_OFFSET,
         }
+    }
+
+    /// Bounds how deep ListProducts pages (see `proto::paging`).
+    pub fn with_max_list_offset(mut self, max_list_offset: u32) -> Self {
+        self.max_list_offset = max_list_offset;
+        self
     }
 
     fn money(&self, amount: Decimal) -> Result<Money, CatalogError> {
@@ -166,8 +175,8 @@ impl CatalogService for CatalogApi {
         request: Request<pb::ListProductsRequest>,
     ) -> RpcResult<pb::ListProductsResponse> {
         let request = request.into_inner();
-        let page =
-            PageRequest::parse(request.page, request.page_size).map_err(CatalogError::Invalid)?;
+        let page = PageRequest::parse_within(request.page, request.page_size, self.max_list_offset)
+            .map_err(CatalogError::Invalid)?;
         let (products, total) = self
             .store
             .list_products(page, request.in_stock.into())
@@ -242,6 +251,11 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<pb::ReserveInventoryRequest>,
     ) -> RpcResult<pb::ReserveInventoryResponse> {
+        let caller = request
+            .extensions()
+            .get::<proto::server::Caller>()
+            .cloned()
+            .unwrap_or_default();
         let request = request.into_inner();
         let mut checks = Checks::default();
         let id = checks.take(parse_uuid("reservation_id", &request.reservation_id));
@@ -268,7 +282,7 @@ impl CatalogService for CatalogApi {
         let id = id.expect("checked");
         let reserved = self
             .reserver
-            .reserve(ReservationRequest::new(id, items))
+            .reserve(ReservationRequest::new(id, items), caller)
             .await;
         self.metrics.reservation(match &reserved {
             Ok(r) if r.replayed => "replayed",

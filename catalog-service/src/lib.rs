@@ -20,7 +20,8 @@
 //!
 //! [`Application::build`] binds its own listeners (port 0 in tests) and
 //! [`Application::run_until`] serves until the given shutdown future completes,
-//! so tests start the real service in-process.
+//! so tests start the real service in-process. With TLS settings (see
+//! `proto::tls`) the gRPC port speaks TLS, mutual when a client CA is given.
 
 pub mod change_feed;
 pub mod config;
@@ -53,6 +54,8 @@ pub struct Application {
     store: store::Store,
     /// Counts connections caught coming back inside a transaction.
     release_guard: proto::db::ReleaseGuard,
+    /// TLS on the gRPC port, loaded from the configured files.
+    tls: Option<proto::tls::ServerTls>,
     config: Config,
 }
 
@@ -60,6 +63,12 @@ impl Application {
     /// Connects to the database (creating and migrating it if configured) and
     /// binds the listen and admin addresses.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // TLS files first: a bad setting stops the start before anything
+        // else is done, with a message naming it.
+        let tls = config.tls.load()?;
+        // Only `--probe` presents these; checked here too, so that a mistake
+        // shows when the service starts rather than as a failing health check.
+        config.grpc_tls.load()?;
         let proto::db::Database {
             pool,
             release_guard,
@@ -77,6 +86,7 @@ impl Application {
             admin_listener,
             store: store::Store::new(pool),
             release_guard,
+            tls,
             config,
         })
     }
@@ -107,6 +117,7 @@ impl Application {
             admin_listener,
             store,
             release_guard,
+            tls,
             config,
         } = self;
         let mut registry = prometheus_client::registry::Registry::default();
@@ -135,7 +146,8 @@ impl Application {
             config.currency.clone(),
             catalog_metrics,
             changes,
-        );
+        )
+        .with_max_list_offset(config.max_list_offset);
         let interval = Duration::from_millis(config.health_check_interval_ms);
         let pool = store.pool().clone();
         let database_up = move || proto::db::is_up(pool.clone(), interval);
@@ -149,6 +161,7 @@ impl Application {
                 hooks,
                 health_interval: interval,
                 grace: Duration::from_secs(config.shutdown_grace_secs),
+                tls,
             },
             database_up,
             shutdown,

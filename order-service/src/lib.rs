@@ -26,6 +26,9 @@
 //! [`Application::run_until`] serves until the given shutdown future completes,
 //! so tests start the real service in-process. [`Application::reconciler`]
 //! hands out the reconciler, so tests can run a pass when they choose.
+//! With TLS settings (see `proto::tls`) the gRPC port speaks TLS, mutual when
+//! a client CA is given, and the catalog channel is TLS with this service's
+//! client certificate.
 
 pub mod catalog_client;
 pub mod config;
@@ -64,6 +67,8 @@ pub struct Application {
     api: grpc::OrderApi,
     reconciler: Reconciler,
     metrics: metrics::OrderMetrics,
+    /// TLS on the gRPC port, loaded from the configured files.
+    tls: Option<proto::tls::ServerTls>,
     config: Config,
 }
 
@@ -72,6 +77,10 @@ impl Application {
     /// builds the catalog channel (connected lazily: the catalog may be down)
     /// and binds the listen and admin addresses.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // TLS files first: a bad setting stops the start before anything
+        // else is done, with a message naming it.
+        let tls = config.tls.load()?;
+        let catalog_tls = config.grpc_tls.load()?;
         let proto::db::Database {
             pool,
             release_guard,
@@ -86,6 +95,7 @@ impl Application {
                 refresh_interval: std::time::Duration::from_millis(
                     config.catalog_refresh_ms.max(10),
                 ),
+                tls: catalog_tls,
             },
             config.catalog_timeout(),
             config.currency.clone(),
@@ -116,8 +126,13 @@ impl Application {
             relay.clone(),
             config.reserving_grace(),
             metrics.clone(),
-        );
-        let api = grpc::OrderApi::new(store.clone(), saga, relay, config.currency.clone());
+        )
+        .with_payment_event_retention(config.payment_event_retention());
+        let api = grpc::OrderApi::new(store.clone(), saga, relay, config.currency.clone())
+            .with_bounds(grpc::Bounds {
+                max_order_lines: config.max_order_lines as usize,
+                max_list_offset: config.max_list_offset,
+            });
         Ok(Self {
             listener,
             admin_listener,
@@ -126,6 +141,7 @@ impl Application {
             api,
             reconciler,
             metrics,
+            tls,
             config,
         })
     }
@@ -165,6 +181,7 @@ impl Application {
             api,
             reconciler,
             metrics,
+            tls,
             config,
         } = self;
         let mut registry = prometheus_client::registry::Registry::default();
@@ -196,6 +213,7 @@ impl Application {
                 hooks,
                 health_interval: interval,
                 grace: Duration::from_secs(config.shutdown_grace_secs),
+                tls,
             },
             database_up,
             shutdown,

@@ -9,6 +9,11 @@
 //!    `grace`;
 //! 4. the admin server stops; the caller then closes its pool.
 //!
+//! With [`GrpcServe::tls`] the gRPC port speaks only TLS (mutual, when the
+//! configuration names a client CA: a caller without a certificate from it is
+//! refused at the handshake, before any RPC). The admin port stays plaintext
+//! HTTP: it serves metrics and probes, never an RPC.
+//!
 //! Every call runs to its end ([`RunToCompletionLayer`]): a caller that goes
 //! away or a deadline that passes stops the *answer*, never the work half-way,
 //! so no handler is ever dropped inside a transaction, a saga step or a
@@ -46,6 +51,8 @@ pub struct GrpcServe<S> {
     pub health_interval: Duration,
     /// How long in-flight calls may run once draining starts.
     pub grace: Duration,
+    /// TLS on the gRPC port (see `crate::tls`); `None`: plaintext.
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 /// Serves until `shutdown` completes and the drain is over (see the module
@@ -76,7 +83,14 @@ where
         hooks,
         health_interval,
         grace,
+        tls,
     } = serve;
+    // First, before anything is started: the only step that can fail (and
+    // does not, for a configuration `crate::tls` loaded).
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &tls {
+        builder = builder.tls_config(tls.config())?;
+    }
     let rpc_metrics = GrpcServerMetrics::register(&mut registry);
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -118,9 +132,14 @@ where
     };
 
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "{name} listening");
+        let transport = match &tls {
+            None => "plaintext",
+            Some(tls) if tls.requires_client_certificate() => "mutual TLS",
+            Some(_) => "TLS, client certificates not checked",
+        };
+        tracing::info!(%addr, transport, "{name} listening");
     }
-    let server = tonic::transport::Server::builder()
+    let server = builder
         .trace_fn(crate::telemetry::grpc_server_span)
         .layer(rpc_metrics.layer())
         .layer(RunToCompletionLayer)
@@ -170,9 +189,9 @@ pub struct RunToCompletion<S> {
     inner: S,
 }
 
-impl<S, R> Service<R> for RunToCompletion<S>
+impl<S, B> Service<http::Request<B>> for RunToCompletion<S>
 where
-    S: Service<R>,
+    S: Service<http::Request<B>>,
     S::Future: Send + 'static,
     S::Response: Send + 'static,
     S::Error: Send + 'static,
@@ -185,10 +204,52 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: R) -> Self::Future {
-        // Spawned now, not when first polled: the call's span (entered by the
-        // server around `call`) goes with it.
-        Box::pin(crate::runtime::run_to_completion(self.inner.call(request)))
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let caller = Caller::default();
+        request.extensions_mut().insert(caller.clone());
+        let handler = self.inner.call(request);
+        Box::pin(async move {
+            let waiting = Waiting(Some(caller));
+            // Spawned at the first poll, which the server makes inside the
+            // call's span, so the handler's spans (and the trace context it
+            // passes on) stay in the caller's trace. Dropped before that, the
+            // handler has not started anything.
+            let answer = crate::runtime::run_to_completion(handler).await;
+            waiting.answered();
+            answer
+        })
+    }
+}
+
+/// Whether the caller of a gRPC call still waits for its answer (in the
+/// request's extensions). The handler runs to its end either way; work it has
+/// not started yet, such as a reservation still queued for its batch, may be
+/// skipped once the caller has left.
+#[derive(Debug, Clone, Default)]
+pub struct Caller(Arc<std::sync::atomic::AtomicBool>);
+
+impl Caller {
+    /// True once the server stopped waiting for the answer (the client went
+    /// away or its deadline passed).
+    pub fn has_left(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// Marks the caller gone if dropped before the answer came.
+struct Waiting(Option<Caller>);
+
+impl Waiting {
+    fn answered(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(caller) = self.0.take() {
+            caller.0.store(true, std::sync::atomic::Ordering::Release);
+        }
     }
 }
 

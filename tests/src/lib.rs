@@ -18,6 +18,7 @@ pub mod order;
 pub mod otlp;
 pub mod pgcluster;
 pub mod process;
+pub mod tls;
 
 use std::net::SocketAddr;
 
