@@ -21,17 +21,23 @@ pub fn reflection_v1alpha() -> v1alpha::ServerReflectionServer<impl v1alpha::Ser
 
 /// Asks the gRPC health service at `addr` about the overall `""` service;
 /// true when it answers SERVING within `timeout`. What `--probe` runs (e.g.
-/// a container health check).
-pub async fn probe(addr: std::net::SocketAddr, timeout: std::time::Duration) -> bool {
+/// a container health check); over TLS when `tls` is given.
+pub async fn probe(
+    addr: std::net::SocketAddr,
+    timeout: std::time::Duration,
+    tls: Option<tonic::transport::ClientTlsConfig>,
+) -> bool {
     use tonic_health::pb::{
         HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
     };
     let check = async {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .ok()?
-            .connect()
-            .await
-            .ok()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut endpoint =
+            tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}")).ok()?;
+        if let Some(tls) = tls {
+            endpoint = endpoint.tls_config(tls).ok()?;
+        }
+        let channel = endpoint.connect().await.ok()?;
         let response = HealthClient::new(channel)
             .check(HealthCheckRequest {
                 service: String::new(),

@@ -343,34 +343,15 @@ pub fn probe_tls(
     Ok(Some(tls))
 }
 
-/// [`crate::grpc::probe`] over TLS when `tls` is given: asks the health
-/// service at `addr` (checking its certificate against
-/// [`PROBE_SERVER_NAME`]) and returns true when it answers SERVING within
-/// `timeout`.
+/// [`crate::grpc::probe`] over TLS when `tls` is given (the server's
+/// certificate checked against [`PROBE_SERVER_NAME`]).
 pub async fn probe(addr: SocketAddr, timeout: Duration, tls: Option<&ClientTls>) -> bool {
-    use tonic_health::pb::{
-        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-    };
-    let Some(tls) = tls else {
-        return crate::grpc::probe(addr, timeout).await;
-    };
-    let check = async {
-        let channel = Endpoint::from_shared(format!("https://{addr}"))
-            .ok()?
-            .tls_config(tls.config_for(PROBE_SERVER_NAME))
-            .ok()?
-            .connect()
-            .await
-            .ok()?;
-        let response = HealthClient::new(channel)
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .ok()?;
-        Some(response.into_inner().status == ServingStatus::Serving as i32)
-    };
-    matches!(tokio::time::timeout(timeout, check).await, Ok(Some(true)))
+    crate::grpc::probe(
+        addr,
+        timeout,
+        tls.map(|tls| tls.config_for(PROBE_SERVER_NAME)),
+    )
+    .await
 }
 
 /// Why tonic refused a TLS configuration: its error says only "transport
