@@ -373,6 +373,7 @@ impl std::fmt::Debug for Config {
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("currency", &self.currency)
             .field("bounds", &self.bounds)
+            .field("grpc_tls", &self.grpc_tls)
             .finish()
     }
 }
