@@ -704,7 +704,10 @@ fn code_machine(table_column: &str, model: &Model, root: &Path) -> BTreeSet<(Str
                 }
             }
             // Where the saga starts an order.
-            let store = read(&root.join("order-service/src/store.rs"));
+            let store = files_with_suffix(&root.join("order-service/src/store"), ".rs")
+                .iter()
+                .map(|p| read(p))
+                .collect::<String>();
             for literal in string_literals(&store) {
                 if literal.contains("INSERT INTO orders ") {
                     for initial in quoted_states(&literal, states) {

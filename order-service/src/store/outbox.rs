@@ -1,0 +1,115 @@
+//! The outbox: inventory calls (release, commit) committed with the change
+//! that implies them, delivered after, and retried until the catalog confirms.
+
+use std::time::Duration;
+
+use sqlx::{FromRow, PgConnection};
+use tracing::instrument;
+use uuid::Uuid;
+
+use crate::{domain::InventoryAction, error::OrderError};
+
+use super::Store;
+
+/// An undelivered inventory call.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub reservation_id: Uuid,
+    #[sqlx(try_from = "String")]
+    pub action: InventoryAction,
+    /// Failed deliveries so far.
+    pub attempts: i32,
+}
+
+impl Store {
+    /// How many outbox rows wait for delivery (a gauge).
+    #[instrument(skip(self))]
+    /// Undelivered outbox rows, and the age in seconds of the oldest (0 when none).
+    pub async fn outbox_backlog(&self) -> Result<(i64, f64), OrderError> {
+        Ok(sqlx::query_as(
+            "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::float8, 0) \
+             FROM outbox",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Ids of outbox rows that are due, oldest first.
+    #[instrument(skip(self))]
+    pub async fn due_outbox(&self, limit: i64) -> Result<Vec<i64>, OrderError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM outbox WHERE next_attempt_at <= now() \
+             ORDER BY next_attempt_at, id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Takes a due row for delivery: pushes its next attempt `lease` into the
+    /// future, so that no other replica sends it meanwhile. `None` if it is
+    /// gone or not due (someone else has it).
+    #[instrument(skip(self))]
+    pub async fn claim_outbox(
+        &self,
+        id: i64,
+        lease: Duration,
+    ) -> Result<Option<OutboxEntry>, OrderError> {
+        Ok(sqlx::query_as(
+            "UPDATE outbox SET next_attempt_at = now() + $2 \
+             WHERE id = $1 AND next_attempt_at <= now() \
+             RETURNING id, reservation_id, action, attempts",
+        )
+        .bind(id)
+        .bind(lease)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The catalog confirmed the call: the row is done.
+    #[instrument(skip(self))]
+    pub async fn outbox_delivered(&self, id: i64) -> Result<(), OrderError> {
+        sqlx::query("DELETE FROM outbox WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The call failed: count it, keep why, and try again after `retry_in`.
+    #[instrument(skip(self, error))]
+    pub async fn outbox_failed(
+        &self,
+        id: i64,
+        retry_in: Duration,
+        error: &str,
+    ) -> Result<(), OrderError> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = now() + $2, \
+             last_error = $3 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(retry_in)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The outbox row for an inventory call on reservation (= order) `id`.
+pub(super) async fn insert_outbox(
+    conn: &mut PgConnection,
+    id: Uuid,
+    action: InventoryAction,
+) -> Result<OutboxEntry, OrderError> {
+    Ok(sqlx::query_as(
+        "INSERT INTO outbox (reservation_id, action) VALUES ($1, $2) \
+         RETURNING id, reservation_id, action, attempts",
+    )
+    .bind(id)
+    .bind(action.as_str())
+    .fetch_one(conn)
+    .await?)
+}

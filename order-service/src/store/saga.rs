@@ -1,0 +1,348 @@
+//! CreateOrder's writes: the order `reserving` (with its idempotency key), its
+//! confirmation (lines, total, `pending`), a refusal, and abandonment (the
+//! release queued in the outbox). Confirmation and abandonment are both
+//! conditional on `reserving`, so exactly one of them wins.
+
+use rust_decimal::Decimal;
+use sqlx::{FromRow, PgConnection, PgPool};
+use tracing::instrument;
+use uuid::Uuid;
+
+use crate::{
+    domain::{InventoryAction, NewOrder, Order, OrderItem, OrderStatus, ReservedLine},
+    error::OrderError,
+};
+
+use super::{
+    BY_ID_WHILE_RESERVING, OrderRow, Store,
+    outbox::{OutboxEntry, insert_outbox},
+};
+
+/// An order to insert as `reserving`.
+#[derive(Debug, Clone)]
+pub(super) struct NewReserving {
+    id: Uuid,
+    customer_id: i64,
+}
+
+/// An order to confirm: its reserved lines and exact total.
+#[derive(Debug, Clone)]
+pub(super) struct Confirmation {
+    id: Uuid,
+    lines: Vec<ReservedLine>,
+    total: Decimal,
+}
+
+/// How a CreateOrder's first step went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begun {
+    /// The order row (and its key, if any) is written: go on with the saga.
+    Started,
+    /// The idempotency key already names an order: this request is a repeat
+    /// (or a mismatch, if the hashes differ). Nothing was written.
+    Existing {
+        order_id: Uuid,
+        request_hash: String,
+    },
+}
+
+/// Why a rejected order was refused: the status its caller got, stored so an
+/// idempotent replay answers the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: i32,
+    pub message: String,
+    pub details: Vec<u8>,
+}
+
+/// Where a CreateOrder saga stands, as seen by a repeated request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SagaState {
+    pub status: OrderStatus,
+    pub rejection: Option<Rejection>,
+}
+
+/// One row of `confirm_order`: the order, and one of its new lines.
+#[derive(FromRow)]
+struct ConfirmedRow {
+    #[sqlx(flatten)]
+    order: OrderRow,
+    item_id: Option<i64>,
+    product_id: Option<Uuid>,
+    quantity: Option<i32>,
+    price_at_purchase: Option<Decimal>,
+}
+
+#[derive(FromRow)]
+struct SagaRow {
+    #[sqlx(try_from = "String")]
+    status: OrderStatus,
+    rejection_code: Option<i32>,
+    rejection_message: Option<String>,
+    rejection_details: Option<Vec<u8>>,
+}
+
+impl Store {
+    /// Saga step 1: the order in state `reserving` (its id is also the
+    /// reservation id) and, in the same transaction, its idempotency key.
+    ///
+    /// A key already taken by a transaction that has not committed yet makes
+    /// the insert wait for it (PostgreSQL's unique check), so a concurrent
+    /// duplicate sees the first request's order, never a second one.
+    #[instrument(skip_all, fields(order_id = %id, keyed = order.idempotency_key.is_some()))]
+    pub async fn begin_order(
+        &self,
+        id: Uuid,
+        order: &NewOrder,
+        request_hash: &str,
+    ) -> Result<Begun, OrderError> {
+        let Some(key) = &order.idempotency_key else {
+            // Without a key: one row of a shared insert (group commit).
+            self.begin_lane
+                .submit(NewReserving {
+                    id,
+                    customer_id: order.customer_id,
+                })
+                .await?;
+            return Ok(Begun::Started);
+        };
+        // The key can be freed between our failed insert and our read (the
+        // first request ended with an unknown outcome): then try again.
+        for _ in 0..3 {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO orders (id, customer_id, status) VALUES ($1, $2, 'reserving')",
+            )
+            .bind(id)
+            .bind(order.customer_id)
+            .execute(&mut *tx)
+            .await?;
+            let claimed: Option<Uuid> = sqlx::query_scalar(
+                "INSERT INTO idempotency_keys (key, request_hash, order_id) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO NOTHING RETURNING order_id",
+            )
+            .bind(key)
+            .bind(request_hash)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if claimed.is_some() {
+                tx.commit().await?;
+                return Ok(Begun::Started);
+            }
+            tx.rollback().await?;
+            let existing: Option<(Uuid, String)> = sqlx::query_as(
+                "SELECT order_id, request_hash FROM idempotency_keys WHERE key = $1",
+            )
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some((order_id, request_hash)) = existing {
+                return Ok(Begun::Existing {
+                    order_id,
+                    request_hash,
+                });
+            }
+        }
+        Err(OrderError::InProgress)
+    }
+
+    /// The saga state of any order, internal states included.
+    #[instrument(skip(self))]
+    pub async fn saga_state(&self, id: Uuid) -> Result<Option<SagaState>, OrderError> {
+        let row: Option<SagaRow> = sqlx::query_as(
+            "SELECT status, rejection_code, rejection_message, rejection_details \
+             FROM orders WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| SagaState {
+            status: row.status,
+            rejection: row.rejection_code.map(|code| Rejection {
+                code,
+                message: row.rejection_message.unwrap_or_default(),
+                details: row.rejection_details.unwrap_or_default(),
+            }),
+        }))
+    }
+
+    /// Saga step 3: the lines with their prices, the exact total and state
+    /// `pending`, atomically, returning the confirmed order. `None` when the
+    /// order is no longer `reserving` (the reconciler released it meanwhile):
+    /// nothing is written. Shares its statement with concurrent
+    /// confirmations (group commit).
+    #[instrument(skip(self, lines), fields(lines = lines.len()))]
+    pub async fn confirm_order(
+        &self,
+        id: Uuid,
+        lines: &[ReservedLine],
+        total: Decimal,
+    ) -> Result<Option<Order>, OrderError> {
+        self.confirm_lane
+            .submit(Confirmation {
+                id,
+                lines: lines.to_vec(),
+                total,
+            })
+            .await
+    }
+
+    /// Saga step 4: a definitely refused order becomes `rejected`,
+    /// remembering why (an idempotent replay answers the same). `false` when
+    /// the order was no longer `reserving`.
+    #[instrument(skip(self, rejection), fields(code = rejection.code))]
+    pub async fn reject_order(&self, id: Uuid, rejection: &Rejection) -> Result<bool, OrderError> {
+        mark_rejected(&self.pool, id, rejection).await
+    }
+
+    /// Saga step 5, for the saga and the reconciler alike: an order whose
+    /// reservation may or may not be held becomes `rejected`, its idempotency
+    /// key is freed (its caller learnt nothing, and may retry afresh) and a
+    /// "release reservation" outbox row is written, in one transaction. From
+    /// then on the saga can no longer confirm it (confirmation wants
+    /// `reserving`) and the release is delivered until the catalog confirms
+    /// it, so stock comes back exactly once whatever fails next. Returns the
+    /// outbox row to deliver now; `None` when the order had already left
+    /// `reserving` (confirmed, or abandoned by someone else): nothing written.
+    #[instrument(skip(self, rejection))]
+    pub async fn abandon_order(
+        &self,
+        id: Uuid,
+        rejection: &Rejection,
+    ) -> Result<Option<OutboxEntry>, OrderError> {
+        let mut tx = self.pool.begin().await?;
+        if !mark_rejected(&mut *tx, id, rejection).await? {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        free_idempotency_key(&mut tx, id).await?;
+        let entry = insert_outbox(&mut tx, id, InventoryAction::Release).await?;
+        tx.commit().await?;
+        Ok(Some(entry))
+    }
+}
+
+/// Saga step 1 for a batch: every order `reserving`, in one statement.
+pub(super) async fn insert_reserving(
+    pool: PgPool,
+    batch: Vec<NewReserving>,
+) -> Result<Vec<()>, OrderError> {
+    let ids: Vec<Uuid> = batch.iter().map(|o| o.id).collect();
+    let customers: Vec<i64> = batch.iter().map(|o| o.customer_id).collect();
+    sqlx::query(
+        "INSERT INTO orders (id, customer_id, status) \
+         SELECT id, customer_id, 'reserving' FROM UNNEST($1::uuid[], $2::int8[]) AS o(id, customer_id)",
+    )
+    .bind(&ids)
+    .bind(&customers)
+    .execute(&pool)
+    .await?;
+    Ok(vec![(); batch.len()])
+}
+
+/// Saga step 3 for a batch, in one statement: each order still `reserving`
+/// becomes `pending` with its total and gets its lines (ids in the catalog's
+/// line order); the others are left alone (`None`).
+pub(super) async fn confirm_orders(
+    pool: PgPool,
+    batch: Vec<Confirmation>,
+) -> Result<Vec<Option<Order>>, OrderError> {
+    let ids: Vec<Uuid> = batch.iter().map(|c| c.id).collect();
+    let totals: Vec<Decimal> = batch.iter().map(|c| c.total).collect();
+    let mut line_orders = Vec::new();
+    let mut product_ids = Vec::new();
+    let mut quantities = Vec::new();
+    let mut prices = Vec::new();
+    for confirmation in &batch {
+        for line in &confirmation.lines {
+            line_orders.push(confirmation.id);
+            product_ids.push(line.product_id);
+            quantities.push(line.quantity);
+            prices.push(line.unit_price);
+        }
+    }
+    // The expected state travels with each row of a MATERIALIZED input (see
+    // BY_ID_WHILE_RESERVING). The LEFT JOIN keeps a confirmed order even if
+    // it had no lines.
+    let rows: Vec<ConfirmedRow> = sqlx::query_as(
+        "WITH input AS MATERIALIZED ( \
+             SELECT t.id, t.total, 'reserving'::text AS expected \
+             FROM UNNEST($1::uuid[], $2::numeric[]) AS t(id, total) \
+         ), confirmed AS ( \
+             UPDATE orders AS o SET status = 'pending', total_price = input.total, updated_at = now() \
+             FROM input WHERE o.id = input.id AND o.status = input.expected \
+             RETURNING o.id, o.customer_id, o.status, o.payment_status, o.total_price, \
+                       o.created_at, o.updated_at \
+         ), items AS ( \
+             INSERT INTO order_items (order_id, product_id, quantity, price_at_purchase) \
+             SELECT line.order_id, line.product_id, line.quantity, line.price \
+             FROM UNNEST($3::uuid[], $4::uuid[], $5::int4[], $6::numeric[]) \
+                  WITH ORDINALITY AS line (order_id, product_id, quantity, price, n) \
+             WHERE line.order_id IN (SELECT id FROM confirmed) \
+             ORDER BY line.n \
+             RETURNING id, order_id, product_id, quantity, price_at_purchase \
+         ) \
+         SELECT c.id, c.customer_id, c.status, c.payment_status, c.total_price, \
+                c.created_at, c.updated_at, i.id AS item_id, i.product_id, i.quantity, \
+                i.price_at_purchase \
+         FROM confirmed c LEFT JOIN items i ON i.order_id = c.id ORDER BY c.id, i.id",
+    )
+    .bind(&ids)
+    .bind(&totals)
+    .bind(&line_orders)
+    .bind(&product_ids)
+    .bind(&quantities)
+    .bind(&prices)
+    .fetch_all(&pool)
+    .await?;
+    let mut confirmed: std::collections::HashMap<Uuid, Order> = std::collections::HashMap::new();
+    for row in rows {
+        let order = confirmed
+            .entry(row.order.id)
+            .or_insert_with(|| row.order.into_order(Vec::new()));
+        if let (Some(id), Some(product_id), Some(quantity), Some(price_at_purchase)) = (
+            row.item_id,
+            row.product_id,
+            row.quantity,
+            row.price_at_purchase,
+        ) {
+            order.items.push(OrderItem {
+                id,
+                product_id,
+                quantity,
+                price_at_purchase,
+            });
+        }
+    }
+    Ok(ids.iter().map(|id| confirmed.remove(id)).collect())
+}
+
+/// `reserving` -> `rejected` with the reason; `false` if no longer `reserving`.
+async fn mark_rejected<'c>(
+    conn: impl sqlx::PgExecutor<'c>,
+    id: Uuid,
+    rejection: &Rejection,
+) -> Result<bool, OrderError> {
+    let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{BY_ID_WHILE_RESERVING} UPDATE orders AS o SET status = 'rejected', rejection_code = $2, \
+         rejection_message = $3, rejection_details = $4, updated_at = now() \
+         FROM target WHERE o.id = target.id AND o.status = target.expected"
+    )))
+    .bind(id)
+    .bind(rejection.code)
+    .bind(&rejection.message)
+    .bind(&rejection.details)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+async fn free_idempotency_key(conn: &mut PgConnection, order_id: Uuid) -> Result<(), OrderError> {
+    sqlx::query("DELETE FROM idempotency_keys WHERE order_id = $1")
+        .bind(order_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
