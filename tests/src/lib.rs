@@ -1,8 +1,8 @@
 //! # Test harness
 //!
 //! Starts the real services in-process on port 0, each against a fresh
-//! PostgreSQL database of its own, and hands out clients. Integration tests in
-//! `tests/tests/` use it:
+//! PostgreSQL database of its own, and hands out clients. The integration
+//! tests (`tests/tests/it/`, one binary, a module per area) use it:
 //! - `catalog_*.rs`: the catalog service over gRPC;
 //! - `order_*.rs`: the order service over gRPC with a real catalog behind it;
 //! - `api_*.rs`: the gateway over HTTP with both services behind it.
