@@ -1,8 +1,7 @@
 //! # gateway
 //!
-//! The public REST API (the contract in `shared/API.md`, wire-compatible with
-//! the original FastAPI service), translated to the catalog and order gRPC
-//! services. Stateless: it validates, verifies webhook signatures, calls the
+//! The public REST API (described by the `/openapi.json` it serves, see
+//! [`openapi`]), translated to the catalog and order gRPC services. Stateless: it validates, verifies webhook signatures, calls the
 //! services with deadlines, and maps their answers back to HTTP.
 //!
 //! ## Layout

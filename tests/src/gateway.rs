@@ -346,3 +346,46 @@ pub async fn spawn_observed_platform() -> ObservedPlatform {
         metrics_urls,
     }
 }
+
+/// Reads from `socket` until the peer closes it or `limit` passes; `None`
+/// when it was still open at the limit. For tests that speak raw HTTP.
+pub async fn read_until_closed(
+    socket: &mut tokio::net::TcpStream,
+    limit: std::time::Duration,
+) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    tokio::time::timeout(limit, async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            match socket.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await
+    .ok()
+    .map(|()| received)
+}
+
+/// Reads an HTTP/1.1 response head (and whatever came with it), for at
+/// most `limit`.
+pub async fn read_response_head(
+    socket: &mut tokio::net::TcpStream,
+    limit: std::time::Duration,
+) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let _ = tokio::time::timeout(limit, async {
+        let mut buffer = [0u8; 4096];
+        while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+            match socket.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&received).into_owned()
+}

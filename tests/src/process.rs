@@ -284,3 +284,24 @@ fn signal(pid: u32, signal: &str) {
         .expect("kill runs");
     assert!(status.success(), "kill {signal} {pid} failed");
 }
+
+/// `text` without ANSI escape sequences (`ESC [ ... final byte`): what a
+/// process's coloured log lines say.
+pub fn strip_ansi(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            // Parameters and intermediates, then one final byte in @..~.
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}

@@ -26,6 +26,7 @@ use std::{
     collections::HashMap,
     time::{Duration, Instant},
 };
+use tests::gateway::{read_response_head, read_until_closed};
 
 use futures::future::join_all;
 use reqwest::Method;
@@ -69,41 +70,6 @@ fn product_body_of(len: usize) -> Vec<u8> {
     assert!(body.len() <= len);
     body.resize(len, b' ');
     body
-}
-
-/// Reads from `socket` until the peer closes it or `limit` passes; `None`
-/// when it was still open at the limit.
-async fn read_until_closed(socket: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
-    let mut received = Vec::new();
-    tokio::time::timeout(limit, async {
-        let mut buffer = [0u8; 4096];
-        loop {
-            match socket.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => received.extend_from_slice(&buffer[..n]),
-            }
-        }
-    })
-    .await
-    .ok()
-    .map(|()| received)
-}
-
-/// Reads an HTTP/1.1 response head (and whatever came with it), for at
-/// most `limit`.
-async fn read_response_head(socket: &mut TcpStream, limit: Duration) -> String {
-    let mut received = Vec::new();
-    let _ = tokio::time::timeout(limit, async {
-        let mut buffer = [0u8; 4096];
-        while !received.windows(4).any(|w| w == b"\r\n\r\n") {
-            match socket.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => received.extend_from_slice(&buffer[..n]),
-            }
-        }
-    })
-    .await;
-    String::from_utf8_lossy(&received).into_owned()
 }
 
 // ------------------------------------------------------------- order lines

@@ -9,6 +9,7 @@
 //! `api_bounds.rs`.
 
 use std::time::{Duration, Instant};
+use tests::gateway::{read_response_head, read_until_closed};
 
 use reqwest::Method;
 use tests::gateway::{Platform, Reply, spawn_platform_with};
@@ -29,24 +30,6 @@ async fn hold_one_request(p: &Platform) -> TcpStream {
         .await
         .unwrap();
     socket
-}
-
-/// Reads until the peer closes the connection, for at most `limit`.
-/// `None` when it was still open at the limit.
-async fn read_until_closed(socket: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
-    let mut received = Vec::new();
-    tokio::time::timeout(limit, async {
-        let mut buffer = [0u8; 4096];
-        loop {
-            match socket.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => received.extend_from_slice(&buffer[..n]),
-            }
-        }
-    })
-    .await
-    .ok()
-    .map(|()| received)
 }
 
 #[tokio::test]
@@ -223,23 +206,6 @@ fn product_body_of(len: usize) -> Vec<u8> {
     assert!(body.len() <= len);
     body.resize(len, b' ');
     body
-}
-
-/// Reads an HTTP/1.1 response head (and whatever came with it), for at
-/// most `limit`.
-async fn read_response_head(socket: &mut TcpStream, limit: Duration) -> String {
-    let mut received = Vec::new();
-    let _ = tokio::time::timeout(limit, async {
-        let mut buffer = [0u8; 4096];
-        while !received.windows(4).any(|w| w == b"\r\n\r\n") {
-            match socket.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => received.extend_from_slice(&buffer[..n]),
-            }
-        }
-    })
-    .await;
-    String::from_utf8_lossy(&received).into_owned()
 }
 
 /// An upload that never finishes: the head of a POST and part of its body.

@@ -51,6 +51,7 @@ use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
+use tests::process::strip_ansi;
 
 use proto::{
     catalog::v1::{
@@ -1630,26 +1631,6 @@ fn check_no_half_open_transaction_logged(output: &CapturedOutput, failures: &mut
             ),
         );
     }
-}
-
-/// `text` without ANSI escape sequences (`ESC [ ... final byte`).
-fn strip_ansi(text: &str) -> String {
-    let mut plain = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' && chars.peek() == Some(&'[') {
-            chars.next();
-            // Parameters and intermediates, then one final byte in @..~.
-            for c in chars.by_ref() {
-                if ('@'..='~').contains(&c) {
-                    break;
-                }
-            }
-        } else {
-            plain.push(c);
-        }
-    }
-    plain
 }
 
 /// The first `n` items, and how many more.

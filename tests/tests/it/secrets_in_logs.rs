@@ -16,6 +16,7 @@
 //! each. `SECRETS_TEST_DUMP=<dir>` writes what was searched into `<dir>`.
 
 use std::{net::SocketAddr, time::Duration};
+use tests::process::strip_ansi;
 
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
@@ -535,26 +536,6 @@ fn percent_encode(text: &str, upper: bool) -> String {
             }
         })
         .collect()
-}
-
-/// `text` without ANSI escape sequences (`ESC [ ... final byte`).
-fn strip_ansi(text: &str) -> String {
-    let mut plain = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' && chars.peek() == Some(&'[') {
-            chars.next();
-            // Parameters and intermediates, then one final byte in @..~.
-            for c in chars.by_ref() {
-                if ('@'..='~').contains(&c) {
-                    break;
-                }
-            }
-        } else {
-            plain.push(c);
-        }
-    }
-    plain
 }
 
 /// The text around a match, on one line, for the failure message.
