@@ -52,7 +52,7 @@ impl CatalogError {
 impl From<sqlx::Error> for CatalogError {
     fn from(error: sqlx::Error) -> Self {
         // One classifier for both services: callers tell retryable from broken.
-        if proto::db::is_unavailable(&error) {
+        if platform::db::is_unavailable(&error) {
             Self::Unavailable(error.to_string())
         } else {
             Self::Internal(error.to_string())

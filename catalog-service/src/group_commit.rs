@@ -17,7 +17,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use proto::server::Caller;
+use platform::server::Caller;
 use tokio::{
     sync::{mpsc, oneshot},
     task::JoinHandle,

@@ -253,7 +253,7 @@ impl CatalogService for CatalogApi {
     ) -> RpcResult<pb::ReserveInventoryResponse> {
         let caller = request
             .extensions()
-            .get::<proto::server::Caller>()
+            .get::<platform::server::Caller>()
             .cloned()
             .unwrap_or_default();
         let request = request.into_inner();

@@ -21,7 +21,7 @@
 //! [`Application::build`] binds its own listeners (port 0 in tests) and
 //! [`Application::run_until`] serves until the given shutdown future completes,
 //! so tests start the real service in-process. With TLS settings (see
-//! `proto::tls`) the gRPC port speaks TLS, mutual when a client CA is given.
+//! `platform::tls`) the gRPC port speaks TLS, mutual when a client CA is given.
 
 pub mod change_feed;
 pub mod config;
@@ -35,10 +35,8 @@ pub mod store;
 use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use proto::{
-    catalog::v1::catalog_service_server::CatalogServiceServer,
-    metrics::{AdminHooks, PoolGauges},
-};
+use platform::metrics::{AdminHooks, PoolGauges};
+use proto::catalog::v1::catalog_service_server::CatalogServiceServer;
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -53,9 +51,9 @@ pub struct Application {
     admin_listener: TcpListener,
     store: store::Store,
     /// Counts connections caught coming back inside a transaction.
-    release_guard: proto::db::ReleaseGuard,
+    release_guard: platform::db::ReleaseGuard,
     /// TLS on the gRPC port, loaded from the configured files.
-    tls: Option<proto::tls::ServerTls>,
+    tls: Option<platform::tls::ServerTls>,
     config: Config,
 }
 
@@ -69,10 +67,10 @@ impl Application {
         // Only `--probe` presents these; checked here too, so that a mistake
         // shows when the service starts rather than as a failing health check.
         config.grpc_tls.load()?;
-        let proto::db::Database {
+        let platform::db::Database {
             pool,
             release_guard,
-        } = proto::db::connect(&config.db_settings(), &MIGRATOR)
+        } = platform::db::connect(&config.db_settings(), &MIGRATOR)
             .await
             .context("catalog database")?;
         let listener = TcpListener::bind(config.listen_addr)
@@ -150,9 +148,9 @@ impl Application {
         .with_max_list_offset(config.max_list_offset);
         let interval = Duration::from_millis(config.health_check_interval_ms);
         let pool = store.pool().clone();
-        let database_up = move || proto::db::is_up(pool.clone(), interval);
-        let served = proto::server::serve(
-            proto::server::GrpcServe {
+        let database_up = move || platform::db::is_up(pool.clone(), interval);
+        let served = platform::server::serve(
+            platform::server::GrpcServe {
                 name: "catalog-service",
                 listener,
                 admin_listener,

@@ -14,19 +14,19 @@ async fn main() -> anyhow::Result<()> {
         // TLS exactly when the server speaks it (TLS_* set), with the
         // GRPC_TLS_* client certificate; a setting that cannot work is an
         // error (exit 1, with the reason), not a silent failed probe.
-        let tls = proto::tls::probe_tls(&config.tls, &config.grpc_tls)?;
+        let tls = platform::tls::probe_tls(&config.tls, &config.grpc_tls)?;
         let serving =
-            proto::tls::probe(config.listen_addr, Duration::from_secs(2), tls.as_ref()).await;
+            platform::tls::probe(config.listen_addr, Duration::from_secs(2), tls.as_ref()).await;
         std::process::exit(if serving { 0 } else { 1 });
     }
-    let telemetry = proto::telemetry::init("catalog-service");
+    let telemetry = platform::telemetry::init("catalog-service");
     if config.migrate_only {
-        proto::db::migrate_only(&config.db_settings(), &catalog_service::MIGRATOR).await?;
+        platform::db::migrate_only(&config.db_settings(), &catalog_service::MIGRATOR).await?;
         return Ok(());
     }
     tracing::info!(?config, "starting catalog-service");
     let app = Application::build(config).await?;
-    let result = app.run_until(proto::runtime::shutdown_signal()).await;
+    let result = app.run_until(platform::runtime::shutdown_signal()).await;
     telemetry.shutdown();
     result
 }

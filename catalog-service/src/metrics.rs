@@ -1,5 +1,5 @@
 //! The catalog's own Prometheus series (beside the shared per-RPC and pool
-//! series of `proto::metrics`): what happened to reservations, and how many
+//! series of `platform::metrics`): what happened to reservations, and how many
 //! each group-commit transaction decided.
 
 use prometheus_client::{

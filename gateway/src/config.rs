@@ -165,12 +165,12 @@ pub struct Config {
     #[arg(long, env = "CURRENCY", default_value = proto::money::DEFAULT_CURRENCY)]
     pub currency: String,
 
-    // ---- Mutual TLS to the services (see `proto::tls`) ------------------------
+    // ---- Mutual TLS to the services (see `platform::tls`) ------------------------
     // GRPC_TLS_CA_FILE, GRPC_TLS_CERT_FILE, GRPC_TLS_KEY_FILE: with them,
     // CATALOG_URL and ORDER_URL are https:// and the gateway presents its
     // client certificate; all unset: plaintext. Used by `crate::grpc`.
     #[command(flatten)]
-    pub grpc_tls: proto::tls::ClientTlsSettings,
+    pub grpc_tls: platform::tls::ClientTlsSettings,
 
     // ---- Resource bounds (see `crate::limit::Bounds`) ------------------------
     // BODY_BUDGET_BYTES, MAX_CONNECTIONS, IDLE_CONNECTION_TIMEOUT_SECS,

@@ -15,7 +15,7 @@
 //!
 //! With `GRPC_TLS_CA_FILE` (and the gateway's client certificate,
 //! `GRPC_TLS_CERT_FILE` / `GRPC_TLS_KEY_FILE`), both channels are mutual TLS
-//! (`proto::tls`): the URLs are `https://`, and each service's certificate
+//! (`platform::tls`): the URLs are `https://`, and each service's certificate
 //! is checked against its URL's host.
 
 use std::{
@@ -25,8 +25,8 @@ use std::{
 
 use anyhow::Context;
 use axum::{extract::FromRequestParts, http::request::Parts};
+use platform::balance::{ChannelSettings, ServiceChannel};
 use proto::{
-    balance::{ChannelSettings, ServiceChannel},
     catalog::v1::catalog_service_client::CatalogServiceClient,
     order::v1::order_service_client::OrderServiceClient,
 };
@@ -158,7 +158,7 @@ impl Backends {
         // With span export on, the current (HTTP request) span's context
         // replaces the client's raw traceparent, so the services' spans hang
         // under the gateway's.
-        proto::telemetry::inject_current_context(request.metadata_mut());
+        platform::telemetry::inject_current_context(request.metadata_mut());
         request
     }
 

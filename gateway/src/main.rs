@@ -11,13 +11,13 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     if config.probe {
         let healthy =
-            proto::runtime::http_probe(config.listen_addr, "/health", Duration::from_secs(2)).await;
+            platform::runtime::http_probe(config.listen_addr, "/health", Duration::from_secs(2)).await;
         std::process::exit(if healthy { 0 } else { 1 });
     }
-    let telemetry = proto::telemetry::init("gateway");
+    let telemetry = platform::telemetry::init("gateway");
     tracing::info!(?config, "starting gateway");
     let app = Application::build(config).await?;
-    let result = app.run_until(proto::runtime::shutdown_signal()).await;
+    let result = app.run_until(platform::runtime::shutdown_signal()).await;
     telemetry.shutdown();
     result
 }

@@ -18,7 +18,7 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
-use proto::metrics::{code_name, latency_histogram};
+use platform::metrics::{code_name, latency_histogram};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
@@ -215,7 +215,7 @@ impl Metrics {
 
     /// The Prometheus text of every series.
     pub fn render(&self) -> Response {
-        proto::metrics::render(&self.registry)
+        platform::metrics::render(&self.registry)
     }
 }
 

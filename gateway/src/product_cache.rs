@@ -37,7 +37,8 @@ use std::{
 };
 
 use axum::body::Bytes;
-use proto::{balance::ServiceChannel, catalog::v1 as pb};
+use platform::balance::ServiceChannel;
+use proto::catalog::v1 as pb;
 use uuid::Uuid;
 
 use crate::metrics::{CacheLookup, Metrics};

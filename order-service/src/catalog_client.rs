@@ -2,12 +2,12 @@
 //! built at start, cloned into every caller (never a connection per request).
 //!
 //! The channel spreads calls over every reachable catalog replica (see
-//! `proto::balance`) and the order service starts while the catalog is down;
+//! `platform::balance`) and the order service starts while the catalog is down;
 //! every call carries a deadline (sent to the catalog as `grpc-timeout` and
 //! enforced here), so a hung catalog costs a bounded wait, and no reachable
 //! catalog at all is UNAVAILABLE at once.
 //! The caller's W3C trace context travels with every call. With
-//! `GRPC_TLS_*` set, every connection is mutual TLS (`proto::tls`): the
+//! `GRPC_TLS_*` set, every connection is mutual TLS (`platform::tls`): the
 //! catalog's certificate is checked against CATALOG_URL's host, and this
 //! service presents its own.
 
@@ -18,7 +18,7 @@ use proto::catalog::v1::{
     CommitInventoryRequest, ReleaseInventoryRequest, ReservationItem, ReserveInventoryRequest,
     catalog_service_client::CatalogServiceClient,
 };
-use proto::{
+use platform::{
     balance::{ChannelSettings, ServiceChannel},
     telemetry::PropagateContext,
 };

@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
-use proto::db::DbSettings;
+use platform::db::DbSettings;
 
 #[derive(Clone, Parser)]
 #[command(
@@ -123,17 +123,17 @@ pub struct Config {
     #[arg(long, env = "MAX_LIST_OFFSET", default_value_t = proto::paging::DEFAULT_MAX_LIST_OFFSET)]
     pub max_list_offset: u32,
 
-    // ---- Mutual TLS (see `proto::tls`) ----------------------------------------
+    // ---- Mutual TLS (see `platform::tls`) ----------------------------------------
     // The gRPC server's certificate, key and client CA (TLS_CERT_FILE,
     // TLS_KEY_FILE, TLS_CLIENT_CA_FILE); all unset: plaintext.
     #[command(flatten)]
-    pub tls: proto::tls::ServerTlsSettings,
+    pub tls: platform::tls::ServerTlsSettings,
 
     // The catalog channel's TLS (GRPC_TLS_CA_FILE, GRPC_TLS_CERT_FILE,
     // GRPC_TLS_KEY_FILE; CATALOG_URL then https://), also what `--probe`
     // presents to this service.
     #[command(flatten)]
-    pub grpc_tls: proto::tls::ClientTlsSettings,
+    pub grpc_tls: platform::tls::ClientTlsSettings,
 }
 
 impl Config {

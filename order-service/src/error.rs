@@ -59,7 +59,7 @@ impl OrderError {
 impl From<sqlx::Error> for OrderError {
     fn from(error: sqlx::Error) -> Self {
         // One classifier for both services: callers tell retryable from broken.
-        if proto::db::is_unavailable(&error) {
+        if platform::db::is_unavailable(&error) {
             return Self::DatabaseUnavailable(error);
         }
         // Validation runs first, so these are a last line of defence; mapped by

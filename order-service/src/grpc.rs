@@ -92,7 +92,7 @@ impl OrderService for OrderApi {
         )
         .map_err(OrderError::InvalidArgument)?;
         // Runs to its end even if the caller goes away: every call does
-        // (proto::server::RunToCompletionLayer).
+        // (platform::server::RunToCompletionLayer).
         let order = self.saga.create_order(order).await?;
         self.reply(&order)
     }

@@ -26,7 +26,7 @@
 //! [`Application::run_until`] serves until the given shutdown future completes,
 //! so tests start the real service in-process. [`Application::reconciler`]
 //! hands out the reconciler, so tests can run a pass when they choose.
-//! With TLS settings (see `proto::tls`) the gRPC port speaks TLS, mutual when
+//! With TLS settings (see `platform::tls`) the gRPC port speaks TLS, mutual when
 //! a client CA is given, and the catalog channel is TLS with this service's
 //! client certificate.
 
@@ -44,10 +44,8 @@ pub mod store;
 use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use proto::{
-    metrics::{AdminHooks, PoolGauges},
-    order::v1::order_service_server::OrderServiceServer,
-};
+use platform::metrics::{AdminHooks, PoolGauges};
+use proto::order::v1::order_service_server::OrderServiceServer;
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -63,12 +61,12 @@ pub struct Application {
     admin_listener: TcpListener,
     store: store::Store,
     /// Counts connections caught coming back inside a transaction.
-    release_guard: proto::db::ReleaseGuard,
+    release_guard: platform::db::ReleaseGuard,
     api: grpc::OrderApi,
     reconciler: Reconciler,
     metrics: metrics::OrderMetrics,
     /// TLS on the gRPC port, loaded from the configured files.
-    tls: Option<proto::tls::ServerTls>,
+    tls: Option<platform::tls::ServerTls>,
     config: Config,
 }
 
@@ -81,16 +79,16 @@ impl Application {
         // else is done, with a message naming it.
         let tls = config.tls.load()?;
         let catalog_tls = config.grpc_tls.load()?;
-        let proto::db::Database {
+        let platform::db::Database {
             pool,
             release_guard,
-        } = proto::db::connect(&config.db_settings(), &MIGRATOR)
+        } = platform::db::connect(&config.db_settings(), &MIGRATOR)
             .await
             .context("orders database")?;
         let catalog = catalog_client::CatalogClient::new(
             &config.catalog_url,
             config.catalog_balance,
-            &proto::balance::ChannelSettings {
+            &platform::balance::ChannelSettings {
                 connect_timeout: config.catalog_connect_timeout(),
                 refresh_interval: std::time::Duration::from_millis(
                     config.catalog_refresh_ms.max(10),
@@ -202,9 +200,9 @@ impl Application {
         // without the catalog, and creates answer UNAVAILABLE on their own.
         let interval = Duration::from_millis(config.health_check_interval_ms);
         let pool = store.pool().clone();
-        let database_up = move || proto::db::is_up(pool.clone(), interval);
-        let served = proto::server::serve(
-            proto::server::GrpcServe {
+        let database_up = move || platform::db::is_up(pool.clone(), interval);
+        let served = platform::server::serve(
+            platform::server::GrpcServe {
                 name: "order-service",
                 listener,
                 admin_listener,

@@ -1,5 +1,5 @@
 //! The order service's own Prometheus series (beside the shared per-RPC and
-//! pool series of `proto::metrics`): how sagas end, what the outbox and the
+//! pool series of `platform::metrics`): how sagas end, what the outbox and the
 //! reconciler do.
 
 use prometheus_client::{

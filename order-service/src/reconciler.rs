@@ -115,7 +115,7 @@ impl Reconciler {
                 return Ok(report);
             }
             let (store, relay) = (self.store.clone(), self.relay.clone());
-            let abandoned = proto::runtime::run_to_completion(async move {
+            let abandoned = platform::runtime::run_to_completion(async move {
                 saga::abandon(&store, &relay, id).await
             });
             if abandoned.await? {
@@ -130,7 +130,7 @@ impl Reconciler {
             }
             let relay = self.relay.clone();
             let delivery =
-                proto::runtime::run_to_completion(async move { relay.deliver(outbox_id).await });
+                platform::runtime::run_to_completion(async move { relay.deliver(outbox_id).await });
             match delivery.await? {
                 Delivery::Delivered => report.delivered += 1,
                 Delivery::Failed => report.delivery_failed += 1,

@@ -10,7 +10,7 @@ use std::{
     process::Command,
 };
 
-use proto::tls::{ClientTlsSettings, ServerTlsSettings};
+use platform::tls::{ClientTlsSettings, ServerTlsSettings};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::{RunningService, TEST_POOL_SIZE, any_port, fresh_database_url};

@@ -133,7 +133,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                             );
                             // One trace from the client's traceparent (if any)
                             // through both services.
-                            proto::telemetry::continue_trace(&span, request.headers());
+                            platform::telemetry::continue_trace(&span, request.headers());
                             span
                         })
                         .on_response(DefaultOnResponse::new().level(Level::INFO)),

@@ -1,4 +1,4 @@
-//! The pool's release guard (`proto::db`): a connection that comes back to the
+//! The pool's release guard (`platform::db`): a connection that comes back to the
 //! pool inside a transaction block is closed, never handed to the next
 //! borrower, and counted; a clean one goes back and is not counted.
 //!
@@ -19,14 +19,14 @@ use tests::fresh_database_url;
 static NO_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate::Migrator::DEFAULT;
 
 /// A guarded pool of `size` connections on a fresh database.
-async fn guarded_pool(size: u32) -> proto::db::Database {
-    let settings = proto::db::DbSettings {
+async fn guarded_pool(size: u32) -> platform::db::Database {
+    let settings = platform::db::DbSettings {
         url: fresh_database_url("guard"),
         max_connections: size,
         create_if_missing: true,
         migrate: false,
     };
-    proto::db::connect(&settings, &NO_MIGRATIONS)
+    platform::db::connect(&settings, &NO_MIGRATIONS)
         .await
         .expect("database reachable")
 }
@@ -34,7 +34,7 @@ async fn guarded_pool(size: u32) -> proto::db::Database {
 /// A guarded pool and an observer: a connection of its own, outside the pool,
 /// that reads the server's view of the pool's sessions.
 struct Fixture {
-    db: proto::db::Database,
+    db: platform::db::Database,
     observer: sqlx::PgConnection,
 }
 
@@ -70,7 +70,7 @@ impl Fixture {
 
 /// Waits (bounded) until the guard's count reaches `expected`: sqlx releases
 /// connections in a task of its own, after the borrower dropped them.
-async fn wait_for_caught(guard: &proto::db::ReleaseGuard, expected: u64) {
+async fn wait_for_caught(guard: &platform::db::ReleaseGuard, expected: u64) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while guard.caught() < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;

@@ -14,8 +14,8 @@ use std::{process::Stdio, time::Duration};
 use proto::{
     catalog::v1::catalog_service_client::CatalogServiceClient,
     order::v1::{OrderStatus, PaymentStatus, order_service_client::OrderServiceClient},
-    tls::ClientTlsSettings,
 };
+use platform::tls::ClientTlsSettings;
 use tests::{
     any_port,
     catalog::{create_product, product_count, stock_of},
@@ -298,7 +298,7 @@ async fn the_gateway_reads_a_product_over_mutual_tls() {
 #[tokio::test]
 async fn incomplete_or_mismatched_tls_settings_stop_the_start() {
     let certs = TestCerts::generate();
-    let build = |tls: proto::tls::ServerTlsSettings| {
+    let build = |tls: platform::tls::ServerTlsSettings| {
         let mut config =
             catalog_service::Config::for_database(fresh_database_url("catalog"), any_port());
         config.tls = tls;

@@ -3,7 +3,7 @@
 
 use tonic_reflection::server::{v1, v1alpha};
 
-use crate::FILE_DESCRIPTOR_SET;
+use proto::FILE_DESCRIPTOR_SET;
 
 pub fn reflection_v1() -> v1::ServerReflectionServer<impl v1::ServerReflection> {
     tonic_reflection::server::Builder::configure()

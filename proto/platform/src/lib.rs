@@ -1,0 +1,32 @@
+//! # platform: what every process of the platform runs on
+//!
+//! The contracts are the `proto` crate; this crate is the runtime the two
+//! gRPC services and the gateway share, so that each of them holds only its
+//! own business.
+//!
+//! ## Layout
+//! - [`server`]: how both gRPC services serve, drain and stop (and why every
+//!   call runs to completion once started).
+//! - [`runtime`]: the shutdown signal, and `run_to_completion` for work that
+//!   must not be cut at an `.await`.
+//! - [`grpc`]: health + reflection services every gRPC server registers, and
+//!   the health probe.
+//! - [`balance`]: client-side balancing over every resolved address of a service.
+//! - [`tls`]: mutual TLS settings (clap groups), loading and probing.
+//! - [`telemetry`]: logs, OTLP span export, trace context over gRPC.
+//! - [`metrics`]: per-process Prometheus registry pieces and the admin router.
+//! - [`db`] (feature `db`): create-if-missing + migrate, the pool's release
+//!   guard, and the one classifier of "the database is unavailable".
+//!
+//! Everything here is shared by at least two of the three processes; code used
+//! by one process lives in that process's crate.
+
+pub mod balance;
+#[cfg(feature = "db")]
+pub mod db;
+pub mod grpc;
+pub mod metrics;
+pub mod runtime;
+pub mod server;
+pub mod telemetry;
+pub mod tls;
