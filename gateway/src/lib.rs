@@ -70,7 +70,10 @@ pub struct Application {
     connections: server::ConnectionSettings,
     /// The product cache and the channel its change feed comes over; `None`
     /// when the cache is off (PRODUCT_CACHE_CAPACITY=0).
-    product_feed: Option<(product_cache::ProductCache, platform::balance::ServiceChannel)>,
+    product_feed: Option<(
+        product_cache::ProductCache,
+        platform::balance::ServiceChannel,
+    )>,
 }
 
 impl Application {

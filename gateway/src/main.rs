@@ -11,7 +11,8 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     if config.probe {
         let healthy =
-            platform::runtime::http_probe(config.listen_addr, "/health", Duration::from_secs(2)).await;
+            platform::runtime::http_probe(config.listen_addr, "/health", Duration::from_secs(2))
+                .await;
         std::process::exit(if healthy { 0 } else { 1 });
     }
     let telemetry = platform::telemetry::init("gateway");

@@ -13,12 +13,12 @@ use axum::{
     middleware::Next,
     response::Response,
 };
+use platform::metrics::{code_name, latency_histogram};
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
-use platform::metrics::{code_name, latency_histogram};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {

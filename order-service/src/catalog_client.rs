@@ -14,13 +14,13 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::Context;
-use proto::catalog::v1::{
-    CommitInventoryRequest, ReleaseInventoryRequest, ReservationItem, ReserveInventoryRequest,
-    catalog_service_client::CatalogServiceClient,
-};
 use platform::{
     balance::{ChannelSettings, ServiceChannel},
     telemetry::PropagateContext,
+};
+use proto::catalog::v1::{
+    CommitInventoryRequest, ReleaseInventoryRequest, ReservationItem, ReserveInventoryRequest,
+    catalog_service_client::CatalogServiceClient,
 };
 use tonic::{
     Code, Request, Status, codegen::Bytes, service::interceptor::InterceptedService,

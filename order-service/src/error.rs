@@ -56,6 +56,12 @@ impl OrderError {
     }
 }
 
+impl From<platform::group_commit::Stopped> for OrderError {
+    fn from(stopped: platform::group_commit::Stopped) -> Self {
+        Self::internal(stopped)
+    }
+}
+
 impl From<sqlx::Error> for OrderError {
     fn from(error: sqlx::Error) -> Self {
         // One classifier for both services: callers tell retryable from broken.

@@ -19,9 +19,8 @@
 //! - [`payments`]: payment updates and the event ids that deduplicate them;
 //! - [`outbox`]: the undelivered inventory calls;
 //! - [`reconciler`]: what the reconciler looks for and prunes;
-//! - `lane`: the group-commit engine the saga's writes go through.
+//! - the saga's writes go through group-commit lanes (`platform::group_commit`).
 
-mod lane;
 mod orders;
 mod outbox;
 mod payments;
@@ -29,6 +28,7 @@ mod reconciler;
 mod saga;
 
 use chrono::{DateTime, Utc};
+use platform::group_commit::Lane;
 use rust_decimal::Decimal;
 use sqlx::{FromRow, PgConnection, PgPool};
 use tracing::instrument;
@@ -49,9 +49,9 @@ use saga::{Confirmation, NewReserving, confirm_orders, insert_reserving};
 pub struct Store {
     pool: PgPool,
     /// Saga step 1 for orders without an idempotency key.
-    begin_lane: lane::Lane<NewReserving, ()>,
+    begin_lane: Lane<NewReserving, (), OrderError>,
     /// Saga step 3.
-    confirm_lane: lane::Lane<Confirmation, Option<Order>>,
+    confirm_lane: Lane<Confirmation, Option<Order>, OrderError>,
 }
 
 #[derive(FromRow)]
@@ -117,11 +117,11 @@ impl Store {
     /// Also starts the group-commit workers (so: inside a tokio runtime); they
     /// stop when the last clone of the store is dropped.
     pub fn new(pool: PgPool) -> Self {
-        let begin_lane = lane::Lane::spawn({
+        let begin_lane = Lane::spawn({
             let pool = pool.clone();
             move |batch: Vec<NewReserving>| insert_reserving(pool.clone(), batch)
         });
-        let confirm_lane = lane::Lane::spawn({
+        let confirm_lane = Lane::spawn({
             let pool = pool.clone();
             move |batch: Vec<Confirmation>| confirm_orders(pool.clone(), batch)
         });

@@ -15,6 +15,8 @@
 //! - [`tls`]: mutual TLS settings (clap groups), loading and probing.
 //! - [`telemetry`]: logs, OTLP span export, trace context over gRPC.
 //! - [`metrics`]: per-process Prometheus registry pieces and the admin router.
+//! - [`group_commit`]: one task per lane that runs the requests queued
+//!   meanwhile as one batch (one transaction) instead of one each.
 //! - [`db`] (feature `db`): create-if-missing + migrate, the pool's release
 //!   guard, and the one classifier of "the database is unavailable".
 //!
@@ -24,6 +26,7 @@
 pub mod balance;
 #[cfg(feature = "db")]
 pub mod db;
+pub mod group_commit;
 pub mod grpc;
 pub mod metrics;
 pub mod runtime;

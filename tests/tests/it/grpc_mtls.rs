@@ -11,11 +11,11 @@
 
 use std::{process::Stdio, time::Duration};
 
+use platform::tls::ClientTlsSettings;
 use proto::{
     catalog::v1::catalog_service_client::CatalogServiceClient,
     order::v1::{OrderStatus, PaymentStatus, order_service_client::OrderServiceClient},
 };
-use platform::tls::ClientTlsSettings;
 use tests::{
     any_port,
     catalog::{create_product, product_count, stock_of},

@@ -1,26 +1,35 @@
 //! Group commit: one task per lane takes every request queued while its
-//! previous statement was in flight (no timer: a lone request goes at once)
-//! and runs them as one batch, so concurrent orders share one transaction.
+//! previous batch was in flight (no timer: a lone request goes at once) and
+//! runs them as one batch, so concurrent writers share one transaction (and
+//! one WAL flush) instead of queueing for one each.
+//!
+//! A request whose caller has gone by the time its batch is formed is left
+//! out: nothing of it has started, and nobody waits for its answer. A batch
+//! that fails is retried request by request, so one bad request fails alone.
 
 use std::future::Future;
 
 use tokio::sync::{mpsc, oneshot};
-
-use crate::error::OrderError;
 
 /// Most requests one statement carries.
 const MAX_BATCH: usize = 128;
 /// Requests that may wait before callers are slowed down.
 const QUEUE: usize = 4096;
 
-type Reply<O> = oneshot::Sender<Result<O, OrderError>>;
+type Reply<O, E> = oneshot::Sender<Result<O, E>>;
+
+/// The lane's task has stopped (the process is shutting down): the request
+/// was not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a group-commit worker has stopped")]
+pub struct Stopped;
 
 /// A handle to one lane. Cheap to clone.
-pub struct Lane<R, O> {
-    requests: mpsc::Sender<(R, Reply<O>)>,
+pub struct Lane<R, O, E> {
+    requests: mpsc::Sender<(R, Reply<O, E>)>,
 }
 
-impl<R, O> Clone for Lane<R, O> {
+impl<R, O, E> Clone for Lane<R, O, E> {
     fn clone(&self) -> Self {
         Self {
             requests: self.requests.clone(),
@@ -28,17 +37,18 @@ impl<R, O> Clone for Lane<R, O> {
     }
 }
 
-impl<R, O> Lane<R, O>
+impl<R, O, E> Lane<R, O, E>
 where
     R: Clone + Send + 'static,
     O: Send + 'static,
+    E: From<Stopped> + std::fmt::Display + Send + 'static,
 {
     /// Starts the lane's task; `run` does one batch, answering one outcome
     /// per request in order, or failing the whole batch (nothing written).
     pub fn spawn<F, Fut>(run: F) -> Self
     where
         F: Fn(Vec<R>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Vec<O>, OrderError>> + Send + 'static,
+        Fut: Future<Output = Result<Vec<O>, E>> + Send + 'static,
     {
         let (requests, queue) = mpsc::channel(QUEUE);
         tokio::spawn(work(run, queue));
@@ -46,25 +56,22 @@ where
     }
 
     /// Runs `request` in the next batch.
-    pub async fn submit(&self, request: R) -> Result<O, OrderError> {
+    pub async fn submit(&self, request: R) -> Result<O, E> {
         let (reply, answer) = oneshot::channel();
         self.requests
             .send((request, reply))
             .await
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+            .map_err(|_| Stopped)?;
+        answer.await.map_err(|_| Stopped)?
     }
 }
 
-fn stopped() -> OrderError {
-    OrderError::internal(anyhow::anyhow!("a group-commit worker has stopped"))
-}
-
-async fn work<R, O, F, Fut>(run: F, mut queue: mpsc::Receiver<(R, Reply<O>)>)
+async fn work<R, O, E, F, Fut>(run: F, mut queue: mpsc::Receiver<(R, Reply<O, E>)>)
 where
     R: Clone,
+    E: From<Stopped> + std::fmt::Display,
     F: Fn(Vec<R>) -> Fut,
-    Fut: Future<Output = Result<Vec<O>, OrderError>>,
+    Fut: Future<Output = Result<Vec<O>, E>>,
 {
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
@@ -80,7 +87,7 @@ where
         if batch.is_empty() {
             continue;
         }
-        let (requests, replies): (Vec<R>, Vec<Reply<O>>) = batch.into_iter().unzip();
+        let (requests, replies): (Vec<R>, Vec<Reply<O, E>>) = batch.into_iter().unzip();
         match run(requests.clone()).await {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
@@ -97,7 +104,7 @@ where
                 for (request, reply) in requests.into_iter().zip(replies) {
                     let outcome = run(vec![request])
                         .await
-                        .and_then(|mut one| one.pop().ok_or_else(stopped));
+                        .and_then(|mut one| one.pop().ok_or_else(|| Stopped.into()));
                     let _ = reply.send(outcome);
                 }
             }
@@ -116,19 +123,40 @@ mod tests {
 
     use super::*;
 
+    #[derive(Debug, PartialEq)]
+    enum TestError {
+        Stopped,
+        Refused(&'static str),
+    }
+
+    impl From<Stopped> for TestError {
+        fn from(_: Stopped) -> Self {
+            Self::Stopped
+        }
+    }
+
+    impl std::fmt::Display for TestError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{self:?}")
+        }
+    }
+
     /// A lane that doubles numbers, records its batches, and waits for a
     /// permit before each batch (so a test can hold it while calls queue).
-    fn doubling(gate: Arc<Semaphore>, batches: Arc<Mutex<Vec<Vec<u32>>>>) -> Lane<u32, u32> {
+    fn doubling(
+        gate: Arc<Semaphore>,
+        batches: Arc<Mutex<Vec<Vec<u32>>>>,
+    ) -> Lane<u32, u32, TestError> {
         Lane::spawn(move |batch: Vec<u32>| {
             let (gate, batches) = (gate.clone(), batches.clone());
             async move {
                 gate.acquire().await.expect("open").forget();
                 batches.lock().unwrap().push(batch.clone());
                 if batch.len() > 1 && batch.contains(&13) {
-                    return Err(OrderError::internal(anyhow::anyhow!("13 in a batch")));
+                    return Err(TestError::Refused("13 in a batch"));
                 }
                 if batch == [13] {
-                    return Err(OrderError::internal(anyhow::anyhow!("13 alone")));
+                    return Err(TestError::Refused("13 alone"));
                 }
                 Ok(batch.iter().map(|n| n * 2).collect())
             }
@@ -137,9 +165,9 @@ mod tests {
 
     /// Submits `n` from a task, and waits until the lane has it queued.
     async fn queue(
-        lane: &Lane<u32, u32>,
+        lane: &Lane<u32, u32, TestError>,
         n: u32,
-    ) -> tokio::task::JoinHandle<Result<u32, OrderError>> {
+    ) -> tokio::task::JoinHandle<Result<u32, TestError>> {
         let lane_ = lane.clone();
         let call = tokio::spawn(async move { lane_.submit(n).await });
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -176,7 +204,7 @@ mod tests {
         gate.add_permits(5);
         assert_eq!(first.await.unwrap().unwrap(), 2);
         assert_eq!(a.await.unwrap().unwrap(), 4);
-        assert!(bad.await.unwrap().is_err());
+        assert_eq!(bad.await.unwrap(), Err(TestError::Refused("13 alone")));
         assert_eq!(b.await.unwrap().unwrap(), 6);
         assert_eq!(
             *batches.lock().unwrap(),
