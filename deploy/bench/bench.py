@@ -735,7 +735,7 @@ def format_line(scenario: Scenario, connections: int, m: Measured, ceiling: floa
 
 
 def targets(results: list[dict], check: dict, rss: dict) -> list[tuple[str, str, bool]]:
-    """Issue 6's targets that this run's results can judge: (target, measured, met)."""
+    """The targets that this run's results can judge: (target, measured, met)."""
     by = {(r["scenario"], r["connections"]): r for r in results}
     out = []
 
@@ -945,7 +945,7 @@ def main() -> None:
         print("peak RSS: " + ", ".join(f"{name} {kib / 1024:.1f} MiB" for name, kib in rss.items() if kib),
               flush=True)
         judged = targets(results, check, rss)
-        print("targets (issue 6):", flush=True)
+        print("targets:", flush=True)
         for target, measured, met in judged:
             print(f"  {'met    ' if met else 'NOT met'}  {target:<58} {measured}", flush=True)
         quiet_after = machine_state()

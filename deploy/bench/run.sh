@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The load benchmark (issue 6): builds the release binaries, starts the whole
+# The load benchmark: builds the release binaries, starts the whole
 # platform on fresh databases, seeds it through the public API, drives it with
 # wrk, measures the PostgreSQL ceilings with pgbench in the same run, and prints
 # one line per scenario and concurrency, then (once the order service's

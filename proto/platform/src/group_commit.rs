@@ -1,22 +1,48 @@
 //! Group commit: one task per lane takes every request queued while its
 //! previous batch was in flight (no timer: a lone request goes at once) and
 //! runs them as one batch, so concurrent writers share one transaction (and
-//! one WAL flush) instead of queueing for one each.
+//! one WAL flush, one hold of a hot row's lock) instead of queueing for one
+//! each.
 //!
-//! A request whose caller has gone by the time its batch is formed is left
-//! out: nothing of it has started, and nobody waits for its answer. A batch
-//! that fails is retried request by request, so one bad request fails alone.
+//! What every lane guarantees:
+//! - each request gets its own outcome, as the batch function decided it;
+//! - a request whose submitter has gone, or whose gRPC [`Caller`] has left,
+//!   by the time its batch is formed is left out: nothing of it has started,
+//!   and nobody waits for its answer ([`Lane::submit_for`] answers
+//!   [`Abandoned`]);
+//! - a batch that fails is retried request by request, so one bad request
+//!   fails alone (unless [`Policy::fail_together_when`] says the failure is
+//!   everyone's, such as the database being out of reach);
+//! - a batch of one runs in its submitter's tracing span; a shared batch runs
+//!   in a `group_commit` span linked to every submitter's.
+//!
+//! [`Policy::distinct_by`] keeps two requests with the same key out of one
+//! batch: the later one waits for the next batch, where it sees what the
+//! first one stored, as it would have had it run after it alone.
 
-use std::future::Future;
+use std::{
+    collections::{HashSet, VecDeque},
+    future::Future,
+    hash::Hash,
+};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+use tracing::{Instrument, Span};
 
-/// Most requests one statement carries.
-const MAX_BATCH: usize = 128;
-/// Requests that may wait before callers are slowed down.
+use crate::server::Caller;
+
+/// Most requests one batch carries: bounds the statements' sizes and how
+/// long a batch holds its locks.
+pub const MAX_BATCH: usize = 128;
+/// Requests that may wait before submitters are slowed down.
 const QUEUE: usize = 4096;
 
 type Reply<O, E> = oneshot::Sender<Result<O, E>>;
+/// Where a request's outcome goes, and the span its retry alone runs in.
+type Answer<O, E> = (Reply<O, E>, Span);
 
 /// The lane's task has stopped (the process is shutting down): the request
 /// was not run.
@@ -24,9 +50,91 @@ type Reply<O, E> = oneshot::Sender<Result<O, E>>;
 #[error("a group-commit worker has stopped")]
 pub struct Stopped;
 
-/// A handle to one lane. Cheap to clone.
+/// The gRPC caller left (it hung up, or its deadline passed) before the
+/// request's batch was formed: the request was not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the caller went away before its request was run")]
+pub struct Abandoned;
+
+/// One queued request and what answering it needs.
+struct Job<R, O, E> {
+    request: R,
+    reply: Reply<O, E>,
+    /// The submitter's span: a batch of one runs in it, a shared one links it.
+    span: Span,
+    /// The gRPC caller the request is for, if any.
+    caller: Option<Caller>,
+}
+
+impl<R, O, E> Job<R, O, E> {
+    /// Nobody waits for this job's answer any more.
+    fn abandoned(&self) -> bool {
+        self.reply.is_closed() || self.caller.as_ref().is_some_and(Caller::has_left)
+    }
+}
+
+/// How a lane forms and reports its batches. [`Lane::spawn`] uses the
+/// default: no keys, every failed batch retried one by one, no hook.
+pub struct Policy<R, E, K = ()> {
+    /// Two requests with the same key never share a batch.
+    key: Option<fn(&R) -> K>,
+    /// Failures answered to the whole batch instead of retried one by one.
+    fail_together: Option<SharedFailure<E>>,
+    /// Told the size of every batch formed (retries alone are not batches).
+    on_batch: Option<Box<dyn Fn(usize) + Send + Sync>>,
+}
+
+/// A failure `shared` accepts is everyone's: each request of the batch gets
+/// a `copy` of it.
+struct SharedFailure<E> {
+    shared: fn(&E) -> bool,
+    copy: fn(&E) -> E,
+}
+
+impl<R, E> Default for Policy<R, E> {
+    fn default() -> Self {
+        Self {
+            key: None,
+            fail_together: None,
+            on_batch: None,
+        }
+    }
+}
+
+impl<R, E, K> Policy<R, E, K> {
+    /// Requests with equal `key`s go in separate batches, oldest first.
+    pub fn distinct_by<K2: Hash + Eq>(self, key: fn(&R) -> K2) -> Policy<R, E, K2> {
+        Policy {
+            key: Some(key),
+            fail_together: self.fail_together,
+            on_batch: self.on_batch,
+        }
+    }
+
+    /// A batch failing with an error `shared` accepts is not retried: every
+    /// request of it gets a copy of that error.
+    pub fn fail_together_when(mut self, shared: fn(&E) -> bool) -> Self
+    where
+        E: Clone,
+    {
+        self.fail_together = Some(SharedFailure {
+            shared,
+            copy: E::clone,
+        });
+        self
+    }
+
+    /// Calls `observe` with the size of every batch formed (a metrics hook).
+    pub fn on_batch(mut self, observe: impl Fn(usize) + Send + Sync + 'static) -> Self {
+        self.on_batch = Some(Box::new(observe));
+        self
+    }
+}
+
+/// A handle to one lane. Cheap to clone; the lane's task ends once every
+/// handle is dropped and what was queued is answered.
 pub struct Lane<R, O, E> {
-    requests: mpsc::Sender<(R, Reply<O, E>)>,
+    requests: mpsc::Sender<Job<R, O, E>>,
 }
 
 impl<R, O, E> Clone for Lane<R, O, E> {
@@ -43,66 +151,175 @@ where
     O: Send + 'static,
     E: From<Stopped> + std::fmt::Display + Send + 'static,
 {
-    /// Starts the lane's task; `run` does one batch, answering one outcome
-    /// per request in order, or failing the whole batch (nothing written).
+    /// Starts the lane's task with the default [`Policy`]; `run` does one
+    /// batch, answering one outcome per request in order, or failing the
+    /// whole batch (nothing written).
     pub fn spawn<F, Fut>(run: F) -> Self
     where
         F: Fn(Vec<R>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<O>, E>> + Send + 'static,
     {
+        Self::spawn_with(Policy::default(), run).0
+    }
+
+    /// Starts the lane's task with `policy`; returns the task too, for a
+    /// shutdown that waits until what was queued is answered.
+    pub fn spawn_with<K, F, Fut>(policy: Policy<R, E, K>, run: F) -> (Self, JoinHandle<()>)
+    where
+        K: Hash + Eq + Send + 'static,
+        F: Fn(Vec<R>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<O>, E>> + Send + 'static,
+    {
         let (requests, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(work(run, queue));
-        Self { requests }
+        let task = tokio::spawn(work(policy, run, queue));
+        (Self { requests }, task)
     }
 
     /// Runs `request` in the next batch.
     pub async fn submit(&self, request: R) -> Result<O, E> {
-        let (reply, answer) = oneshot::channel();
-        self.requests
-            .send((request, reply))
-            .await
-            .map_err(|_| Stopped)?;
+        let answer = self.enqueue(request, None).await?;
         answer.await.map_err(|_| Stopped)?
+    }
+
+    /// Runs `request` in the next batch, unless `caller` has left by the time
+    /// the batch is formed: then it is not run, and the answer is
+    /// [`Abandoned`].
+    pub async fn submit_for(&self, request: R, caller: &Caller) -> Result<O, E>
+    where
+        E: From<Abandoned>,
+    {
+        let answer = self.enqueue(request, Some(caller.clone())).await?;
+        match answer.await {
+            Ok(outcome) => outcome,
+            Err(_) if caller.has_left() => Err(Abandoned.into()),
+            Err(_) => Err(Stopped.into()),
+        }
+    }
+
+    async fn enqueue(
+        &self,
+        request: R,
+        caller: Option<Caller>,
+    ) -> Result<oneshot::Receiver<Result<O, E>>, Stopped> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            request,
+            reply,
+            span: Span::current(),
+            caller,
+        };
+        self.requests.send(job).await.map_err(|_| Stopped)?;
+        Ok(answer)
     }
 }
 
-async fn work<R, O, E, F, Fut>(run: F, mut queue: mpsc::Receiver<(R, Reply<O, E>)>)
-where
+async fn work<R, O, E, K, F, Fut>(
+    policy: Policy<R, E, K>,
+    run: F,
+    mut queue: mpsc::Receiver<Job<R, O, E>>,
+) where
     R: Clone,
     E: From<Stopped> + std::fmt::Display,
+    K: Hash + Eq,
     F: Fn(Vec<R>) -> Fut,
     Fut: Future<Output = Result<Vec<O>, E>>,
 {
-    while let Some(first) = queue.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+    // Received but not run yet, oldest first (deferred duplicates included).
+    let mut waiting = VecDeque::new();
+    loop {
+        if waiting.is_empty() {
+            match queue.recv().await {
+                Some(job) => waiting.push_back(job),
+                None => return,
+            }
+        }
+        while waiting.len() < 2 * MAX_BATCH {
             match queue.try_recv() {
-                Ok(next) => batch.push(next),
+                Ok(job) => waiting.push_back(job),
                 Err(_) => break,
             }
         }
-        // A caller that went away (its deadline passed) does not proceed
-        // with its order: writing for it would only leave work behind.
-        batch.retain(|(_, reply)| !reply.is_closed());
+        let batch = policy.next_batch(&mut waiting);
         if batch.is_empty() {
             continue;
         }
-        let (requests, replies): (Vec<R>, Vec<Reply<O, E>>) = batch.into_iter().unzip();
-        match run(requests.clone()).await {
+        if let Some(observe) = &policy.on_batch {
+            observe(batch.len());
+        }
+        policy.run_batch(&run, batch).await;
+    }
+}
+
+impl<R, E, K: Hash + Eq> Policy<R, E, K> {
+    /// Takes up to [`MAX_BATCH`] jobs off `waiting`, oldest first, at most one
+    /// per key (a later one stays for the next batch). An abandoned job is
+    /// dropped: dropping its reply tells a submitter still waiting.
+    fn next_batch<O>(&self, waiting: &mut VecDeque<Job<R, O, E>>) -> Vec<Job<R, O, E>> {
+        let mut keys = HashSet::new();
+        let mut batch = Vec::new();
+        let mut later = VecDeque::new();
+        for job in waiting.drain(..) {
+            if job.abandoned() {
+                continue;
+            }
+            if batch.len() < MAX_BATCH && self.key.is_none_or(|key| keys.insert(key(&job.request)))
+            {
+                batch.push(job);
+            } else {
+                later.push_back(job);
+            }
+        }
+        *waiting = later;
+        batch
+    }
+
+    /// Runs one batch and answers its submitters (see the module header for
+    /// what happens when it fails).
+    async fn run_batch<O, F, Fut>(&self, run: &F, batch: Vec<Job<R, O, E>>)
+    where
+        R: Clone,
+        E: From<Stopped> + std::fmt::Display,
+        F: Fn(Vec<R>) -> Fut,
+        Fut: Future<Output = Result<Vec<O>, E>>,
+    {
+        let span = match &batch[..] {
+            [job] => job.span.clone(),
+            jobs => {
+                let span = tracing::info_span!("group_commit", batch = jobs.len());
+                for job in jobs {
+                    span.follows_from(&job.span);
+                }
+                span
+            }
+        };
+        let (requests, answers): (Vec<R>, Vec<Answer<O, E>>) = batch
+            .into_iter()
+            .map(|job| (job.request, (job.reply, job.span)))
+            .unzip();
+        let error = match run(requests.clone()).instrument(span).await {
             Ok(outcomes) => {
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                for ((reply, _), outcome) in answers.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }
+                return;
             }
-            Err(error) if requests.len() == 1 => {
-                let reply = replies.into_iter().next().expect("one reply");
+            Err(error) => error,
+        };
+        match &self.fail_together {
+            _ if answers.len() == 1 => {
+                let (reply, _) = answers.into_iter().next().expect("one answer");
                 let _ = reply.send(Err(error));
             }
-            Err(error) => {
-                // One bad request must not fail the others: each alone.
+            Some(failure) if (failure.shared)(&error) => {
+                for (reply, _) in answers {
+                    let _ = reply.send(Err((failure.copy)(&error)));
+                }
+            }
+            _ => {
                 tracing::warn!(%error, batch = requests.len(), "group-commit batch failed; retrying one by one");
-                for (request, reply) in requests.into_iter().zip(replies) {
+                for (request, (reply, span)) in requests.into_iter().zip(answers) {
                     let outcome = run(vec![request])
+                        .instrument(span)
                         .await
                         .and_then(|mut one| one.pop().ok_or_else(|| Stopped.into()));
                     let _ = reply.send(outcome);
@@ -113,117 +330,4 @@ where
 }
 
 #[cfg(test)]
-mod tests {
-    use std::{
-        sync::{Arc, Mutex},
-        time::Duration,
-    };
-
-    use tokio::sync::Semaphore;
-
-    use super::*;
-
-    #[derive(Debug, PartialEq)]
-    enum TestError {
-        Stopped,
-        Refused(&'static str),
-    }
-
-    impl From<Stopped> for TestError {
-        fn from(_: Stopped) -> Self {
-            Self::Stopped
-        }
-    }
-
-    impl std::fmt::Display for TestError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "{self:?}")
-        }
-    }
-
-    /// A lane that doubles numbers, records its batches, and waits for a
-    /// permit before each batch (so a test can hold it while calls queue).
-    fn doubling(
-        gate: Arc<Semaphore>,
-        batches: Arc<Mutex<Vec<Vec<u32>>>>,
-    ) -> Lane<u32, u32, TestError> {
-        Lane::spawn(move |batch: Vec<u32>| {
-            let (gate, batches) = (gate.clone(), batches.clone());
-            async move {
-                gate.acquire().await.expect("open").forget();
-                batches.lock().unwrap().push(batch.clone());
-                if batch.len() > 1 && batch.contains(&13) {
-                    return Err(TestError::Refused("13 in a batch"));
-                }
-                if batch == [13] {
-                    return Err(TestError::Refused("13 alone"));
-                }
-                Ok(batch.iter().map(|n| n * 2).collect())
-            }
-        })
-    }
-
-    /// Submits `n` from a task, and waits until the lane has it queued.
-    async fn queue(
-        lane: &Lane<u32, u32, TestError>,
-        n: u32,
-    ) -> tokio::task::JoinHandle<Result<u32, TestError>> {
-        let lane_ = lane.clone();
-        let call = tokio::spawn(async move { lane_.submit(n).await });
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        call
-    }
-
-    #[tokio::test]
-    async fn calls_queued_during_a_batch_share_the_next_one_each_with_its_own_answer() {
-        let (gate, batches) = (Arc::new(Semaphore::new(0)), Arc::default());
-        let lane = doubling(gate.clone(), Arc::clone(&batches));
-        let first = queue(&lane, 1).await;
-        let mut queued = Vec::new();
-        for n in 2..=6 {
-            queued.push(queue(&lane, n).await);
-        }
-        gate.add_permits(2);
-        assert_eq!(first.await.unwrap().unwrap(), 2);
-        for (n, call) in (2..=6).zip(queued) {
-            assert_eq!(call.await.unwrap().unwrap(), n * 2);
-        }
-        assert_eq!(*batches.lock().unwrap(), vec![vec![1], vec![2, 3, 4, 5, 6]]);
-    }
-
-    #[tokio::test]
-    async fn a_failed_batch_is_retried_call_by_call_so_only_the_bad_call_fails() {
-        let (gate, batches) = (Arc::new(Semaphore::new(0)), Arc::default());
-        let lane = doubling(gate.clone(), Arc::clone(&batches));
-        let first = queue(&lane, 1).await;
-        let (a, bad, b) = (
-            queue(&lane, 2).await,
-            queue(&lane, 13).await,
-            queue(&lane, 3).await,
-        );
-        gate.add_permits(5);
-        assert_eq!(first.await.unwrap().unwrap(), 2);
-        assert_eq!(a.await.unwrap().unwrap(), 4);
-        assert_eq!(bad.await.unwrap(), Err(TestError::Refused("13 alone")));
-        assert_eq!(b.await.unwrap().unwrap(), 6);
-        assert_eq!(
-            *batches.lock().unwrap(),
-            vec![vec![1], vec![2, 13, 3], vec![2], vec![13], vec![3]]
-        );
-    }
-
-    #[tokio::test]
-    async fn a_caller_gone_while_queued_is_left_out_of_the_batch() {
-        let (gate, batches) = (Arc::new(Semaphore::new(0)), Arc::default());
-        let lane = doubling(gate.clone(), Arc::clone(&batches));
-        let first = queue(&lane, 1).await;
-        let gone = queue(&lane, 7).await;
-        gone.abort();
-        let _ = gone.await;
-        let kept = queue(&lane, 8).await;
-        gate.add_permits(2);
-        assert_eq!(first.await.unwrap().unwrap(), 2);
-        assert_eq!(kept.await.unwrap().unwrap(), 16);
-        assert_eq!(*batches.lock().unwrap(), vec![vec![1], vec![8]]);
-    }
-}
+mod tests;

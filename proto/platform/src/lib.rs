@@ -7,6 +7,9 @@
 //! ## Layout
 //! - [`server`]: how both gRPC services serve, drain and stop (and why every
 //!   call runs to completion once started).
+//! - [`service`] (feature `db`): a gRPC service's `main`: probe, migrate
+//!   only, or serve until SIGTERM.
+//! - [`settings`]: the settings both gRPC services share (one clap group).
 //! - [`runtime`]: the shutdown signal, and `run_to_completion` for work that
 //!   must not be cut at an `.await`.
 //! - [`grpc`]: health + reflection services every gRPC server registers, and
@@ -31,5 +34,8 @@ pub mod grpc;
 pub mod metrics;
 pub mod runtime;
 pub mod server;
+#[cfg(feature = "db")]
+pub mod service;
+pub mod settings;
 pub mod telemetry;
 pub mod tls;

@@ -74,3 +74,13 @@ where
         }
     }
 }
+
+/// Waits for `work` at most `limit`; past it, logs that `what` did not finish
+/// and gives up on it. For the last steps of a shutdown (a worker draining, a
+/// pool closing): past the grace period, a call stuck in the database must not
+/// keep the process alive for ever.
+pub async fn wait_at_most(limit: std::time::Duration, what: &str, work: impl Future) {
+    if tokio::time::timeout(limit, work).await.is_err() {
+        tracing::warn!(what, "did not finish in time; going on without it");
+    }
+}
