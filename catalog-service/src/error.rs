@@ -1,37 +1,19 @@
-//! The catalog's one error type. Variants say what went wrong in the domain;
-//! the one `From<CatalogError> for Status` below is the only place that
-//! decides what a caller sees. The unexpected is logged with its cause and
-//! answered with a generic message.
+//! The catalog's one error type: a refusal of the rules ([`Refusal`]), or a
+//! fault (the database out of reach, a broken invariant, a caller gone).
+//! `From<CatalogError> for Status` below is the only place that decides what
+//! a caller sees: a refusal with its code, reason and figures; the unexpected
+//! is logged with its cause and answered with a generic message.
 
-use proto::errors::{self, Violation, meta, reason};
+use platform::group_commit::{Abandoned, Stopped};
+use proto::errors::{self, meta, reason};
 use tonic::{Code, Status};
-use uuid::Uuid;
+
+use crate::domain::{Refusal, Violation, listed};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CatalogError {
-    #[error("invalid request")]
-    Invalid(Vec<Violation>),
-    #[error("product {0} not found")]
-    ProductNotFound(Uuid),
-    #[error("products not found: {0:?}")]
-    ProductsNotFound(Vec<Uuid>),
-    #[error("insufficient stock for product {product_id}")]
-    InsufficientStock {
-        product_id: Uuid,
-        product_name: String,
-        available: i32,
-        requested: i64,
-    },
-    #[error("product {0} is referenced by reservations")]
-    ProductReferenced(Uuid),
-    #[error("reservation {0} not found")]
-    ReservationNotFound(Uuid),
-    #[error("reservation {0} was released")]
-    ReservationReleased(Uuid),
-    #[error("reservation {0} is committed")]
-    ReservationCommitted(Uuid),
-    #[error("reservation {0} exists with other items")]
-    ReservationMismatch(Uuid),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     /// The caller went away before its queued reservation was decided: left
     /// out, nothing taken (nobody hears this answer).
     #[error("the caller went away before the reservation was decided")]
@@ -45,7 +27,7 @@ pub enum CatalogError {
 
 impl CatalogError {
     pub fn invalid(violation: Violation) -> Self {
-        Self::Invalid(vec![violation])
+        Refusal::invalid(violation).into()
     }
 }
 
@@ -60,76 +42,35 @@ impl From<sqlx::Error> for CatalogError {
     }
 }
 
+impl From<Stopped> for CatalogError {
+    fn from(_: Stopped) -> Self {
+        Self::Unavailable("the reservation worker has stopped".into())
+    }
+}
+
+impl From<Abandoned> for CatalogError {
+    fn from(_: Abandoned) -> Self {
+        Self::Abandoned
+    }
+}
+
+impl From<Violation> for errors::Violation {
+    fn from(violation: Violation) -> Self {
+        Self::new(violation.field, violation.message)
+    }
+}
+
+impl From<errors::Violation> for Violation {
+    fn from(violation: errors::Violation) -> Self {
+        Self::new(violation.field, violation.message)
+    }
+}
+
 impl From<CatalogError> for Status {
     fn from(error: CatalogError) -> Self {
         match error {
-            CatalogError::Invalid(violations) => errors::invalid_argument(&violations),
-            CatalogError::ProductNotFound(id) => errors::with_info(
-                Code::NotFound,
-                format!("Product with id {id} not found"),
-                reason::PRODUCT_NOT_FOUND,
-                [(meta::ID, id.to_string())],
-            ),
-            CatalogError::ProductsNotFound(ids) => {
-                let listed: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-                errors::with_info(
-                    Code::NotFound,
-                    format!("Products not found: [{}]", listed.join(", ")),
-                    reason::PRODUCTS_NOT_FOUND,
-                    [(meta::PRODUCT_IDS, listed.join(","))],
-                )
-            }
-            CatalogError::InsufficientStock {
-                product_id,
-                product_name,
-                available,
-                requested,
-            } => errors::with_info(
-                Code::FailedPrecondition,
-                format!(
-                    "Insufficient stock for product '{product_name}'. Available: {available}, Requested: {requested}"
-                ),
-                reason::INSUFFICIENT_STOCK,
-                [
-                    (meta::PRODUCT_ID, product_id.to_string()),
-                    (meta::PRODUCT_NAME, product_name),
-                    (meta::AVAILABLE, available.to_string()),
-                    (meta::REQUESTED, requested.to_string()),
-                ],
-            ),
-            CatalogError::ProductReferenced(id) => errors::with_info(
-                Code::FailedPrecondition,
-                "Cannot delete product that is referenced in existing orders",
-                reason::PRODUCT_REFERENCED,
-                [(meta::ID, id.to_string())],
-            ),
-            CatalogError::ReservationNotFound(id) => errors::with_info(
-                Code::NotFound,
-                format!("Reservation {id} not found"),
-                reason::RESERVATION_NOT_FOUND,
-                [(meta::ID, id.to_string())],
-            ),
-            CatalogError::ReservationReleased(id) => errors::with_info(
-                Code::FailedPrecondition,
-                format!("Reservation {id} was released and cannot take or keep stock"),
-                reason::RESERVATION_RELEASED,
-                [(meta::ID, id.to_string())],
-            ),
-            CatalogError::ReservationCommitted(id) => errors::with_info(
-                Code::FailedPrecondition,
-                format!("Reservation {id} is committed and cannot be released"),
-                reason::RESERVATION_COMMITTED,
-                [(meta::ID, id.to_string())],
-            ),
-            CatalogError::ReservationMismatch(id) => errors::with_info(
-                Code::AlreadyExists,
-                format!("Reservation {id} already exists with different items"),
-                reason::RESERVATION_MISMATCH,
-                [(meta::ID, id.to_string())],
-            ),
-            CatalogError::Abandoned => {
-                Status::cancelled("the caller went away before the reservation was decided")
-            }
+            CatalogError::Refused(refusal) => refused(refusal),
+            CatalogError::Abandoned => Status::cancelled(error.to_string()),
             CatalogError::Unavailable(cause) => {
                 tracing::warn!(%cause, "database unavailable");
                 Status::unavailable("database unavailable, try again")
@@ -142,8 +83,59 @@ impl From<CatalogError> for Status {
     }
 }
 
+/// A refusal on the wire: its code, its message, and an `ErrorInfo` with its
+/// reason and the figures a caller acts on (every violation, for a request
+/// that breaks field rules).
+fn refused(refusal: Refusal) -> Status {
+    use Refusal::*;
+    let refusal = match refusal {
+        Invalid(violations) => {
+            let violations: Vec<errors::Violation> =
+                violations.into_iter().map(Into::into).collect();
+            return errors::invalid_argument(&violations);
+        }
+        other => other,
+    };
+    let (code, reason) = match &refusal {
+        ProductNotFound(_) => (Code::NotFound, reason::PRODUCT_NOT_FOUND),
+        ProductsNotFound(_) => (Code::NotFound, reason::PRODUCTS_NOT_FOUND),
+        InsufficientStock { .. } => (Code::FailedPrecondition, reason::INSUFFICIENT_STOCK),
+        ProductReferenced(_) => (Code::FailedPrecondition, reason::PRODUCT_REFERENCED),
+        ReservationNotFound(_) => (Code::NotFound, reason::RESERVATION_NOT_FOUND),
+        ReservationReleased(_) => (Code::FailedPrecondition, reason::RESERVATION_RELEASED),
+        ReservationCommitted(_) => (Code::FailedPrecondition, reason::RESERVATION_COMMITTED),
+        ReservationMismatch(_) => (Code::AlreadyExists, reason::RESERVATION_MISMATCH),
+        Invalid(_) => unreachable!("answered above"),
+    };
+    let message = refusal.to_string();
+    let metadata = match refusal {
+        ProductsNotFound(ids) => vec![(meta::PRODUCT_IDS, listed(&ids, ","))],
+        InsufficientStock {
+            product_id,
+            product_name,
+            available,
+            requested,
+        } => vec![
+            (meta::PRODUCT_ID, product_id.to_string()),
+            (meta::PRODUCT_NAME, product_name),
+            (meta::AVAILABLE, available.to_string()),
+            (meta::REQUESTED, requested.to_string()),
+        ],
+        ProductNotFound(id)
+        | ProductReferenced(id)
+        | ReservationNotFound(id)
+        | ReservationReleased(id)
+        | ReservationCommitted(id)
+        | ReservationMismatch(id) => vec![(meta::ID, id.to_string())],
+        Invalid(_) => Vec::new(),
+    };
+    errors::with_info(code, message, reason, metadata)
+}
+
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
 
     #[test]
@@ -176,12 +168,12 @@ mod tests {
 
     #[test]
     fn insufficient_stock_carries_its_figures() {
-        let status = Status::from(CatalogError::InsufficientStock {
+        let status = Status::from(CatalogError::from(Refusal::InsufficientStock {
             product_id: Uuid::nil(),
             product_name: "Laptop".into(),
             available: 2,
             requested: 3,
-        });
+        }));
         assert_eq!(status.code(), Code::FailedPrecondition);
         assert_eq!(
             status.message(),
@@ -192,5 +184,32 @@ mod tests {
         assert_eq!(metadata[meta::PRODUCT_NAME], "Laptop");
         assert_eq!(metadata[meta::AVAILABLE], "2");
         assert_eq!(metadata[meta::REQUESTED], "3");
+    }
+
+    #[test]
+    fn missing_products_are_listed_in_the_message_and_the_metadata() {
+        let ids = [Uuid::from_u128(1), Uuid::from_u128(2)];
+        let status = Status::from(CatalogError::from(Refusal::ProductsNotFound(ids.to_vec())));
+        assert_eq!(status.code(), Code::NotFound);
+        assert_eq!(
+            status.message(),
+            format!("Products not found: [{}, {}]", ids[0], ids[1])
+        );
+        let (reason, metadata) = errors::error_info(&status).unwrap();
+        assert_eq!(reason, reason::PRODUCTS_NOT_FOUND);
+        assert_eq!(
+            metadata[meta::PRODUCT_IDS],
+            format!("{},{}", ids[0], ids[1])
+        );
+    }
+
+    #[test]
+    fn a_caller_gone_is_cancelled() {
+        let status = Status::from(CatalogError::from(Abandoned));
+        assert_eq!(status.code(), Code::Cancelled);
+        assert_eq!(
+            status.message(),
+            "the caller went away before the reservation was decided"
+        );
     }
 }

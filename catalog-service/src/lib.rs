@@ -6,28 +6,43 @@
 //! twice.
 //!
 //! ## Layout
-//! - [`config`]: settings from flags / environment.
-//! - [`domain`]: the rules as plain types and functions (validation, how a
-//!   reservation request is normalised and judged); no I/O, unit-tested.
-//! - [`store`]: every SQL statement, and the transactions that hold them.
+//! One shape, outside in: [`grpc`] maps the wire to domain values and calls
+//! [`app`]; [`app`] applies the rules of [`domain`] and runs the statements of
+//! [`store`] in the order and transactions the rules need.
+//! - [`grpc`]: `catalog.v1.CatalogService`, wire <-> domain only. `grpc`
+//!   (mod.rs): one handler per RPC (parse, call `app`, reply);
+//!   `grpc::wire`: which wire field is which domain value (and which field a
+//!   violation names), money in the configured currency, timestamps.
+//! - [`app`]: the use cases. `app` (mod.rs): products, and the stock-change
+//!   check under the row lock; `app::reservations`: reserve through the
+//!   group-commit lane (`platform::group_commit`: one id per batch, callers
+//!   that left skipped), release, commit, and how one batch is decided in
+//!   one transaction (claims, replays, the stock ledger).
+//! - [`domain`]: every rule as plain types and functions, no I/O and no
+//!   sqlx/tonic/proto: `domain::product` (names, descriptions, prices, stock,
+//!   room for held units), `domain::reservation` (request normalisation, the
+//!   all-or-nothing judgement on a stock ledger, replays, stored states),
+//!   and the refusals (`domain::Refusal`, `domain::Violation`).
+//! - [`store`]: every SQL statement and row mapping, no rule:
+//!   `store` (mod.rs: pool, transactions, rows to domain types),
+//!   `store::products`, `store::reservations`.
+//! - [`error`]: the one error type (a refusal or a fault) and the one mapping
+//!   to `tonic::Status` (code, reason, metadata).
 //! - [`change_feed`]: which products changed (a trigger's notifications),
 //!   streamed to readers that keep copies (`WatchProductChanges`).
-//! - [`group_commit`]: the one task that decides concurrent reservations in
-//!   shared transactions (a hot product sells faster than one commit each).
-//! - [`grpc`]: `catalog.v1.CatalogService`: wire types <-> domain calls.
-//! - [`error`]: the service's one error type and its mapping to `tonic::Status`.
 //! - [`metrics`]: the catalog's business series.
+//! - [`config`]: settings from flags / environment.
 //!
 //! [`Application::build`] binds its own listeners (port 0 in tests) and
 //! [`Application::run_until`] serves until the given shutdown future completes,
 //! so tests start the real service in-process. With TLS settings (see
 //! `platform::tls`) the gRPC port speaks TLS, mutual when a client CA is given.
 
+pub mod app;
 pub mod change_feed;
 pub mod config;
 pub mod domain;
 pub mod error;
-pub mod group_commit;
 pub mod grpc;
 pub mod metrics;
 pub mod store;
@@ -35,9 +50,12 @@ pub mod store;
 use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use platform::metrics::{AdminHooks, PoolGauges};
+use platform::{
+    metrics::{AdminHooks, PoolGauges},
+    runtime::wait_at_most,
+    server::Listeners,
+};
 use proto::catalog::v1::catalog_service_server::CatalogServiceServer;
-use tokio::net::TcpListener;
 
 pub use config::Config;
 
@@ -47,8 +65,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/cat
 /// A catalog service that is connected to its database and bound to its
 /// ports, ready to serve.
 pub struct Application {
-    listener: TcpListener,
-    admin_listener: TcpListener,
+    listeners: Listeners,
     store: store::Store,
     /// Counts connections caught coming back inside a transaction.
     release_guard: platform::db::ReleaseGuard,
@@ -63,25 +80,19 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // TLS files first: a bad setting stops the start before anything
         // else is done, with a message naming it.
-        let tls = config.tls.load()?;
+        let tls = config.service.tls.load()?;
         // Only `--probe` presents these; checked here too, so that a mistake
         // shows when the service starts rather than as a failing health check.
-        config.grpc_tls.load()?;
+        config.service.grpc_tls.load()?;
         let platform::db::Database {
             pool,
             release_guard,
         } = platform::db::connect(&config.db_settings(), &MIGRATOR)
             .await
             .context("catalog database")?;
-        let listener = TcpListener::bind(config.listen_addr)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
-        let admin_listener = TcpListener::bind(config.admin_addr)
-            .await
-            .with_context(|| format!("cannot listen on {} (admin)", config.admin_addr))?;
+        let listeners = Listeners::bind(config.listen_addr, config.admin_addr).await?;
         Ok(Self {
-            listener,
-            admin_listener,
+            listeners,
             store: store::Store::new(pool),
             release_guard,
             tls,
@@ -91,16 +102,12 @@ impl Application {
 
     /// The gRPC address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound TCP listener has a local address")
+        self.listeners.grpc_addr()
     }
 
     /// The admin HTTP address (`/metrics`, `/health`, `/ready`).
     pub fn admin_addr(&self) -> SocketAddr {
-        self.admin_listener
-            .local_addr()
-            .expect("a bound TCP listener has a local address")
+        self.listeners.admin_addr()
     }
 
     /// Serves until `shutdown` completes. Then: health turns NOT_SERVING (so
@@ -111,8 +118,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let Self {
-            listener,
-            admin_listener,
+            listeners,
             store,
             release_guard,
             tls,
@@ -127,8 +133,7 @@ impl Application {
             pool_gauges,
         });
 
-        let (reserver, reserve_worker) =
-            group_commit::Reserver::spawn(store.clone(), catalog_metrics.clone());
+        let (catalog, reserve_worker) = app::Catalog::start(store.clone(), catalog_metrics);
         // Change-feed streams never end on their own: they are ended as soon
         // as shutdown starts, so the drain does not wait for them.
         let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
@@ -138,27 +143,20 @@ impl Application {
         };
         let (changes, change_feed) =
             change_feed::ChangeFeed::spawn(config.database_url.clone(), stopping);
-        let api = grpc::CatalogApi::new(
-            store.clone(),
-            reserver,
-            config.currency.clone(),
-            catalog_metrics,
-            changes,
-        )
-        .with_max_list_offset(config.max_list_offset);
-        let interval = Duration::from_millis(config.health_check_interval_ms);
+        let api = grpc::CatalogApi::new(catalog, config.service.currency.clone(), changes)
+            .with_max_list_offset(config.service.max_list_offset);
+        let interval = config.service.health_check_interval();
         let pool = store.pool().clone();
         let database_up = move || platform::db::is_up(pool.clone(), interval);
         let served = platform::server::serve(
             platform::server::GrpcServe {
                 name: "catalog-service",
-                listener,
-                admin_listener,
+                listeners,
                 service: CatalogServiceServer::new(api),
                 registry,
                 hooks,
                 health_interval: interval,
-                grace: Duration::from_secs(config.shutdown_grace_secs),
+                grace: config.service.shutdown_grace(),
                 tls,
             },
             database_up,
@@ -166,23 +164,15 @@ impl Application {
         )
         .await
         .context("gRPC server failed");
-        // The server (and with it every Reserver handle) is gone: the worker
-        // answers what is queued, then ends. Past the grace period, not waited for.
-        if tokio::time::timeout(Duration::from_secs(2), reserve_worker)
-            .await
-            .is_err()
-        {
-            tracing::warn!("reservation worker did not finish in time");
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(2), change_feed).await;
-        // `close` waits for connections in use; past the grace period a call
-        // stuck in the database must not keep the process alive for ever.
-        if tokio::time::timeout(Duration::from_secs(2), store.close())
-            .await
-            .is_err()
-        {
-            tracing::warn!("database pool did not close in time; exiting anyway");
-        }
+        // The server (and with it every handle of the reservations' lane) is
+        // gone: the lane answers what is queued, then ends. Past the grace
+        // period, none of these is waited for long: `close` waits for
+        // connections in use, and a call stuck in the database must not keep
+        // the process alive for ever.
+        let patience = Duration::from_secs(2);
+        wait_at_most(patience, "reservation worker", reserve_worker).await;
+        wait_at_most(patience, "change feed", change_feed).await;
+        wait_at_most(patience, "database pool close", store.close()).await;
         tracing::info!("catalog-service stopped");
         served
     }
@@ -204,5 +194,37 @@ impl AdminHooks for Hooks {
 
     fn ready(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
         Box::pin(async move { self.store.ping().await.is_ok() })
+    }
+}
+
+impl platform::service::Service for Application {
+    const NAME: &'static str = "catalog-service";
+    type Config = Config;
+
+    fn settings(config: &Config) -> &platform::settings::ServiceSettings {
+        &config.service
+    }
+
+    fn listen_addr(config: &Config) -> SocketAddr {
+        config.listen_addr
+    }
+
+    fn database(config: &Config) -> platform::db::DbSettings {
+        config.db_settings()
+    }
+
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
+    }
+
+    async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build(config).await
+    }
+
+    async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        Self::run_until(self, shutdown).await
     }
 }

@@ -8,6 +8,11 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use crate::{
+    domain::{Refusal, reservation::Reserved},
+    error::CatalogError,
+};
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     pub outcome: &'static str,
@@ -28,6 +33,13 @@ pub struct CatalogMetrics {
     pub reservation_batch_size: Histogram,
 }
 
+/// Registers fields of `$metrics`, each under its series name and help text.
+macro_rules! register {
+    ($registry:ident, $metrics:ident, $($field:ident => $name:literal, $help:literal;)+) => {
+        $($registry.register($name, $help, $metrics.$field.clone());)+
+    };
+}
+
 impl CatalogMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self {
@@ -37,30 +49,13 @@ impl CatalogMetrics {
             commits: Counter::default(),
             reservation_batch_size: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]),
         };
-        registry.register(
-            "catalog_reservations",
-            "ReserveInventory answers by outcome",
-            metrics.reservations.clone(),
-        );
-        registry.register(
-            "catalog_units_reserved",
-            "Units of stock taken by new reservations",
-            metrics.units_reserved.clone(),
-        );
-        registry.register(
-            "catalog_reservation_releases",
-            "Reservations whose stock was given back",
-            metrics.releases.clone(),
-        );
-        registry.register(
-            "catalog_reservation_commits",
-            "Reservations made final",
-            metrics.commits.clone(),
-        );
-        registry.register(
-            "catalog_reservation_batch_size",
-            "ReserveInventory calls decided per group-commit transaction",
-            metrics.reservation_batch_size.clone(),
+        register!(registry, metrics,
+            reservations => "catalog_reservations", "ReserveInventory answers by outcome";
+            units_reserved => "catalog_units_reserved", "Units of stock taken by new reservations";
+            releases => "catalog_reservation_releases", "Reservations whose stock was given back";
+            commits => "catalog_reservation_commits", "Reservations made final";
+            reservation_batch_size => "catalog_reservation_batch_size",
+                "ReserveInventory calls decided per group-commit transaction";
         );
         metrics
     }
@@ -69,9 +64,29 @@ impl CatalogMetrics {
         self.reservation_batch_size.observe(size as f64);
     }
 
-    pub fn reservation(&self, outcome: &'static str) {
+    /// Counts a ReserveInventory answer by outcome, and the units a new
+    /// reservation took.
+    pub fn reserved(&self, answer: &Result<Reserved, CatalogError>) {
+        let outcome = match answer {
+            Ok(reserved) if reserved.replayed => "replayed",
+            Ok(_) => "reserved",
+            Err(CatalogError::Refused(refusal)) => match refusal {
+                Refusal::InsufficientStock { .. } => "insufficient_stock",
+                Refusal::ProductsNotFound(_) => "not_found",
+                Refusal::ReservationReleased(_) | Refusal::ReservationMismatch(_) => "refused",
+                _ => "error",
+            },
+            Err(_) => "error",
+        };
         self.reservations
             .get_or_create(&OutcomeLabel { outcome })
             .inc();
+        if let Ok(reserved) = answer
+            && !reserved.replayed
+        {
+            let units: i64 = reserved.lines.iter().map(|l| i64::from(l.quantity)).sum();
+            self.units_reserved
+                .inc_by(u64::try_from(units).unwrap_or(0));
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! The order service's only way to the catalog: one long-lived gRPC channel,
 //! built at start, cloned into every caller (never a connection per request).
+//! The catalog's wire types stop here: callers get domain types
+//! ([`ReservedLine`], [`Refusal`]) and [`CallFailed`].
 //!
 //! The channel spreads calls over every reachable catalog replica (see
 //! `platform::balance`) and the order service starts while the catalog is down;
@@ -22,14 +24,14 @@ use proto::catalog::v1::{
     CommitInventoryRequest, ReleaseInventoryRequest, ReservationItem, ReserveInventoryRequest,
     catalog_service_client::CatalogServiceClient,
 };
-use tonic::{
-    Code, Request, Status, codegen::Bytes, service::interceptor::InterceptedService,
-    transport::Channel,
-};
+use tonic::{Code, Request, Status, service::interceptor::InterceptedService, transport::Channel};
 use tracing::instrument;
 use uuid::Uuid;
 
-use crate::domain::{InventoryAction, NewOrderItem, ReservedLine};
+use crate::{
+    domain::{InventoryAction, NewOrderItem, Refusal, ReservedLine},
+    error::refusal,
+};
 
 #[derive(Clone)]
 pub struct CatalogClient {
@@ -48,22 +50,42 @@ pub struct CatalogClient {
 pub enum ReserveOutcome {
     /// Stock taken: one line per product.
     Reserved(Vec<ReservedLine>),
-    /// The catalog definitely took nothing (unknown product, no stock, ...):
-    /// its status, to pass on to the caller unchanged.
-    Refused(Status),
+    /// The catalog definitely took nothing (unknown product, no stock, ...),
+    /// and why.
+    Refused(Refusal),
     /// No way to know whether stock was taken (timeout, connection lost,
     /// unreadable answer): the reservation must be released.
-    Unknown(Status),
+    Unknown(CallFailed),
+}
+
+/// A catalog call that did not succeed: its gRPC code's name and message (as
+/// logged, and kept with an outbox row), and whether the catalog refused it
+/// for good.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct CallFailed {
+    pub code: String,
+    pub message: String,
+    /// A definite refusal: the catalog moved nothing, and the same call
+    /// would be refused again.
+    pub refused: bool,
+}
+
+impl From<Status> for CallFailed {
+    fn from(status: Status) -> Self {
+        Self {
+            code: format!("{:?}", status.code()),
+            message: status.message().to_owned(),
+            refused: is_definite_refusal(status.code()),
+        }
+    }
 }
 
 /// Codes by which the catalog says "no, and nothing moved". Anything else
 /// (UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED, INTERNAL, ...) leaves the
 /// outcome unknown.
 pub fn is_definite_refusal(code: Code) -> bool {
-    matches!(
-        code,
-        Code::NotFound | Code::FailedPrecondition | Code::InvalidArgument | Code::AlreadyExists
-    )
+    refusal::kind_of(code).is_some()
 }
 
 impl CatalogClient {
@@ -123,19 +145,15 @@ impl CatalogClient {
                 Ok(lines) => ReserveOutcome::Reserved(lines),
                 Err(error) => {
                     tracing::error!(error = format!("{error:#}"), "unreadable reservation");
-                    ReserveOutcome::Unknown(Status::internal("unreadable reservation"))
+                    ReserveOutcome::Unknown(Status::internal("unreadable reservation").into())
                 }
             },
-            Err(status) if is_definite_refusal(status.code()) => {
-                // Code, message and details as the catalog wrote them; nothing
-                // else of its response (headers) travels on.
-                ReserveOutcome::Refused(Status::with_details(
-                    status.code(),
-                    status.message(),
-                    Bytes::copy_from_slice(status.details()),
-                ))
-            }
-            Err(status) => ReserveOutcome::Unknown(status),
+            // Code, message and details as the catalog wrote them; nothing
+            // else of its response (headers) travels on.
+            Err(status) => match refusal::from_status(&status) {
+                Some(refusal) => ReserveOutcome::Refused(refusal),
+                None => ReserveOutcome::Unknown(status.into()),
+            },
         }
     }
 
@@ -177,47 +195,32 @@ impl CatalogClient {
         Ok(read)
     }
 
-    /// Gives a reservation's stock back; `true` if this call moved it. Safe for
-    /// an id the catalog never saw: it records a tombstone, so a late reserve
-    /// with that id takes nothing.
-    #[instrument(skip(self))]
-    pub async fn release(&self, reservation_id: Uuid) -> Result<bool, Status> {
-        let request = self.request(ReleaseInventoryRequest {
-            reservation_id: reservation_id.to_string(),
-        });
-        let mut client = self.client.clone();
-        let response = self
-            .channel
-            .call(self.timeout, client.release_inventory(request))
-            .await?;
-        Ok(response.released)
-    }
-
-    /// Makes a reservation final; `true` if this call changed it.
-    #[instrument(skip(self))]
-    pub async fn commit(&self, reservation_id: Uuid) -> Result<bool, Status> {
-        let request = self.request(CommitInventoryRequest {
-            reservation_id: reservation_id.to_string(),
-        });
-        let mut client = self.client.clone();
-        let response = self
-            .channel
-            .call(self.timeout, client.commit_inventory(request))
-            .await?;
-        Ok(response.committed)
-    }
-
-    /// Performs an outbox row's call. Both calls are idempotent, so a row
+    /// Performs an outbox row's call; `true` if this call changed the
+    /// reservation. Release gives its stock back, and is safe for an id the
+    /// catalog never saw: it records a tombstone, so a late reserve with that
+    /// id takes nothing. Commit makes it final. Both are idempotent, so a row
     /// delivered twice (a retry after a lost answer) does no harm.
+    #[instrument(skip(self))]
     pub async fn perform(
         &self,
         action: InventoryAction,
         reservation_id: Uuid,
-    ) -> Result<bool, Status> {
-        match action {
-            InventoryAction::Release => self.release(reservation_id).await,
-            InventoryAction::Commit => self.commit(reservation_id).await,
-        }
+    ) -> Result<bool, CallFailed> {
+        let reservation_id = reservation_id.to_string();
+        let mut client = self.client.clone();
+        let changed = match action {
+            InventoryAction::Release => {
+                let request = self.request(ReleaseInventoryRequest { reservation_id });
+                let call = client.release_inventory(request);
+                self.channel.call(self.timeout, call).await?.released
+            }
+            InventoryAction::Commit => {
+                let request = self.request(CommitInventoryRequest { reservation_id });
+                let call = client.commit_inventory(request);
+                self.channel.call(self.timeout, call).await?.committed
+            }
+        };
+        Ok(changed)
     }
 }
 

@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
-use platform::db::DbSettings;
+use platform::{db::DbSettings, settings::ServiceSettings};
 
 #[derive(Clone, Parser)]
 #[command(
@@ -30,21 +30,6 @@ pub struct Config {
     #[arg(long, env = "ADMIN_ADDR", default_value = "127.0.0.1:9102")]
     pub admin_addr: SocketAddr,
 
-    /// Check the health of the service running at LISTEN_ADDR and exit 0 if
-    /// it is SERVING, 1 otherwise (for container health checks).
-    #[arg(long)]
-    pub probe: bool,
-
-    /// Create the database if missing, apply pending migrations, and exit
-    /// (e.g. as a Kubernetes init container, with RUN_MIGRATIONS=false on the
-    /// serving container).
-    #[arg(long)]
-    pub migrate_only: bool,
-
-    /// How often the database is pinged to keep gRPC health up to date.
-    #[arg(long, env = "HEALTH_CHECK_INTERVAL_MS", default_value_t = 2000)]
-    pub health_check_interval_ms: u64,
-
     /// gRPC URL of the catalog service. The service starts even when the
     /// catalog is down: the connection is made on first use.
     #[arg(long, env = "CATALOG_URL", default_value = "http://127.0.0.1:50051")]
@@ -69,23 +54,6 @@ pub struct Config {
     #[arg(long, env = "CATALOG_CONNECT_TIMEOUT_MS", default_value_t = 1000)]
     pub catalog_connect_timeout_ms: u64,
 
-    /// Largest number of database connections this process opens.
-    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 16)]
-    pub db_max_connections: u32,
-
-    /// Apply migrations (and create the database) at start. Turn off when
-    /// operators migrate separately.
-    #[arg(long, env = "RUN_MIGRATIONS", default_value_t = true, action = clap::ArgAction::Set)]
-    pub run_migrations: bool,
-
-    /// How long in-flight calls may run after SIGTERM before the process exits.
-    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
-    pub shutdown_grace_secs: u64,
-
-    /// ISO 4217 code of the platform's single currency.
-    #[arg(long, env = "CURRENCY", default_value = proto::money::DEFAULT_CURRENCY)]
-    pub currency: String,
-
     /// Seconds between two reconciler passes (one also runs at start).
     #[arg(long, env = "RECONCILE_INTERVAL_SECS", default_value_t = 30)]
     pub reconcile_interval_secs: u64,
@@ -100,7 +68,7 @@ pub struct Config {
     /// a no-op); the reconciler forgets older ones. Keep it above the longest
     /// a payment processor retries a delivery.
     #[arg(long, env = "PAYMENT_EVENT_RETENTION_DAYS",
-          default_value_t = crate::reconciler::DEFAULT_PAYMENT_EVENT_RETENTION_DAYS,
+          default_value_t = crate::app::reconciler::DEFAULT_PAYMENT_EVENT_RETENTION_DAYS,
           value_parser = clap::value_parser!(u64).range(1..=3650))]
     pub payment_event_retention_days: u64,
 
@@ -117,23 +85,11 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_order_lines: u32,
 
-    /// Deepest row a ListOrders page may start at ((page - 1) x page_size);
-    /// deeper pages are refused on `page`. `total` is exact up to this plus
-    /// 100 matching orders, an estimate past that (see `proto::paging`).
-    #[arg(long, env = "MAX_LIST_OFFSET", default_value_t = proto::paging::DEFAULT_MAX_LIST_OFFSET)]
-    pub max_list_offset: u32,
-
-    // ---- Mutual TLS (see `platform::tls`) ----------------------------------------
-    // The gRPC server's certificate, key and client CA (TLS_CERT_FILE,
-    // TLS_KEY_FILE, TLS_CLIENT_CA_FILE); all unset: plaintext.
+    // Probe, migrations, pool, drain, currency, paging bound, and TLS: the
+    // gRPC server's (TLS_*) and the catalog channel's (GRPC_TLS_*; CATALOG_URL
+    // then https://), which is also what `--probe` presents to this service.
     #[command(flatten)]
-    pub tls: platform::tls::ServerTlsSettings,
-
-    // The catalog channel's TLS (GRPC_TLS_CA_FILE, GRPC_TLS_CERT_FILE,
-    // GRPC_TLS_KEY_FILE; CATALOG_URL then https://), also what `--probe`
-    // presents to this service.
-    #[command(flatten)]
-    pub grpc_tls: platform::tls::ClientTlsSettings,
+    pub service: ServiceSettings,
 }
 
 impl Config {
@@ -148,12 +104,7 @@ impl Config {
     }
 
     pub fn db_settings(&self) -> DbSettings {
-        DbSettings {
-            url: self.database_url.clone(),
-            max_connections: self.db_max_connections,
-            create_if_missing: self.run_migrations,
-            migrate: self.run_migrations,
-        }
+        self.service.database(&self.database_url)
     }
 
     pub fn catalog_timeout(&self) -> Duration {
@@ -189,7 +140,6 @@ impl std::fmt::Debug for Config {
             .field("database_url", &"<redacted>")
             .field("listen_addr", &self.listen_addr)
             .field("admin_addr", &self.admin_addr)
-            .field("health_check_interval_ms", &self.health_check_interval_ms)
             .field("catalog_url", &self.catalog_url)
             .field("catalog_timeout_ms", &self.catalog_timeout_ms)
             .field(
@@ -198,10 +148,6 @@ impl std::fmt::Debug for Config {
             )
             .field("catalog_balance", &self.catalog_balance)
             .field("catalog_refresh_ms", &self.catalog_refresh_ms)
-            .field("db_max_connections", &self.db_max_connections)
-            .field("run_migrations", &self.run_migrations)
-            .field("shutdown_grace_secs", &self.shutdown_grace_secs)
-            .field("currency", &self.currency)
             .field("reconcile_interval_secs", &self.reconcile_interval_secs)
             .field("reserving_grace_secs", &self.reserving_grace_secs)
             .field(
@@ -209,10 +155,8 @@ impl std::fmt::Debug for Config {
                 &self.payment_event_retention_days,
             )
             .field("outbox_retry_base_ms", &self.outbox_retry_base_ms)
+            .field("service", &self.service)
             .field("max_order_lines", &self.max_order_lines)
-            .field("max_list_offset", &self.max_list_offset)
-            .field("tls", &self.tls)
-            .field("grpc_tls", &self.grpc_tls)
             .finish()
     }
 }

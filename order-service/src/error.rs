@@ -1,13 +1,20 @@
 //! The service's one error type, and its mapping to `tonic::Status` in one
-//! place. Domain refusals carry the platform's reasons and metadata
-//! (`proto::errors`); the unexpected is logged with its cause and answered
-//! with a generic message, so no SQL text or address ever reaches a caller.
+//! place (the stock refusals' in [`refusal`]). Domain refusals carry the
+//! platform's reasons and metadata (`proto::errors`); the unexpected is logged
+//! with its cause and answered with a generic message, so no SQL text or
+//! address ever reaches a caller.
+
+pub mod refusal;
 
 use proto::errors::{self, Violation, meta, reason};
 use tonic::{Code, Status};
 use uuid::Uuid;
 
-use crate::domain::{OrderStatus, payment::InvalidPaymentTransition, status::InvalidTransition};
+use crate::domain::{
+    self, Refusal,
+    payment::{EventIdReused, InvalidPaymentTransition, NotPending},
+    status::InvalidTransition,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OrderError {
@@ -23,16 +30,19 @@ pub enum OrderError {
     #[error(transparent)]
     InvalidTransition(#[from] InvalidTransition),
 
-    #[error("Order status is '{status}': only a pending order accepts a payment update")]
-    NotPending { status: OrderStatus },
+    #[error(transparent)]
+    NotPending(#[from] NotPending),
 
     #[error(transparent)]
     InvalidPaymentTransition(#[from] InvalidPaymentTransition),
 
-    /// A definite refusal, answered as the catalog gave it (code, message and
-    /// details unchanged), or replayed from the order for an idempotent retry.
-    #[error("refused: {}", .0.message())]
-    Refused(Status),
+    #[error(transparent)]
+    EventIdReused(#[from] EventIdReused),
+
+    /// The catalog definitely took no stock; replayed from the order for an
+    /// idempotent retry.
+    #[error("refused: {}", .0.message)]
+    Refused(Refusal),
 
     /// The catalog could not be reached or did not answer in time; nothing
     /// stays reserved (the saga released, or the reconciler will).
@@ -53,6 +63,16 @@ pub enum OrderError {
 impl OrderError {
     pub fn internal(error: impl Into<anyhow::Error>) -> Self {
         Self::Internal(error.into())
+    }
+
+    /// A request that breaks the domain's rules, field by field.
+    pub fn invalid(fields: Vec<domain::Violation>) -> Self {
+        Self::InvalidArgument(
+            fields
+                .into_iter()
+                .map(|field| Violation::new(field.field, field.message))
+                .collect(),
+        )
     }
 }
 
@@ -111,31 +131,30 @@ impl From<OrderError> for Status {
                 reason::ORDER_NOT_FOUND,
                 [(meta::ID, id.to_string())],
             ),
-            OrderError::InvalidTransition(error) => errors::with_info(
-                Code::FailedPrecondition,
-                message,
-                reason::INVALID_TRANSITION,
-                [
-                    (meta::FROM, error.from.to_string()),
-                    (meta::TO, error.to.to_string()),
-                ],
-            ),
-            OrderError::NotPending { status } => errors::with_info(
+            OrderError::InvalidTransition(error) => {
+                refused_move(message, reason::INVALID_TRANSITION, error.from, error.to)
+            }
+            OrderError::NotPending(error) => errors::with_info(
                 Code::FailedPrecondition,
                 message,
                 reason::ORDER_NOT_PENDING,
-                [(meta::STATUS, status.to_string())],
+                [(meta::STATUS, error.status.to_string())],
             ),
-            OrderError::InvalidPaymentTransition(error) => errors::with_info(
-                Code::FailedPrecondition,
+            OrderError::InvalidPaymentTransition(error) => refused_move(
                 message,
                 reason::INVALID_PAYMENT_TRANSITION,
-                [
-                    (meta::FROM, error.from.to_string()),
-                    (meta::TO, error.to.to_string()),
-                ],
+                error.from,
+                error.to,
             ),
-            OrderError::Refused(status) => status,
+            // A definite refusal with its own reason; the gateway answers
+            // ALREADY_EXISTS with 409 and this message.
+            OrderError::EventIdReused(_) => errors::with_info(
+                Code::AlreadyExists,
+                message,
+                reason::EVENT_ID_REUSED,
+                std::iter::empty(),
+            ),
+            OrderError::Refused(refusal) => refusal::to_status(&refusal),
             OrderError::CatalogUnavailable => Status::unavailable(
                 "the catalog service is unavailable; no stock was taken, retry later",
             ),
@@ -154,10 +173,20 @@ impl From<OrderError> for Status {
     }
 }
 
+/// FAILED_PRECONDITION for a move a state machine does not allow.
+fn refused_move(message: String, reason: &str, from: impl ToString, to: impl ToString) -> Status {
+    errors::with_info(
+        Code::FailedPrecondition,
+        message,
+        reason,
+        [(meta::FROM, from.to_string()), (meta::TO, to.to_string())],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::PaymentStatus;
+    use crate::domain::{OrderStatus, PaymentStatus};
 
     #[test]
     fn not_found_names_the_order() {
@@ -191,9 +220,9 @@ mod tests {
 
     #[test]
     fn not_pending_mentions_pending() {
-        let status = Status::from(OrderError::NotPending {
+        let status = Status::from(OrderError::from(NotPending {
             status: OrderStatus::Canceled,
-        });
+        }));
         assert_eq!(status.code(), Code::FailedPrecondition);
         assert!(status.message().contains("pending"));
         let (reason, metadata) = errors::error_info(&status).unwrap();
@@ -209,6 +238,18 @@ mod tests {
         }));
         let (reason, _) = errors::error_info(&status).unwrap();
         assert_eq!(reason, reason::INVALID_PAYMENT_TRANSITION);
+    }
+
+    #[test]
+    fn a_reused_event_id_is_already_exists() {
+        let status = Status::from(OrderError::from(EventIdReused {
+            event_id: "evt".into(),
+        }));
+        assert_eq!(status.code(), Code::AlreadyExists);
+        assert!(status.message().contains("'evt' was already used"));
+        let (reason, metadata) = errors::error_info(&status).unwrap();
+        assert_eq!(reason, reason::EVENT_ID_REUSED);
+        assert!(metadata.is_empty());
     }
 
     #[test]

@@ -1,32 +1,27 @@
-//! `order.v1.OrderService`: wire types to domain calls and back, nothing more.
-//! Rules live in `domain`, SQL in `store`, the saga in `saga`.
+//! `order.v1.OrderService`: wire types to domain values, a call to the
+//! application layer ([`crate::app`]), and its answer back to wire types;
+//! nothing more. Errors become `tonic::Status` in [`crate::error`].
 
 use proto::{
     errors::Violation,
     order::v1::{self as pb, order_service_server::OrderService},
+    paging::PageRequest,
 };
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 use uuid::Uuid;
 
 use crate::{
+    app::Orders,
     domain::{
-        ListFilter, NewOrder, Order, OrderStatus, PageRequest, PaymentStatus, new_order::RawItem,
+        ListFilter, NewOrder, Order, OrderStatus, PaymentStatus, new_order::RawItem, payment,
     },
     error::OrderError,
-    outbox::Relay,
-    saga::Saga,
-    store::Store,
 };
-
-/// Longest payment event id accepted.
-const MAX_EVENT_ID_CHARS: usize = 255;
 
 #[derive(Clone)]
 pub struct OrderApi {
-    store: Store,
-    saga: Saga,
-    relay: Relay,
+    orders: Orders,
     currency: String,
     bounds: Bounds,
 }
@@ -48,11 +43,9 @@ impl Default for Bounds {
 }
 
 impl OrderApi {
-    pub fn new(store: Store, saga: Saga, relay: Relay, currency: impl Into<String>) -> Self {
+    pub fn new(orders: Orders, currency: impl Into<String>) -> Self {
         Self {
-            store,
-            saga,
-            relay,
+            orders,
             currency: currency.into(),
             bounds: Bounds::default(),
         }
@@ -90,10 +83,8 @@ impl OrderService for OrderApi {
             request.idempotency_key,
             self.bounds.max_order_lines,
         )
-        .map_err(OrderError::InvalidArgument)?;
-        // Runs to its end even if the caller goes away: every call does
-        // (platform::server::RunToCompletionLayer).
-        let order = self.saga.create_order(order).await?;
+        .map_err(OrderError::invalid)?;
+        let order = self.orders.create(order).await?;
         self.reply(&order)
     }
 
@@ -102,8 +93,9 @@ impl OrderService for OrderApi {
         &self,
         request: Request<pb::GetOrderRequest>,
     ) -> Result<Response<pb::Order>, Status> {
-        let id = parse_id("id", &request.get_ref().id)?;
-        let order = self.store.get_order(id).await?;
+        let mut checks = Checks::default();
+        let id = checks.uuid("id", &request.get_ref().id);
+        let order = self.orders.get(checks.done(id)?).await?;
         self.reply(&order)
     }
 
@@ -113,43 +105,31 @@ impl OrderService for OrderApi {
         request: Request<pb::ListOrdersRequest>,
     ) -> Result<Response<pb::ListOrdersResponse>, Status> {
         let request = request.into_inner();
-        let mut violations = Vec::new();
-        let page =
-            PageRequest::parse_within(request.page, request.page_size, self.bounds.max_list_offset)
-                .map_err(|mut found| violations.append(&mut found))
-                .ok();
-        let status = match request.status {
-            None => None,
-            Some(value) => match status_from_wire(value) {
-                Ok(status) => status,
-                Err(()) => {
-                    violations.push(Violation::new("status", "unknown order status"));
-                    None
-                }
-            },
-        };
-        let payment_status = match request.payment_status {
-            None => None,
-            Some(value) => match payment_from_wire(value) {
-                Ok(status) => status,
-                Err(()) => {
-                    violations.push(Violation::new("payment_status", "unknown payment status"));
-                    None
-                }
-            },
-        };
-        if request.customer_id.is_some_and(|id| id <= 0) {
-            violations.push(Violation::new("customer_id", "must be greater than 0"));
-        }
-        let Some(page) = page.filter(|_| violations.is_empty()) else {
-            return Err(OrderError::InvalidArgument(violations).into());
-        };
+        let mut checks = Checks::default();
+        let page = checks.take(PageRequest::parse_within(
+            request.page,
+            request.page_size,
+            self.bounds.max_list_offset,
+        ));
+        let status = checks.filter(ORDER_STATUSES, request.status, "status", "order status");
+        let payment_status = checks.filter(
+            PAYMENT_STATUSES,
+            request.payment_status,
+            "payment_status",
+            "payment status",
+        );
+        checks.check(
+            request.customer_id.is_none_or(|id| id > 0),
+            "customer_id",
+            "must be greater than 0",
+        );
+        let page = checks.done(page)?;
         let filter = ListFilter {
             status,
             payment_status,
             customer_id: request.customer_id,
         };
-        let (orders, total) = self.store.list_orders(filter, page).await?;
+        let (orders, total) = self.orders.list(filter, page).await?;
         let orders = orders
             .iter()
             .map(|order| order_to_wire(order, &self.currency))
@@ -163,29 +143,15 @@ impl OrderService for OrderApi {
         request: Request<pb::UpdateOrderStatusRequest>,
     ) -> Result<Response<pb::Order>, Status> {
         let request = request.into_inner();
-        let id = Uuid::try_parse(&request.id);
-        let to = status_from_wire(request.status).ok().flatten();
-        let mut violations = Vec::new();
-        if id.is_err() {
-            violations.push(Violation::new("id", "must be a UUID"));
-        }
-        if to.is_none() {
-            violations.push(Violation::new(
-                "status",
-                "must be PENDING, COMPLETED or CANCELED",
-            ));
-        }
-        let (Ok(id), Some(to)) = (id, to) else {
-            return Err(OrderError::InvalidArgument(violations).into());
-        };
-        let (order, outbox) = self.store.change_status(id, to).await?;
-        // Committed: the status change stands whatever happens next. Try the
-        // inventory call now; the reconciler retries what fails.
-        if let Some(entry) = outbox
-            && let Err(error) = self.relay.deliver(entry.id).await
-        {
-            tracing::warn!(error = ?error, "outbox delivery failed; the reconciler will retry");
-        }
+        let mut checks = Checks::default();
+        let id = checks.uuid("id", &request.id);
+        let to = checks.require(
+            from_wire(ORDER_STATUSES, request.status).ok().flatten(),
+            "status",
+            "must be PENDING, COMPLETED or CANCELED",
+        );
+        let (id, to) = checks.done(id.zip(to))?;
+        let order = self.orders.update_status(id, to).await?;
         self.reply(&order)
     }
 
@@ -198,83 +164,117 @@ impl OrderService for OrderApi {
         request: Request<pb::ApplyPaymentRequest>,
     ) -> Result<Response<pb::Order>, Status> {
         let request = request.into_inner();
-        let id = Uuid::try_parse(&request.order_id);
-        let to = match pb::PaymentStatus::try_from(request.payment_status) {
-            Ok(pb::PaymentStatus::Paid) => Some(PaymentStatus::Paid),
-            Ok(pb::PaymentStatus::Failed) => Some(PaymentStatus::Failed),
-            _ => None,
-        };
-        let mut violations = Vec::new();
-        if id.is_err() {
-            violations.push(Violation::new("order_id", "must be a UUID"));
-        }
-        if to.is_none() {
-            violations.push(Violation::new("payment_status", "must be PAID or FAILED"));
-        }
+        let mut checks = Checks::default();
+        let id = checks.uuid("order_id", &request.order_id);
+        // A payment update reports an outcome: paid or failed, never unpaid.
+        let to = from_wire(PAYMENT_STATUSES, request.payment_status)
+            .ok()
+            .flatten()
+            .filter(|to| *to != PaymentStatus::Unpaid);
+        let to = checks.require(to, "payment_status", "must be PAID or FAILED");
         if let Some(event_id) = &request.event_id {
-            let chars = event_id.chars().count();
-            if chars == 0 || chars > MAX_EVENT_ID_CHARS {
-                violations.push(Violation::new(
-                    "event_id",
-                    format!("must be 1 to {MAX_EVENT_ID_CHARS} characters"),
-                ));
-            }
+            checks.check(
+                payment::is_valid_event_id(event_id),
+                "event_id",
+                format!("must be 1 to {} characters", payment::MAX_EVENT_ID_CHARS),
+            );
         }
-        let (Ok(id), Some(to), true) = (id, to, violations.is_empty()) else {
-            return Err(OrderError::InvalidArgument(violations).into());
-        };
+        let (id, to) = checks.done(id.zip(to))?;
         let order = self
-            .store
+            .orders
             .apply_payment(id, to, request.event_id.as_deref())
             .await?;
         self.reply(&order)
     }
 }
 
-fn parse_id(field: &str, value: &str) -> Result<Uuid, OrderError> {
-    Uuid::try_parse(value)
-        .map_err(|_| OrderError::InvalidArgument(vec![Violation::new(field, "must be a UUID")]))
+/// Every problem of a request's wire fields, collected before answering so
+/// that the caller learns them all at once.
+#[derive(Default)]
+struct Checks(Vec<Violation>);
+
+impl Checks {
+    fn check(&mut self, ok: bool, field: &str, message: impl Into<String>) {
+        if !ok {
+            self.0.push(Violation::new(field, message));
+        }
+    }
+
+    fn require<T>(&mut self, value: Option<T>, field: &str, message: &str) -> Option<T> {
+        self.check(value.is_some(), field, message);
+        value
+    }
+
+    fn uuid(&mut self, field: &str, value: &str) -> Option<Uuid> {
+        self.require(Uuid::try_parse(value).ok(), field, "must be a UUID")
+    }
+
+    fn take<T>(&mut self, checked: Result<T, Vec<Violation>>) -> Option<T> {
+        checked.map_err(|mut found| self.0.append(&mut found)).ok()
+    }
+
+    /// A list filter by `table`: absent or UNSPECIFIED is no filter; a value
+    /// this version does not know is an "unknown `what`" on `field`.
+    fn filter<W: Copy + Into<i32>, D: Copy>(
+        &mut self,
+        table: &[(W, D)],
+        value: Option<i32>,
+        field: &str,
+        what: &str,
+    ) -> Option<D> {
+        from_wire(table, value?).unwrap_or_else(|()| {
+            self.0
+                .push(Violation::new(field, format!("unknown {what}")));
+            None
+        })
+    }
+
+    /// The checked values when every check passed; INVALID_ARGUMENT with
+    /// every violation otherwise.
+    fn done<T>(self, values: Option<T>) -> Result<T, OrderError> {
+        match values {
+            Some(values) if self.0.is_empty() => Ok(values),
+            _ => Err(OrderError::InvalidArgument(self.0)),
+        }
+    }
 }
 
-/// A wire status filter or target: `Ok(None)` for UNSPECIFIED, `Err` for a
+/// The order statuses the API shows, as the wire spells them.
+const ORDER_STATUSES: &[(pb::OrderStatus, OrderStatus)] = &[
+    (pb::OrderStatus::Pending, OrderStatus::Pending),
+    (pb::OrderStatus::Completed, OrderStatus::Completed),
+    (pb::OrderStatus::Canceled, OrderStatus::Canceled),
+];
+
+const PAYMENT_STATUSES: &[(pb::PaymentStatus, PaymentStatus)] = &[
+    (pb::PaymentStatus::Unpaid, PaymentStatus::Unpaid),
+    (pb::PaymentStatus::Paid, PaymentStatus::Paid),
+    (pb::PaymentStatus::Failed, PaymentStatus::Failed),
+];
+
+/// A wire enum value by `table`: `Ok(None)` for UNSPECIFIED (0), `Err` for a
 /// value this version does not know.
-fn status_from_wire(value: i32) -> Result<Option<OrderStatus>, ()> {
-    match pb::OrderStatus::try_from(value).map_err(|_| ())? {
-        pb::OrderStatus::Unspecified => Ok(None),
-        pb::OrderStatus::Pending => Ok(Some(OrderStatus::Pending)),
-        pb::OrderStatus::Completed => Ok(Some(OrderStatus::Completed)),
-        pb::OrderStatus::Canceled => Ok(Some(OrderStatus::Canceled)),
+fn from_wire<W: Copy + Into<i32>, D: Copy>(table: &[(W, D)], value: i32) -> Result<Option<D>, ()> {
+    if value == 0 {
+        return Ok(None);
     }
+    let found = table.iter().find(|(wire, _)| (*wire).into() == value);
+    found.map(|(_, domain)| Some(*domain)).ok_or(())
 }
 
-fn payment_from_wire(value: i32) -> Result<Option<PaymentStatus>, ()> {
-    match pb::PaymentStatus::try_from(value).map_err(|_| ())? {
-        pb::PaymentStatus::Unspecified => Ok(None),
-        pb::PaymentStatus::Unpaid => Ok(Some(PaymentStatus::Unpaid)),
-        pb::PaymentStatus::Paid => Ok(Some(PaymentStatus::Paid)),
-        pb::PaymentStatus::Failed => Ok(Some(PaymentStatus::Failed)),
-    }
-}
-
-fn status_to_wire(status: OrderStatus) -> Result<pb::OrderStatus, OrderError> {
-    match status {
-        OrderStatus::Pending => Ok(pb::OrderStatus::Pending),
-        OrderStatus::Completed => Ok(pb::OrderStatus::Completed),
-        OrderStatus::Canceled => Ok(pb::OrderStatus::Canceled),
-        // The store never hands these out; if it did, that is a bug, and the
-        // internal state must not leak.
-        OrderStatus::Reserving | OrderStatus::Rejected => Err(OrderError::internal(
-            anyhow::anyhow!("internal status {status} about to be answered"),
-        )),
-    }
-}
-
-fn payment_to_wire(status: PaymentStatus) -> pb::PaymentStatus {
-    match status {
-        PaymentStatus::Unpaid => pb::PaymentStatus::Unpaid,
-        PaymentStatus::Paid => pb::PaymentStatus::Paid,
-        PaymentStatus::Failed => pb::PaymentStatus::Failed,
-    }
+/// A domain value's wire spelling by `table`. A value the table lacks (the
+/// saga's internal order states) is a bug if it is ever about to be
+/// answered, and must not leak.
+fn to_wire<W: Copy + Into<i32>, D: Copy + PartialEq + std::fmt::Display>(
+    table: &[(W, D)],
+    value: D,
+) -> Result<i32, OrderError> {
+    let found = table.iter().find(|(_, domain)| *domain == value);
+    found.map(|(wire, _)| (*wire).into()).ok_or_else(|| {
+        OrderError::internal(anyhow::anyhow!(
+            "internal status {value} about to be answered"
+        ))
+    })
 }
 
 fn order_to_wire(order: &Order, currency: &str) -> Result<pb::Order, OrderError> {
@@ -283,8 +283,8 @@ fn order_to_wire(order: &Order, currency: &str) -> Result<pb::Order, OrderError>
         id: order.id.to_string(),
         customer_id: order.customer_id,
         total_price: Some(money(order.total_price)?),
-        status: status_to_wire(order.status)? as i32,
-        payment_status: payment_to_wire(order.payment_status) as i32,
+        status: to_wire(ORDER_STATUSES, order.status)?,
+        payment_status: to_wire(PAYMENT_STATUSES, order.payment_status)?,
         items: order
             .items
             .iter()
@@ -309,18 +309,18 @@ mod tests {
     #[test]
     fn wire_statuses_map_both_ways() {
         for status in OrderStatus::VISIBLE {
-            let wire = status_to_wire(status).unwrap() as i32;
-            assert_eq!(status_from_wire(wire), Ok(Some(status)));
+            let wire = to_wire(ORDER_STATUSES, status).unwrap();
+            assert_eq!(from_wire(ORDER_STATUSES, wire), Ok(Some(status)));
         }
-        assert_eq!(status_from_wire(0), Ok(None));
-        assert_eq!(status_from_wire(99), Err(()));
-        assert!(status_to_wire(OrderStatus::Reserving).is_err());
-        assert!(status_to_wire(OrderStatus::Rejected).is_err());
+        assert_eq!(from_wire(ORDER_STATUSES, 0), Ok(None));
+        assert_eq!(from_wire(ORDER_STATUSES, 99), Err(()));
+        assert!(to_wire(ORDER_STATUSES, OrderStatus::Reserving).is_err());
+        assert!(to_wire(ORDER_STATUSES, OrderStatus::Rejected).is_err());
         for status in PaymentStatus::ALL {
-            assert_eq!(
-                payment_from_wire(payment_to_wire(status) as i32),
-                Ok(Some(status))
-            );
+            let wire = to_wire(PAYMENT_STATUSES, status).unwrap();
+            assert_eq!(from_wire(PAYMENT_STATUSES, wire), Ok(Some(status)));
         }
+        assert_eq!(from_wire(PAYMENT_STATUSES, 0), Ok(None));
+        assert_eq!(from_wire(PAYMENT_STATUSES, -1), Err(()));
     }
 }

@@ -7,20 +7,28 @@
 //! double-restores stock.
 //!
 //! ## Layout
-//! - [`config`]: settings from flags / environment.
-//! - [`domain`]: the rules as plain types and functions (both state machines,
-//!   CreateOrder validation, the idempotency request hash, retry backoff); no
-//!   I/O, unit-tested.
-//! - [`store`]: every SQL statement, and the transactions that hold them.
-//! - [`saga`]: CreateOrder: reserve at the catalog, confirm or reject.
-//! - [`outbox`]: delivery of the inventory calls that status changes imply.
-//! - [`reconciler`]: the background loop that finishes abandoned sagas,
-//!   re-sends undelivered outbox rows and prunes old idempotency keys.
+//! One direction of dependency: the gRPC edge calls the application, which
+//! applies the domain's rules to the store's primitives.
+//! - [`grpc`]: `order.v1.OrderService`: request validation of wire fields,
+//!   wire <-> domain mapping (statuses, orders, money), a call into [`app`].
+//! - [`error`]: the service's one error type, [`error::OrderError`], and its
+//!   mapping to `tonic::Status`; [`error::refusal`]: a stock refusal <->
+//!   `tonic::Status` (code, message, `ErrorInfo` / `BadRequest` details).
+//! - [`app`]: the use cases: opens and commits transactions, asks the
+//!   domain, delivers what a commit implies. [`app::update_status`],
+//!   [`app::apply_payment`], the CreateOrder saga ([`app::saga`]), outbox
+//!   delivery ([`app::outbox`]) and the background [`app::reconciler`].
+//! - [`domain`]: the rules as plain types and functions (both state
+//!   machines, which orders take payments, CreateOrder validation, the
+//!   idempotency request hash, what a reused payment event id means, stock
+//!   refusals, retry backoff); no I/O, no wire or storage types, unit-tested.
+//! - [`store`]: every SQL statement and row mapping: reads, single-statement
+//!   writes, the [`store::Tx`] primitives the application composes, the
+//!   group-commit lanes of the saga's writes.
 //! - [`catalog_client`]: the one long-lived channel to the catalog, with
-//!   deadlines.
-//! - [`grpc`]: `order.v1.OrderService`: wire types <-> domain calls.
-//! - [`error`]: the service's one error type and its mapping to `tonic::Status`.
+//!   deadlines; catalog wire types <-> domain (reserved lines, refusals).
 //! - [`metrics`]: the service's business series (sagas, outbox, reconciler).
+//! - [`config`]: settings from flags / environment.
 //!
 //! [`Application::build`] binds its own listeners (port 0 in tests) and
 //! [`Application::run_until`] serves until the given shutdown future completes,
@@ -30,26 +38,27 @@
 //! a client CA is given, and the catalog channel is TLS with this service's
 //! client certificate.
 
+pub mod app;
 pub mod catalog_client;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
 pub mod metrics;
-pub mod outbox;
-pub mod reconciler;
-pub mod saga;
 pub mod store;
 
 use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use platform::metrics::{AdminHooks, PoolGauges};
+use platform::{
+    metrics::{AdminHooks, PoolGauges},
+    runtime::wait_at_most,
+    server::Listeners,
+};
 use proto::order::v1::order_service_server::OrderServiceServer;
-use tokio::net::TcpListener;
 
+pub use app::reconciler::{ReconcileReport, Reconciler};
 pub use config::Config;
-pub use reconciler::{ReconcileReport, Reconciler};
 
 /// The order service's migrations, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/order");
@@ -57,8 +66,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/ord
 /// An order service that is connected to its database, holds its catalog
 /// channel and is bound to its ports, ready to serve.
 pub struct Application {
-    listener: TcpListener,
-    admin_listener: TcpListener,
+    listeners: Listeners,
     store: store::Store,
     /// Counts connections caught coming back inside a transaction.
     release_guard: platform::db::ReleaseGuard,
@@ -77,8 +85,8 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // TLS files first: a bad setting stops the start before anything
         // else is done, with a message naming it.
-        let tls = config.tls.load()?;
-        let catalog_tls = config.grpc_tls.load()?;
+        let tls = config.service.tls.load()?;
+        let catalog_tls = config.service.grpc_tls.load()?;
         let platform::db::Database {
             pool,
             release_guard,
@@ -96,24 +104,19 @@ impl Application {
                 tls: catalog_tls,
             },
             config.catalog_timeout(),
-            config.currency.clone(),
+            config.service.currency.clone(),
         )
         .await?;
-        let listener = TcpListener::bind(config.listen_addr)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
-        let admin_listener = TcpListener::bind(config.admin_addr)
-            .await
-            .with_context(|| format!("cannot listen on {} (admin)", config.admin_addr))?;
+        let listeners = Listeners::bind(config.listen_addr, config.admin_addr).await?;
         let store = store::Store::new(pool);
         let metrics = metrics::OrderMetrics::default();
-        let relay = outbox::Relay::new(
+        let relay = app::outbox::Relay::new(
             store.clone(),
             catalog.clone(),
             config.outbox_retry_base(),
             metrics.clone(),
         );
-        let saga = saga::Saga::new(
+        let saga = app::saga::Saga::new(
             store.clone(),
             catalog.clone(),
             relay.clone(),
@@ -126,14 +129,13 @@ impl Application {
             metrics.clone(),
         )
         .with_payment_event_retention(config.payment_event_retention());
-        let api = grpc::OrderApi::new(store.clone(), saga, relay, config.currency.clone())
-            .with_bounds(grpc::Bounds {
-                max_order_lines: config.max_order_lines as usize,
-                max_list_offset: config.max_list_offset,
-            });
+        let orders = app::Orders::new(store.clone(), saga, relay);
+        let api = grpc::OrderApi::new(orders, config.service.currency.clone()).with_bounds(grpc::Bounds {
+            max_order_lines: config.max_order_lines as usize,
+            max_list_offset: config.service.max_list_offset,
+        });
         Ok(Self {
-            listener,
-            admin_listener,
+            listeners,
             store,
             release_guard,
             api,
@@ -146,16 +148,12 @@ impl Application {
 
     /// The gRPC address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound TCP listener has a local address")
+        self.listeners.grpc_addr()
     }
 
     /// The admin HTTP address (`/metrics`, `/health`, `/ready`).
     pub fn admin_addr(&self) -> SocketAddr {
-        self.admin_listener
-            .local_addr()
-            .expect("a bound TCP listener has a local address")
+        self.listeners.admin_addr()
     }
 
     /// The reconciler this application runs in the background.
@@ -171,47 +169,39 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Self {
-            listener,
-            admin_listener,
-            store,
-            release_guard,
-            api,
-            reconciler,
-            metrics,
-            tls,
-            config,
-        } = self;
+        let config = self.config;
+        let store = self.store;
         let mut registry = prometheus_client::registry::Registry::default();
         let pool_gauges = PoolGauges::register(&mut registry);
-        release_guard.register(&mut registry);
-        metrics.register(&mut registry);
+        self.release_guard.register(&mut registry);
+        self.metrics.register(&mut registry);
         let hooks = Arc::new(Hooks {
             store: store.clone(),
             pool_gauges,
-            metrics,
+            metrics: self.metrics,
         });
 
         let (stop_reconciler, reconciler_stopping) = tokio::sync::watch::channel(false);
-        let reconciler_task =
-            tokio::spawn(reconciler.run(config.reconcile_interval(), reconciler_stopping));
+        let reconciler_task = tokio::spawn(
+            self.reconciler
+                .run(config.reconcile_interval(), reconciler_stopping),
+        );
 
         // Health follows the database only: reads and status changes work
         // without the catalog, and creates answer UNAVAILABLE on their own.
-        let interval = Duration::from_millis(config.health_check_interval_ms);
+        let interval = config.service.health_check_interval();
         let pool = store.pool().clone();
         let database_up = move || platform::db::is_up(pool.clone(), interval);
         let served = platform::server::serve(
             platform::server::GrpcServe {
                 name: "order-service",
-                listener,
-                admin_listener,
-                service: OrderServiceServer::new(api),
+                listeners: self.listeners,
+                service: OrderServiceServer::new(self.api),
                 registry,
                 hooks,
                 health_interval: interval,
-                grace: Duration::from_secs(config.shutdown_grace_secs),
-                tls,
+                grace: config.service.shutdown_grace(),
+                tls: self.tls,
             },
             database_up,
             shutdown,
@@ -226,12 +216,7 @@ impl Application {
         }
         // `close` waits for connections in use; past the grace period a call
         // stuck in the database must not keep the process alive for ever.
-        if tokio::time::timeout(Duration::from_secs(2), store.close())
-            .await
-            .is_err()
-        {
-            tracing::warn!("database pool did not close in time; exiting anyway");
-        }
+        wait_at_most(Duration::from_secs(2), "database pool close", store.close()).await;
         tracing::info!("order-service stopped");
         served
     }
@@ -258,5 +243,37 @@ impl AdminHooks for Hooks {
 
     fn ready(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
         Box::pin(async move { self.store.ping().await.is_ok() })
+    }
+}
+
+impl platform::service::Service for Application {
+    const NAME: &'static str = "order-service";
+    type Config = Config;
+
+    fn settings(config: &Config) -> &platform::settings::ServiceSettings {
+        &config.service
+    }
+
+    fn listen_addr(config: &Config) -> SocketAddr {
+        config.listen_addr
+    }
+
+    fn database(config: &Config) -> platform::db::DbSettings {
+        config.db_settings()
+    }
+
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
+    }
+
+    async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build(config).await
+    }
+
+    async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        Self::run_until(self, shutdown).await
     }
 }

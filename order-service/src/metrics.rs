@@ -8,6 +8,8 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use crate::{domain::Refusal, error::refusal};
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     pub outcome: &'static str,
@@ -47,44 +49,32 @@ pub struct ActionLabel {
     pub action: &'static str,
 }
 
+/// Registers each `handle => "name", "help"` of `$metrics` in `$registry`.
+macro_rules! register {
+    ($registry:expr, $metrics:expr, $($handle:ident => $name:literal, $help:literal;)*) => {
+        $($registry.register($name, $help, $metrics.$handle.clone());)*
+    };
+}
+
 impl OrderMetrics {
     /// Adds the series to `registry`; the handles keep counting into it.
     pub fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "order_creations",
-            "CreateOrder sagas by outcome",
-            self.creations.clone(),
+        register!(registry, self,
+            creations => "order_creations", "CreateOrder sagas by outcome";
+            deliveries => "order_outbox_deliveries", "Inventory calls from the outbox by outcome";
+            reconciled_orders => "order_reconciled_orders",
+                "Stuck orders released and rejected by the reconciler";
+            outbox_backlog => "order_outbox_backlog", "Undelivered outbox rows";
+            outbox_oldest_age_seconds => "order_outbox_oldest_age_seconds",
+                "Age of the oldest undelivered outbox row, 0 when none";
+            rejections => "order_rejections", "Orders that did not become pending, by reason";
+            reconciler_actions => "order_reconciler_actions", "What the reconciler did, by action";
         );
-        registry.register(
-            "order_outbox_deliveries",
-            "Inventory calls from the outbox by outcome",
-            self.deliveries.clone(),
-        );
-        registry.register(
-            "order_reconciled_orders",
-            "Stuck orders released and rejected by the reconciler",
-            self.reconciled_orders.clone(),
-        );
-        registry.register(
-            "order_outbox_backlog",
-            "Undelivered outbox rows",
-            self.outbox_backlog.clone(),
-        );
-        registry.register(
-            "order_outbox_oldest_age_seconds",
-            "Age of the oldest undelivered outbox row, 0 when none",
-            self.outbox_oldest_age_seconds.clone(),
-        );
-        registry.register(
-            "order_rejections",
-            "Orders that did not become pending, by reason",
-            self.rejections.clone(),
-        );
-        registry.register(
-            "order_reconciler_actions",
-            "What the reconciler did, by action",
-            self.reconciler_actions.clone(),
-        );
+    }
+
+    /// An order the catalog refused, by the refusal's reason.
+    pub fn refusal(&self, refusal: &Refusal) {
+        self.rejection(&refusal::label(refusal));
     }
 
     pub fn rejection(&self, reason: &str) {

@@ -3,23 +3,38 @@
 use std::{net::SocketAddr, str::FromStr};
 
 use proto::catalog::v1::{
-    CreateProductRequest, Product, catalog_service_client::CatalogServiceClient,
+    CommitInventoryRequest, CreateProductRequest, Product, ReleaseInventoryRequest,
+    catalog_service_client::CatalogServiceClient,
 };
 use rust_decimal::Decimal;
-use tonic::transport::Channel;
+use tonic::{Status, transport::Channel};
 
-use crate::{RunningService, TEST_POOL_SIZE, any_port, fresh_database_url};
+use crate::{RunningService, TEST_POOL_SIZE, TestConfig, TestDatabase, any_port};
 
 pub type CatalogClient = CatalogServiceClient<Channel>;
 
+/// The test configuration (small pool, short drain) on `database`.
+pub fn catalog_config_on(database: TestDatabase) -> TestConfig<catalog_service::Config> {
+    let mut config = catalog_service::Config::for_database(database.url(), any_port());
+    config.service.db_max_connections = TEST_POOL_SIZE;
+    config.service.shutdown_grace_secs = 5;
+    TestConfig { config, database }
+}
+
+/// The test configuration on a fresh database; tests adjust fields before
+/// [`start_catalog`].
+pub fn catalog_config() -> TestConfig<catalog_service::Config> {
+    catalog_config_on(TestDatabase::fresh("catalog"))
+}
+
 /// Starts a catalog service on a fresh database.
 pub async fn spawn_catalog() -> RunningService {
-    spawn_catalog_on(fresh_database_url("catalog")).await
+    start_catalog(catalog_config()).await.service
 }
 
 /// Starts a catalog service on the given database (e.g. to restart one).
-pub async fn spawn_catalog_on(database_url: String) -> RunningService {
-    start_catalog_on(database_url).await.service
+pub async fn spawn_catalog_on(database: TestDatabase) -> RunningService {
+    start_catalog(catalog_config_on(database)).await.service
 }
 
 /// A running catalog service and its admin address.
@@ -29,26 +44,29 @@ pub struct CatalogHarness {
     pub admin_addr: SocketAddr,
 }
 
-/// As [`spawn_catalog_on`], keeping the admin address too.
-pub async fn start_catalog_on(database_url: String) -> CatalogHarness {
-    let mut config = catalog_service::Config::for_database(database_url.clone(), any_port());
-    config.db_max_connections = TEST_POOL_SIZE;
-    config.shutdown_grace_secs = 5;
+/// Starts a catalog service with this configuration.
+pub async fn start_catalog(config: TestConfig<catalog_service::Config>) -> CatalogHarness {
+    let TestConfig { config, database } = config;
+    let database_url = config.database_url.clone();
     let app = catalog_service::Application::build(config)
         .await
         .expect("catalog service starts");
-    let addr = app.local_addr();
-    let admin_addr = app.admin_addr();
-    let service = RunningService::spawn(addr, database_url, |rx| async move {
-        app.run_until(async {
-            let _ = rx.await;
-        })
-        .await
+    let (addr, admin_addr) = (app.local_addr(), app.admin_addr());
+    let service = RunningService::spawn(addr, Some((database_url, database)), |stop| {
+        app.run_until(stop)
     });
     CatalogHarness {
         service,
         admin_addr,
     }
+}
+
+/// A catalog service on a fresh database (it runs as long as the returned
+/// service is kept) and a client of it.
+pub async fn catalog() -> (RunningService, CatalogClient) {
+    let service = spawn_catalog().await;
+    let client = catalog_client(&service).await;
+    (service, client)
 }
 
 pub async fn catalog_client(service: &RunningService) -> CatalogClient {
@@ -99,7 +117,7 @@ pub async fn reserve(
     client: &mut CatalogClient,
     reservation_id: &str,
     items: &[(&str, i32)],
-) -> Result<proto::catalog::v1::ReserveInventoryResponse, tonic::Status> {
+) -> Result<proto::catalog::v1::ReserveInventoryResponse, Status> {
     client
         .reserve_inventory(proto::catalog::v1::ReserveInventoryRequest {
             reservation_id: reservation_id.to_owned(),
@@ -118,29 +136,17 @@ pub async fn reserve(
 }
 
 /// ReleaseInventory; `Ok(released)`.
-pub async fn release(
-    client: &mut CatalogClient,
-    reservation_id: &str,
-) -> Result<bool, tonic::Status> {
-    client
-        .release_inventory(proto::catalog::v1::ReleaseInventoryRequest {
-            reservation_id: reservation_id.to_owned(),
-        })
-        .await
-        .map(|response| response.into_inner().released)
+pub async fn release(client: &mut CatalogClient, reservation_id: &str) -> Result<bool, Status> {
+    let reservation_id = reservation_id.to_owned();
+    let answer = client.release_inventory(ReleaseInventoryRequest { reservation_id });
+    Ok(answer.await?.into_inner().released)
 }
 
 /// CommitInventory; `Ok(committed)`.
-pub async fn commit(
-    client: &mut CatalogClient,
-    reservation_id: &str,
-) -> Result<bool, tonic::Status> {
-    client
-        .commit_inventory(proto::catalog::v1::CommitInventoryRequest {
-            reservation_id: reservation_id.to_owned(),
-        })
-        .await
-        .map(|response| response.into_inner().committed)
+pub async fn commit(client: &mut CatalogClient, reservation_id: &str) -> Result<bool, Status> {
+    let reservation_id = reservation_id.to_owned();
+    let answer = client.commit_inventory(CommitInventoryRequest { reservation_id });
+    Ok(answer.await?.into_inner().committed)
 }
 
 /// One page of ListProducts.
@@ -149,7 +155,7 @@ pub async fn list_products(
     page: u32,
     page_size: u32,
     in_stock: Option<bool>,
-) -> Result<proto::catalog::v1::ListProductsResponse, tonic::Status> {
+) -> Result<proto::catalog::v1::ListProductsResponse, Status> {
     client
         .list_products(proto::catalog::v1::ListProductsRequest {
             page,
@@ -169,7 +175,7 @@ pub async fn product_count(client: &mut CatalogClient) -> u64 {
 }
 
 /// The field names of an `INVALID_ARGUMENT` status's violations, in order.
-pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+pub fn violated_fields(status: &Status) -> Vec<String> {
     proto::errors::violations(status)
         .into_iter()
         .map(|violation| violation.field)
@@ -177,14 +183,14 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
 }
 
 /// The `ErrorInfo` reason of a status ("" when it carries none).
-pub fn reason_of(status: &tonic::Status) -> String {
+pub fn reason_of(status: &Status) -> String {
     proto::errors::error_info(status)
         .map(|(reason, _)| reason)
         .unwrap_or_default()
 }
 
 /// One `ErrorInfo` metadata value of a status ("" when absent).
-pub fn metadata_of(status: &tonic::Status, key: &str) -> String {
+pub fn metadata_of(status: &Status, key: &str) -> String {
     proto::errors::error_info(status)
         .and_then(|(_, mut metadata)| metadata.remove(key))
         .unwrap_or_default()

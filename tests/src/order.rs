@@ -24,7 +24,7 @@ use tokio::{
 };
 use tonic::{Status, transport::Channel};
 
-use crate::{RunningService, TEST_POOL_SIZE, any_port, fresh_database_url};
+use crate::{RunningService, TEST_POOL_SIZE, TestConfig, TestDatabase, any_port};
 
 pub type OrderClient = OrderServiceClient<Channel>;
 
@@ -38,11 +38,12 @@ pub struct OrderHarness {
 
 /// The test configuration (see the module header) on a fresh database, talking
 /// to the catalog at `catalog_url`. Tests adjust fields before [`start_order`].
-pub fn order_config(catalog_url: &str) -> order_service::Config {
-    let mut config = order_service::Config::for_database(fresh_database_url("order"), any_port());
+pub fn order_config(catalog_url: &str) -> TestConfig<order_service::Config> {
+    let database = TestDatabase::fresh("order");
+    let mut config = order_service::Config::for_database(database.url(), any_port());
     config.catalog_url = catalog_url.to_owned();
-    config.db_max_connections = TEST_POOL_SIZE;
-    config.shutdown_grace_secs = 5;
+    config.service.db_max_connections = TEST_POOL_SIZE;
+    config.service.shutdown_grace_secs = 5;
     config.catalog_timeout_ms = 2_000;
     config.catalog_connect_timeout_ms = 500;
     // The balanced catalog channel notices a stopped or restarted catalog
@@ -51,7 +52,7 @@ pub fn order_config(catalog_url: &str) -> order_service::Config {
     config.reconcile_interval_secs = 3_600;
     config.reserving_grace_secs = 0;
     config.outbox_retry_base_ms = 0;
-    config
+    TestConfig { config, database }
 }
 
 /// Starts an order service on a fresh database, in front of the catalog at
@@ -62,19 +63,16 @@ pub async fn spawn_order(catalog_url: &str) -> RunningService {
 
 /// Starts an order service with this configuration; returns once its
 /// reconciler's start pass is over.
-pub async fn start_order(config: order_service::Config) -> OrderHarness {
+pub async fn start_order(config: TestConfig<order_service::Config>) -> OrderHarness {
+    let TestConfig { config, database } = config;
     let database_url = config.database_url.clone();
     let app = order_service::Application::build(config)
         .await
         .expect("order service starts");
-    let addr = app.local_addr();
-    let admin_addr = app.admin_addr();
+    let (addr, admin_addr) = (app.local_addr(), app.admin_addr());
     let reconciler = app.reconciler();
-    let service = RunningService::spawn(addr, database_url, |rx| async move {
-        app.run_until(async {
-            let _ = rx.await;
-        })
-        .await
+    let service = RunningService::spawn(addr, Some((database_url, database)), |stop| {
+        app.run_until(stop)
     });
     reconciler.wait_for_first_pass().await;
     OrderHarness {
@@ -343,7 +341,7 @@ pub async fn world_with(adjust: impl FnOnce(&mut order_service::Config)) -> Worl
     let catalog = crate::catalog::spawn_catalog().await;
     let proxy = CatalogProxy::start(catalog.addr).await;
     let mut config = order_config(&proxy.url());
-    adjust(&mut config);
+    adjust(&mut config.config);
     let orders = start_order(config).await;
     World {
         catalog_client: crate::catalog::catalog_client(&catalog).await,

@@ -13,7 +13,7 @@ use std::{
 use platform::tls::{ClientTlsSettings, ServerTlsSettings};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::{RunningService, TEST_POOL_SIZE, any_port, fresh_database_url};
+use crate::{RunningService, catalog::{catalog_config, start_catalog}};
 
 /// A CA and a certificate per process, in a directory of their own (removed
 /// when dropped). Files as the script names them: `ca.pem`, and
@@ -113,21 +113,9 @@ pub fn https_url(addr: SocketAddr) -> String {
 
 /// Starts a catalog service on a fresh database with `tls` on its gRPC port.
 pub async fn start_tls_catalog(tls: ServerTlsSettings) -> RunningService {
-    let database_url = fresh_database_url("catalog");
-    let mut config = catalog_service::Config::for_database(database_url.clone(), any_port());
-    config.db_max_connections = TEST_POOL_SIZE;
-    config.shutdown_grace_secs = 5;
-    config.tls = tls;
-    let app = catalog_service::Application::build(config)
-        .await
-        .expect("catalog service starts with TLS");
-    let addr = app.local_addr();
-    RunningService::spawn(addr, database_url, |rx| async move {
-        app.run_until(async {
-            let _ = rx.await;
-        })
-        .await
-    })
+    let mut config = catalog_config();
+    config.service.tls = tls;
+    start_catalog(config).await.service
 }
 
 /// A channel to `addr` over TLS with `client`'s CA and certificate, checking

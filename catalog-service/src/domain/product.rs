@@ -1,14 +1,15 @@
 //! Products: validated values (newtypes whose constructors enforce the
-//! contract's rules) and the shapes the store reads and writes.
+//! contract's rules), what a product is, and how stock and the units pending
+//! orders hold must relate.
 
 use chrono::{DateTime, Utc};
-use proto::errors::Violation;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
+use super::Violation;
+
 pub const NAME_MAX_CHARS: usize = 255;
-/// Not in the original contract; a bound keeps one request from storing
-/// megabytes of text.
+/// Keeps one request from storing megabytes of text.
 pub const DESCRIPTION_MAX_CHARS: usize = 10_000;
 
 /// 99999999.99, the largest price NUMERIC(10, 2) holds.
@@ -17,7 +18,7 @@ pub fn price_max() -> Decimal {
 }
 
 /// A product as stored.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Product {
     pub id: Uuid,
     pub name: String,
@@ -34,17 +35,7 @@ pub struct ProductName(String);
 
 impl ProductName {
     pub fn parse(field: &str, name: String) -> Result<Self, Violation> {
-        let chars = name.chars().count();
-        if chars == 0 || chars > NAME_MAX_CHARS {
-            return Err(Violation::new(
-                field,
-                format!("must be 1 to {NAME_MAX_CHARS} characters long"),
-            ));
-        }
-        if name.contains('\0') {
-            return Err(Violation::new(field, "must not contain NUL characters"));
-        }
-        Ok(Self(name))
+        text(field, name, 1, NAME_MAX_CHARS).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -52,26 +43,38 @@ impl ProductName {
     }
 }
 
+/// At most 10,000 characters, no NUL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Description(String);
 
 impl Description {
     pub fn parse(field: &str, text: String) -> Result<Self, Violation> {
-        if text.chars().count() > DESCRIPTION_MAX_CHARS {
-            return Err(Violation::new(
-                field,
-                format!("must be at most {DESCRIPTION_MAX_CHARS} characters long"),
-            ));
-        }
-        if text.contains('\0') {
-            return Err(Violation::new(field, "must not contain NUL characters"));
-        }
-        Ok(Self(text))
+        self::text(field, text, 0, DESCRIPTION_MAX_CHARS).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// `value` if it is `min..=max` characters long (counted as characters, not
+/// bytes) and holds no NUL, which PostgreSQL text cannot store.
+fn text(field: &str, value: String, min: usize, max: usize) -> Result<String, Violation> {
+    let chars = value.chars().count();
+    if chars < min || chars > max {
+        let bounds = match min {
+            0 => format!("at most {max}"),
+            _ => format!("{min} to {max}"),
+        };
+        return Err(Violation::new(
+            field,
+            format!("must be {bounds} characters long"),
+        ));
+    }
+    if value.contains('\0') {
+        return Err(Violation::new(field, "must not contain NUL characters"));
+    }
+    Ok(value)
 }
 
 /// > 0, at most two fractional digits, at most 99999999.99.
@@ -116,7 +119,7 @@ impl Stock {
 
 /// How stock and the units pending orders hold must relate.
 pub mod stock {
-    use proto::errors::Violation;
+    use crate::domain::Violation;
 
     /// Stock plus every held unit may not exceed this: a held unit comes back
     /// to stock when its order is canceled, and stock is a 32-bit quantity.
@@ -203,17 +206,13 @@ impl From<Option<bool>> for StockFilter {
     }
 }
 
-/// Page requests follow the platform's one rule.
-pub use proto::paging::PageRequest;
-
 #[cfg(test)]
 mod tests {
-    use std::str::FromStr;
-
     use super::*;
 
-    fn dec(s: &str) -> Decimal {
-        Decimal::from_str(s).unwrap()
+    /// `Price::parse` of a decimal written out.
+    fn price(amount: &str) -> Result<Price, Violation> {
+        Price::parse("price", amount.parse().expect("a decimal"))
     }
 
     #[test]
@@ -225,17 +224,27 @@ mod tests {
     }
 
     #[test]
+    fn text_limits_are_named_in_the_refusal() {
+        let long = ProductName::parse("name", "a".repeat(256)).unwrap_err();
+        assert_eq!(long.message, "must be 1 to 255 characters long");
+        let long = Description::parse("description", "a".repeat(10_001)).unwrap_err();
+        assert_eq!(long.message, "must be at most 10000 characters long");
+        assert!(Description::parse("description", String::new()).is_ok());
+        let nul = Description::parse("description", "\0".into()).unwrap_err();
+        assert_eq!(nul.message, "must not contain NUL characters");
+    }
+
+    #[test]
     fn price_rules() {
-        assert!(Price::parse("price", dec("0.01")).is_ok());
-        assert!(Price::parse("price", dec("99999999.99")).is_ok());
+        assert!(price("0.01").is_ok());
+        assert!(price("99999999.99").is_ok());
         assert!(
-            Price::parse("price", dec("10.500")).is_ok(),
+            price("10.500").is_ok(),
             "trailing zeros are not extra precision"
         );
-        assert!(Price::parse("price", dec("0")).is_err());
-        assert!(Price::parse("price", dec("-1")).is_err());
-        assert!(Price::parse("price", dec("0.001")).is_err());
-        assert!(Price::parse("price", dec("100000000.00")).is_err());
+        for refused in ["0", "-1", "0.001", "100000000.00"] {
+            assert!(price(refused).is_err(), "{refused}");
+        }
     }
 
     #[test]

@@ -9,28 +9,33 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use crate::error::CatalogError;
+use super::{Refusal, Violation};
 
-/// The state of a stored reservation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The state of a stored reservation, spelled as stored (`held`,
+/// `released`, `committed`); any other spelling does not parse, never a
+/// default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString)]
+#[strum(serialize_all = "lowercase")]
 pub enum ReservationState {
     Held,
     Released,
     Committed,
 }
 
-impl ReservationState {
-    /// An unknown stored value is an error, never a default.
-    pub fn parse(stored: &str) -> Result<Self, CatalogError> {
-        match stored {
-            "held" => Ok(Self::Held),
-            "released" => Ok(Self::Released),
-            "committed" => Ok(Self::Committed),
-            other => Err(CatalogError::Internal(format!(
-                "unknown reservation state {other:?}"
-            ))),
-        }
+/// A reservation names at least one line.
+pub fn some_lines(field: &str, lines: usize) -> Result<(), Violation> {
+    if lines == 0 {
+        return Err(Violation::new(field, "must contain at least one item"));
     }
+    Ok(())
+}
+
+/// A line reserves at least one unit.
+pub fn line_quantity(field: &str, quantity: i32) -> Result<i32, Violation> {
+    if quantity <= 0 {
+        return Err(Violation::new(field, "must be greater than 0"));
+    }
+    Ok(quantity)
 }
 
 /// One product of a reservation request, after lines of the same product were
@@ -54,8 +59,8 @@ pub struct ReservationRequest {
 }
 
 impl ReservationRequest {
-    /// `items` must be non-empty with positive quantities (checked by the caller,
-    /// who knows the wire field names).
+    /// `items` must be non-empty with positive quantities ([`some_lines`],
+    /// [`line_quantity`]).
     pub fn new(id: Uuid, items: impl IntoIterator<Item = (Uuid, i32)>) -> Self {
         let mut summed: BTreeMap<Uuid, i64> = BTreeMap::new();
         let mut request_order = Vec::new();
@@ -78,14 +83,10 @@ impl ReservationRequest {
             request_order,
         }
     }
-
-    pub fn product_ids(&self) -> Vec<Uuid> {
-        self.lines.iter().map(|line| line.product_id).collect()
-    }
 }
 
-/// A product row as the reservation sees it, locked.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+/// A product as a reservation sees it (its row locked while it is judged).
+#[derive(Debug, Clone, PartialEq)]
 pub struct StockRow {
     pub id: Uuid,
     pub name: String,
@@ -94,12 +95,20 @@ pub struct StockRow {
 }
 
 /// One line of stock taken: what the reservation stores and returns.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReservedLine {
     pub product_id: Uuid,
     pub product_name: String,
     pub quantity: i32,
     pub unit_price: Decimal,
+}
+
+/// What a reservation call got: its lines, and whether they were stored
+/// earlier (the same request again: no stock moved this time).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reserved {
+    pub lines: Vec<ReservedLine>,
+    pub replayed: bool,
 }
 
 /// Decides a new reservation against the locked rows of its products: every
@@ -108,7 +117,7 @@ pub struct ReservedLine {
 pub fn judge(
     request: &ReservationRequest,
     rows: &[StockRow],
-) -> Result<Vec<ReservedLine>, CatalogError> {
+) -> Result<Vec<ReservedLine>, Refusal> {
     StockLedger::new(rows.iter().cloned()).take(request)
 }
 
@@ -133,10 +142,7 @@ impl StockLedger {
 
     /// Judges `request` on the stock left now; on success the lines are taken
     /// from the ledger, on refusal nothing is.
-    pub fn take(
-        &mut self,
-        request: &ReservationRequest,
-    ) -> Result<Vec<ReservedLine>, CatalogError> {
+    pub fn take(&mut self, request: &ReservationRequest) -> Result<Vec<ReservedLine>, Refusal> {
         let missing: Vec<Uuid> = request
             .request_order
             .iter()
@@ -144,7 +150,7 @@ impl StockLedger {
             .copied()
             .collect();
         if !missing.is_empty() {
-            return Err(CatalogError::ProductsNotFound(missing));
+            return Err(Refusal::ProductsNotFound(missing));
         }
         let lines = request
             .lines
@@ -159,7 +165,7 @@ impl StockLedger {
                         quantity,
                         unit_price: row.price,
                     }),
-                    _ => Err(CatalogError::InsufficientStock {
+                    _ => Err(Refusal::InsufficientStock {
                         product_id: row.id,
                         product_name: row.name.clone(),
                         available: row.quantity,
@@ -188,10 +194,10 @@ pub fn replay(
     request: &ReservationRequest,
     state: ReservationState,
     stored: Vec<ReservedLine>,
-) -> Result<Vec<ReservedLine>, CatalogError> {
+) -> Result<Vec<ReservedLine>, Refusal> {
     if state == ReservationState::Released {
         // Also a tombstone (released before any reserve arrived): never take stock again.
-        return Err(CatalogError::ReservationReleased(request.id));
+        return Err(Refusal::ReservationReleased(request.id));
     }
     let same_items = stored.len() == request.lines.len()
         && stored
@@ -201,7 +207,7 @@ pub fn replay(
     if same_items {
         Ok(stored)
     } else {
-        Err(CatalogError::ReservationMismatch(request.id))
+        Err(Refusal::ReservationMismatch(request.id))
     }
 }
 
@@ -247,7 +253,7 @@ mod tests {
         assert_eq!(request.lines[0].quantity, 2 * i64::from(i32::MAX));
         let err = judge(&request, &[row(1, i32::MAX)]).unwrap_err();
         assert!(
-            matches!(err, CatalogError::InsufficientStock { requested, .. } if requested == 2 * i64::from(i32::MAX))
+            matches!(err, Refusal::InsufficientStock { requested, .. } if requested == 2 * i64::from(i32::MAX))
         );
     }
 
@@ -255,7 +261,7 @@ mod tests {
     fn every_missing_product_is_named_in_request_order() {
         let request = ReservationRequest::new(id(9), [(id(3), 1), (id(1), 1), (id(2), 1)]);
         let err = judge(&request, &[row(1, 5)]).unwrap_err();
-        assert_eq!(err, CatalogError::ProductsNotFound(vec![id(3), id(2)]));
+        assert_eq!(err, Refusal::ProductsNotFound(vec![id(3), id(2)]));
     }
 
     #[test]
@@ -264,7 +270,7 @@ mod tests {
         let err = judge(&request, &[row(1, 5), row(2, 5)]).unwrap_err();
         assert_eq!(
             err,
-            CatalogError::InsufficientStock {
+            Refusal::InsufficientStock {
                 product_id: id(2),
                 product_name: "p2".into(),
                 available: 5,
@@ -296,11 +302,11 @@ mod tests {
         let other = ReservationRequest::new(id(9), [(id(1), 3)]);
         assert_eq!(
             replay(&other, ReservationState::Held, stored.clone()),
-            Err(CatalogError::ReservationMismatch(id(9)))
+            Err(Refusal::ReservationMismatch(id(9)))
         );
         assert_eq!(
             replay(&request, ReservationState::Released, vec![]),
-            Err(CatalogError::ReservationReleased(id(9)))
+            Err(Refusal::ReservationReleased(id(9)))
         );
     }
 
@@ -316,7 +322,7 @@ mod tests {
         // Only 1 of product 1 is left: refused whole, product 2 keeps its unit.
         assert_eq!(
             ledger.take(&two_more).unwrap_err(),
-            CatalogError::InsufficientStock {
+            Refusal::InsufficientStock {
                 product_id: id(1),
                 product_name: "p1".into(),
                 available: 1,
@@ -326,7 +332,7 @@ mod tests {
         assert_eq!(ledger.take(&one_each).unwrap().len(), 2);
         assert!(matches!(
             ledger.take(&last_one),
-            Err(CatalogError::InsufficientStock { available: 0, .. })
+            Err(Refusal::InsufficientStock { available: 0, .. })
         ));
         assert_eq!(
             ledger.taken().collect::<Vec<_>>(),
@@ -340,14 +346,27 @@ mod tests {
         let request = ReservationRequest::new(id(10), [(id(1), 1), (id(2), 1)]);
         assert_eq!(
             ledger.take(&request).unwrap_err(),
-            CatalogError::ProductsNotFound(vec![id(2)])
+            Refusal::ProductsNotFound(vec![id(2)])
         );
         assert_eq!(ledger.taken().count(), 0);
     }
 
     #[test]
-    fn unknown_states_are_errors() {
-        assert!(ReservationState::parse("held").is_ok());
-        assert!(ReservationState::parse("HELD").is_err());
+    fn states_parse_as_stored_and_unknown_ones_are_errors() {
+        assert_eq!("held".parse(), Ok(ReservationState::Held));
+        assert_eq!("released".parse(), Ok(ReservationState::Released));
+        assert_eq!("committed".parse(), Ok(ReservationState::Committed));
+        assert!("HELD".parse::<ReservationState>().is_err());
+    }
+
+    #[test]
+    fn a_reservation_takes_at_least_one_unit_of_at_least_one_line() {
+        assert!(some_lines("items", 0).is_err());
+        assert!(some_lines("items", 1).is_ok());
+        assert_eq!(
+            line_quantity("items[0].quantity", 0).unwrap_err().field,
+            "items[0].quantity"
+        );
+        assert_eq!(line_quantity("items[0].quantity", 1), Ok(1));
     }
 }

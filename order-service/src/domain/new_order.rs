@@ -10,9 +10,10 @@
 
 use std::collections::BTreeMap;
 
-use proto::errors::Violation;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
+
+use super::Violation;
 
 /// Longest idempotency key accepted (the column allows the same).
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;

@@ -1,5 +1,5 @@
 //! An order as the service reads it, the catalog's answer to a reservation,
-//! the exact total, and the list query's filters and paging.
+//! the exact total, and the list query's filters.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -57,9 +57,6 @@ pub struct ListFilter {
     pub payment_status: Option<PaymentStatus>,
     pub customer_id: Option<i64>,
 }
-
-/// Page requests follow the platform's one rule.
-pub use proto::paging::PageRequest;
 
 #[cfg(test)]
 mod tests {

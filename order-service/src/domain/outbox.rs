@@ -1,12 +1,14 @@
 //! What a status change asks of the catalog, and how often a failed delivery
 //! is retried.
 
-use std::{fmt, str::FromStr, time::Duration};
+use std::time::Duration;
 
-use super::UnknownValue;
+use strum::{Display, EnumString, IntoStaticStr};
 
-/// The inventory call an outbox row stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The inventory call an outbox row stands for, spelled in snake case
+/// (`release`) in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Display, EnumString, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum InventoryAction {
     /// The order was canceled: give its stock back.
     Release,
@@ -15,40 +17,9 @@ pub enum InventoryAction {
 }
 
 impl InventoryAction {
+    /// The spelling stored in the database.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Release => "release",
-            Self::Commit => "commit",
-        }
-    }
-}
-
-impl fmt::Display for InventoryAction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for InventoryAction {
-    type Err = UnknownValue;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "release" => Ok(Self::Release),
-            "commit" => Ok(Self::Commit),
-            other => Err(UnknownValue {
-                kind: "outbox action",
-                value: other.to_owned(),
-            }),
-        }
-    }
-}
-
-impl TryFrom<String> for InventoryAction {
-    type Error = UnknownValue;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        value.parse()
+        self.into()
     }
 }
 

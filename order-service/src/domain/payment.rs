@@ -1,17 +1,18 @@
 //! The payment status machine: unpaid -> paid, unpaid -> failed, failed -> paid
 //! (a retried payment succeeded); paid is final. Only a pending order takes a
-//! payment update (checked by the caller, who knows the order status).
+//! payment update ([`accepts_payment`]).
 //!
 //! And what a payment event id already seen means ([`seen_event`]): the same
 //! delivery again, or an id reused for another one.
 
-use std::{fmt, str::FromStr};
-
+use strum::{Display, EnumString, IntoStaticStr};
 use uuid::Uuid;
 
-use super::UnknownValue;
+use super::OrderStatus;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Spelled in snake case (`unpaid`) in the database and in error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Display, EnumString, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum PaymentStatus {
     Unpaid,
     Paid,
@@ -21,40 +22,35 @@ pub enum PaymentStatus {
 impl PaymentStatus {
     pub const ALL: [PaymentStatus; 3] = [Self::Unpaid, Self::Paid, Self::Failed];
 
+    /// The spelling stored in the database and used in error messages.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Unpaid => "unpaid",
-            Self::Paid => "paid",
-            Self::Failed => "failed",
-        }
+        self.into()
     }
 }
 
-impl fmt::Display for PaymentStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// Longest payment event id accepted (the column allows the same).
+pub const MAX_EVENT_ID_CHARS: usize = 255;
+
+/// Whether `event_id` can name a payment event: 1 to [`MAX_EVENT_ID_CHARS`]
+/// characters.
+pub fn is_valid_event_id(event_id: &str) -> bool {
+    (1..=MAX_EVENT_ID_CHARS).contains(&event_id.chars().count())
 }
 
-impl FromStr for PaymentStatus {
-    type Err = UnknownValue;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| UnknownValue {
-                kind: "payment status",
-                value: s.to_owned(),
-            })
-    }
+/// A payment update for an order that is not pending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("Order status is '{status}': only a pending order accepts a payment update")]
+pub struct NotPending {
+    pub status: OrderStatus,
 }
 
-impl TryFrom<String> for PaymentStatus {
-    type Error = UnknownValue;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        value.parse()
+/// Only a pending order takes a payment update; the payment machine
+/// ([`payment_transition`]) then decides what it does.
+pub fn accepts_payment(status: OrderStatus) -> Result<(), NotPending> {
+    if status == OrderStatus::Pending {
+        Ok(())
+    } else {
+        Err(NotPending { status })
     }
 }
 
@@ -179,6 +175,33 @@ mod tests {
         assert!(payment_transition(Paid, Failed).is_err());
         assert!(payment_transition(Paid, Unpaid).is_err());
         assert_eq!(payment_transition(Paid, Paid), Ok(false));
+    }
+
+    #[test]
+    fn only_pending_orders_take_payments() {
+        for status in OrderStatus::ALL {
+            let accepted = accepts_payment(status);
+            if status == OrderStatus::Pending {
+                assert_eq!(accepted, Ok(()));
+            } else {
+                assert_eq!(accepted, Err(NotPending { status }));
+            }
+        }
+        assert!(
+            NotPending {
+                status: OrderStatus::Canceled
+            }
+            .to_string()
+            .contains("only a pending order")
+        );
+    }
+
+    #[test]
+    fn event_ids_are_1_to_255_characters() {
+        assert!(is_valid_event_id("e"));
+        assert!(is_valid_event_id(&"é".repeat(255)));
+        assert!(!is_valid_event_id(""));
+        assert!(!is_valid_event_id(&"e".repeat(256)));
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! Generated sequences of operations against the status and payment
-//! machines, applied the way the store applies them (a status change goes
-//! through [`transition`] and writes its outbox action; a payment is taken
-//! only by a pending order, through [`payment_transition`]). Whatever the
-//! sequence, the invariants hold after every step.
+//! machines, applied the way the application applies them (a status change
+//! goes through [`transition`] and writes its outbox action; a payment is
+//! taken only by an order that [`accepts_payment`], through
+//! [`payment_transition`]). Whatever the sequence, the invariants hold after
+//! every step.
 
 use proptest::prelude::*;
 
 use super::{
-    InventoryAction, OrderStatus, PaymentStatus, StatusChange, payment::payment_transition,
+    InventoryAction, OrderStatus, PaymentStatus, StatusChange,
+    payment::{accepts_payment, payment_transition},
     status::transition,
 };
 
@@ -46,7 +48,7 @@ impl Model {
         }
     }
 
-    /// Applies `op` as the store does; `false` when it was refused (and then
+    /// Applies `op` as the application does; `false` when it was refused (and then
     /// nothing changed).
     fn apply(&mut self, op: Op) -> bool {
         match op {
@@ -65,7 +67,7 @@ impl Model {
                 Err(_) => false,
             },
             Op::Payment(to) => {
-                if self.status != OrderStatus::Pending {
+                if accepts_payment(self.status).is_err() {
                     return false;
                 }
                 match payment_transition(self.payment, to) {

@@ -7,11 +7,13 @@
 //! ```
 //! `reserving` and `rejected` are internal: the API never shows them.
 
-use std::{fmt, str::FromStr};
+use strum::{Display, EnumString, IntoStaticStr};
 
-use super::{InventoryAction, UnknownValue};
+use super::InventoryAction;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Spelled in snake case (`pending`) in the database and in error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Display, EnumString, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum OrderStatus {
     Reserving,
     Pending,
@@ -34,13 +36,7 @@ impl OrderStatus {
 
     /// The spelling stored in the database and used in error messages.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Reserving => "reserving",
-            Self::Pending => "pending",
-            Self::Completed => "completed",
-            Self::Canceled => "canceled",
-            Self::Rejected => "rejected",
-        }
+        self.into()
     }
 
     pub fn is_visible(self) -> bool {
@@ -48,34 +44,6 @@ impl OrderStatus {
             Self::Pending | Self::Completed | Self::Canceled => true,
             Self::Reserving | Self::Rejected => false,
         }
-    }
-}
-
-impl fmt::Display for OrderStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for OrderStatus {
-    type Err = UnknownValue;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| UnknownValue {
-                kind: "order status",
-                value: s.to_owned(),
-            })
-    }
-}
-
-impl TryFrom<String> for OrderStatus {
-    type Error = UnknownValue;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        value.parse()
     }
 }
 

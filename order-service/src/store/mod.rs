@@ -1,9 +1,14 @@
-//! Every SQL statement of the service, and the transactions that hold them.
+//! Every SQL statement of the service and the mapping of its rows to domain
+//! types; no rule is decided here. The application composes these primitives:
+//! reads and single-statement writes on [`Store`], and on [`Tx`] (a
+//! transaction the application opens, fills and commits) the steps of an
+//! atomic change, such as "lock the order row", "write the new status",
+//! "queue the inventory call".
 //!
 //! State changes are conditional updates on the current state
 //! (`... WHERE id = $1 AND status = 'pending'`) under a row lock, so concurrent
 //! calls on one order serialize in the database: one wins, the others see the
-//! new state. A status change and its outbox row commit together.
+//! new state.
 //!
 //! The saga's two writes on the happy path (the `reserving` row of an order
 //! without idempotency key, and its confirmation) go through group commit
@@ -12,12 +17,16 @@
 //! still gets its own answer; a failed batch is retried order by order.
 //!
 //! ## Layout
-//! - this file: the [`Store`] handle, the order row and the reads every
-//!   concern shares (an order with its lines, the row lock of a state change);
-//! - [`saga`]: CreateOrder's writes (begin, confirm, reject, abandon);
-//! - [`orders`]: reads and status changes;
-//! - [`payments`]: payment updates and the event ids that deduplicate them;
-//! - [`outbox`]: the undelivered inventory calls;
+//! - this file: the [`Store`] handle, the [`Tx`] transaction, the order row
+//!   and what every concern shares (an order with its lines, the row lock of
+//!   a state change, a conditional update under that lock);
+//! - [`saga`]: CreateOrder's writes (begin, confirm, reject, mark rejected,
+//!   free the key) and the saga state a repeated request reads;
+//! - [`orders`]: reads (an order in any state, a page of visible ones) and
+//!   the status write;
+//! - [`payments`]: the payment status write and the event ids that
+//!   deduplicate deliveries;
+//! - [`outbox`]: queueing, claiming and settling inventory calls;
 //! - [`reconciler`]: what the reconciler looks for and prunes;
 //! - the saga's writes go through group-commit lanes (`platform::group_commit`).
 
@@ -30,7 +39,7 @@ mod saga;
 use chrono::{DateTime, Utc};
 use platform::group_commit::Lane;
 use rust_decimal::Decimal;
-use sqlx::{FromRow, PgConnection, PgPool};
+use sqlx::{FromRow, PgConnection, PgPool, Postgres, Transaction};
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -40,7 +49,7 @@ use crate::{
 };
 
 pub use outbox::OutboxEntry;
-pub use saga::{Begun, Rejection, SagaState};
+pub use saga::{Begun, SagaState};
 use saga::{Confirmation, NewReserving, confirm_orders, insert_reserving};
 
 /// The database side of the service. Cheap to clone (a pool handle and the
@@ -54,13 +63,28 @@ pub struct Store {
     confirm_lane: Lane<Confirmation, Option<Order>, OrderError>,
 }
 
+/// A transaction on the orders database, opened by [`Store::begin`]. Its
+/// writes take effect together on [`Tx::commit`]; dropped without it, it
+/// rolls back.
+pub struct Tx(Transaction<'static, Postgres>);
+
+/// An order's states, read under its row lock: they stay so until the
+/// transaction ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromRow)]
+pub struct Locked {
+    #[sqlx(try_from = "&'a str")]
+    pub status: OrderStatus,
+    #[sqlx(try_from = "&'a str")]
+    pub payment_status: PaymentStatus,
+}
+
 #[derive(FromRow)]
 struct OrderRow {
     id: Uuid,
     customer_id: i64,
-    #[sqlx(try_from = "String")]
+    #[sqlx(try_from = "&'a str")]
     status: OrderStatus,
-    #[sqlx(try_from = "String")]
+    #[sqlx(try_from = "&'a str")]
     payment_status: PaymentStatus,
     total_price: Decimal,
     created_at: DateTime<Utc>,
@@ -89,14 +113,6 @@ struct ItemRow {
     product_id: Uuid,
     quantity: i32,
     price_at_purchase: Decimal,
-}
-
-#[derive(FromRow)]
-struct StatusRow {
-    #[sqlx(try_from = "String")]
-    status: OrderStatus,
-    #[sqlx(try_from = "String")]
-    payment_status: PaymentStatus,
 }
 
 /// Finds the order `$1` only while it is `reserving`, through its primary
@@ -149,16 +165,65 @@ impl Store {
     }
 }
 
-/// Locks a visible order's row for a state change; hidden or missing orders
-/// are not found.
-async fn lock_visible(conn: &mut PgConnection, id: Uuid) -> Result<StatusRow, OrderError> {
-    let row: Option<StatusRow> =
-        sqlx::query_as("SELECT status, payment_status FROM orders WHERE id = $1 FOR UPDATE")
+impl Store {
+    /// Opens a transaction for the application to fill.
+    pub async fn begin(&self) -> Result<Tx, OrderError> {
+        Ok(Tx(self.pool.begin().await?))
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), OrderError> {
+        Ok(self.0.commit().await?)
+    }
+
+    /// Ends the transaction without writing anything.
+    pub async fn rollback(self) -> Result<(), OrderError> {
+        Ok(self.0.rollback().await?)
+    }
+
+    /// Locks an order's row (any state) until the transaction ends; `None`
+    /// when there is no such order.
+    pub async fn lock_order(&mut self, id: Uuid) -> Result<Option<Locked>, OrderError> {
+        Ok(
+            sqlx::query_as("SELECT status, payment_status FROM orders WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *self.0)
+                .await?,
+        )
+    }
+
+    /// An order (any state) with its lines, as this transaction sees it.
+    pub async fn order(&mut self, id: Uuid) -> Result<Option<Order>, OrderError> {
+        load_order(&mut self.0, id).await
+    }
+
+    /// Runs `statement`, a conditional update of a locked order: `$1` the
+    /// order, `$2` the new value, `$3` the value it is conditional on. The
+    /// row lock guarantees it applies; if it did not, something changed the
+    /// row under the lock, and the transaction must not go on.
+    async fn update_locked(
+        &mut self,
+        statement: &'static str,
+        id: Uuid,
+        to: &str,
+        from: &str,
+    ) -> Result<(), OrderError> {
+        let updated = sqlx::query(statement)
             .bind(id)
-            .fetch_optional(conn)
-            .await?;
-    row.filter(|row| row.status.is_visible())
-        .ok_or(OrderError::NotFound(id))
+            .bind(to)
+            .bind(from)
+            .execute(&mut *self.0)
+            .await?
+            .rows_affected();
+        if updated == 1 {
+            Ok(())
+        } else {
+            Err(OrderError::internal(anyhow::anyhow!(
+                "order {id} changed under a row lock ({from} -> {to})"
+            )))
+        }
+    }
 }
 
 async fn load_order(conn: &mut PgConnection, id: Uuid) -> Result<Option<Order>, OrderError> {

@@ -1,29 +1,22 @@
-//! Reads of visible orders (one, a page) and status changes, whose outbox row
-//! commits with them.
+//! Reads of orders (one, a page of visible ones) and the status write.
 
+use proto::paging::PageRequest;
 use tracing::instrument;
 use uuid::Uuid;
 
 use crate::{
-    domain::{self, ListFilter, Order, OrderStatus, PageRequest, PaymentStatus, StatusChange},
+    domain::{ListFilter, Order, OrderStatus, PaymentStatus},
     error::OrderError,
 };
 
-use super::{
-    ORDER_COLUMNS, OrderRow, Store, load_order, lock_visible,
-    outbox::{OutboxEntry, insert_outbox},
-    with_items,
-};
+use super::{ORDER_COLUMNS, OrderRow, Store, Tx, load_order, with_items};
 
 impl Store {
-    /// A visible order; internal saga states read as not found.
+    /// An order in any state, with its lines.
     #[instrument(skip(self))]
-    pub async fn get_order(&self, id: Uuid) -> Result<Order, OrderError> {
+    pub async fn order(&self, id: Uuid) -> Result<Option<Order>, OrderError> {
         let mut conn = self.pool.acquire().await?;
-        load_order(&mut conn, id)
-            .await?
-            .filter(|order| order.status.is_visible())
-            .ok_or(OrderError::NotFound(id))
+        load_order(&mut conn, id).await
     }
 
     /// One page of visible orders, newest first, and how many match in all.
@@ -89,45 +82,6 @@ impl Store {
         Ok((orders, proto::paging::capped_total(counted, cap, estimate)))
     }
 
-    /// UpdateOrderStatus: decides with the status machine under a row lock,
-    /// and on a change writes the new status and the outbox row (release on
-    /// cancel, commit on complete) in one transaction. Returns the order and
-    /// the outbox row to deliver now, if any.
-    #[instrument(skip(self))]
-    pub async fn change_status(
-        &self,
-        id: Uuid,
-        to: OrderStatus,
-    ) -> Result<(Order, Option<OutboxEntry>), OrderError> {
-        let mut tx = self.pool.begin().await?;
-        let current = lock_visible(&mut tx, id).await?;
-        let mut entry = None;
-        if let StatusChange::Changed(action) = domain::status::transition(current.status, to)? {
-            let updated = sqlx::query(
-                "UPDATE orders SET status = $2, updated_at = now() WHERE id = $1 AND status = $3",
-            )
-            .bind(id)
-            .bind(to.as_str())
-            .bind(current.status.as_str())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated != 1 {
-                return Err(OrderError::internal(anyhow::anyhow!(
-                    "order {id} changed status under a row lock"
-                )));
-            }
-            if let Some(action) = action {
-                entry = Some(insert_outbox(&mut tx, id, action).await?);
-            }
-        }
-        let order = load_order(&mut tx, id)
-            .await?
-            .ok_or(OrderError::NotFound(id))?;
-        tx.commit().await?;
-        Ok((order, entry))
-    }
-
     /// The WHERE condition of a list: visible orders, and only the filters
     /// given (`status = $1`, `payment_status = $2`, `customer_id = $3`). Each
     /// shape is its own statement, so each gets a plan on its own index
@@ -146,5 +100,23 @@ impl Store {
             condition.push_str(" AND customer_id = $3");
         }
         condition
+    }
+}
+
+impl Tx {
+    /// A locked order's status `from` becomes `to`.
+    pub async fn set_status(
+        &mut self,
+        id: Uuid,
+        from: OrderStatus,
+        to: OrderStatus,
+    ) -> Result<(), OrderError> {
+        self.update_locked(
+            "UPDATE orders SET status = $2, updated_at = now() WHERE id = $1 AND status = $3",
+            id,
+            to.as_str(),
+            from.as_str(),
+        )
+        .await
     }
 }

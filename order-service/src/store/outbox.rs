@@ -3,29 +3,29 @@
 
 use std::time::Duration;
 
-use sqlx::{FromRow, PgConnection};
+use sqlx::FromRow;
 use tracing::instrument;
 use uuid::Uuid;
 
 use crate::{domain::InventoryAction, error::OrderError};
 
-use super::Store;
+use super::{Store, Tx};
 
 /// An undelivered inventory call.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct OutboxEntry {
     pub id: i64,
     pub reservation_id: Uuid,
-    #[sqlx(try_from = "String")]
+    #[sqlx(try_from = "&'a str")]
     pub action: InventoryAction,
     /// Failed deliveries so far.
     pub attempts: i32,
 }
 
 impl Store {
-    /// How many outbox rows wait for delivery (a gauge).
+    /// Undelivered outbox rows, and the age in seconds of the oldest (0 when
+    /// none): the backlog gauges.
     #[instrument(skip(self))]
-    /// Undelivered outbox rows, and the age in seconds of the oldest (0 when none).
     pub async fn outbox_backlog(&self) -> Result<(i64, f64), OrderError> {
         Ok(sqlx::query_as(
             "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::float8, 0) \
@@ -98,18 +98,21 @@ impl Store {
     }
 }
 
-/// The outbox row for an inventory call on reservation (= order) `id`.
-pub(super) async fn insert_outbox(
-    conn: &mut PgConnection,
-    id: Uuid,
-    action: InventoryAction,
-) -> Result<OutboxEntry, OrderError> {
-    Ok(sqlx::query_as(
-        "INSERT INTO outbox (reservation_id, action) VALUES ($1, $2) \
-         RETURNING id, reservation_id, action, attempts",
-    )
-    .bind(id)
-    .bind(action.as_str())
-    .fetch_one(conn)
-    .await?)
+impl Tx {
+    /// Queues the inventory call on reservation (= order) `id`: delivered
+    /// once the transaction commits, and retried until the catalog confirms.
+    pub async fn queue_inventory_call(
+        &mut self,
+        id: Uuid,
+        action: InventoryAction,
+    ) -> Result<OutboxEntry, OrderError> {
+        Ok(sqlx::query_as(
+            "INSERT INTO outbox (reservation_id, action) VALUES ($1, $2) \
+             RETURNING id, reservation_id, action, attempts",
+        )
+        .bind(id)
+        .bind(action.as_str())
+        .fetch_one(&mut *self.0)
+        .await?)
+    }
 }

@@ -1,22 +1,25 @@
 //! CreateOrder's writes: the order `reserving` (with its idempotency key), its
-//! confirmation (lines, total, `pending`), a refusal, and abandonment (the
-//! release queued in the outbox). Confirmation and abandonment are both
+//! confirmation (lines, total, `pending`), a refusal, and the steps of
+//! abandonment (`rejected`, key freed). Confirmation and rejection are both
 //! conditional on `reserving`, so exactly one of them wins.
+//!
+//! Why an order was refused is stored as the domain's [`Refusal`], as JSON in
+//! `orders.refusal`. Rows written by earlier versions hold the status their
+//! caller got instead (`rejection_code`, `rejection_message`,
+//! `rejection_details`): both forms are read, the old one through
+//! [`refusal::from_stored_status`].
 
 use rust_decimal::Decimal;
-use sqlx::{FromRow, PgConnection, PgPool};
+use sqlx::{FromRow, PgPool};
 use tracing::instrument;
 use uuid::Uuid;
 
 use crate::{
-    domain::{InventoryAction, NewOrder, Order, OrderItem, OrderStatus, ReservedLine},
-    error::OrderError,
+    domain::{NewOrder, Order, OrderItem, OrderStatus, Refusal, ReservedLine},
+    error::{OrderError, refusal},
 };
 
-use super::{
-    BY_ID_WHILE_RESERVING, OrderRow, Store,
-    outbox::{OutboxEntry, insert_outbox},
-};
+use super::{BY_ID_WHILE_RESERVING, OrderRow, Store, Tx};
 
 /// An order to insert as `reserving`.
 #[derive(Debug, Clone)]
@@ -46,20 +49,13 @@ pub enum Begun {
     },
 }
 
-/// Why a rejected order was refused: the status its caller got, stored so an
-/// idempotent replay answers the same.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    pub code: i32,
-    pub message: String,
-    pub details: Vec<u8>,
-}
-
 /// Where a CreateOrder saga stands, as seen by a repeated request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SagaState {
     pub status: OrderStatus,
-    pub rejection: Option<Rejection>,
+    /// Why a rejected order was refused; `None` when it was abandoned (the
+    /// outcome of its reservation was unknown).
+    pub refusal: Option<Refusal>,
 }
 
 /// One row of `confirm_order`: the order, and one of its new lines.
@@ -75,11 +71,31 @@ struct ConfirmedRow {
 
 #[derive(FromRow)]
 struct SagaRow {
-    #[sqlx(try_from = "String")]
+    #[sqlx(try_from = "&'a str")]
     status: OrderStatus,
+    /// `orders.refusal` as JSON text.
+    refusal: Option<String>,
     rejection_code: Option<i32>,
     rejection_message: Option<String>,
     rejection_details: Option<Vec<u8>>,
+}
+
+impl SagaRow {
+    fn into_state(self) -> Result<SagaState, OrderError> {
+        let refusal = match (self.refusal, self.rejection_code) {
+            (Some(json), _) => Some(serde_json::from_str(&json).map_err(OrderError::internal)?),
+            (None, Some(code)) => refusal::from_stored_status(
+                code,
+                self.rejection_message.unwrap_or_default(),
+                self.rejection_details.unwrap_or_default(),
+            ),
+            (None, None) => None,
+        };
+        Ok(SagaState {
+            status: self.status,
+            refusal,
+        })
+    }
 }
 
 impl Store {
@@ -151,20 +167,13 @@ impl Store {
     #[instrument(skip(self))]
     pub async fn saga_state(&self, id: Uuid) -> Result<Option<SagaState>, OrderError> {
         let row: Option<SagaRow> = sqlx::query_as(
-            "SELECT status, rejection_code, rejection_message, rejection_details \
-             FROM orders WHERE id = $1",
+            "SELECT status, refusal::text AS refusal, rejection_code, rejection_message, \
+             rejection_details FROM orders WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|row| SagaState {
-            status: row.status,
-            rejection: row.rejection_code.map(|code| Rejection {
-                code,
-                message: row.rejection_message.unwrap_or_default(),
-                details: row.rejection_details.unwrap_or_default(),
-            }),
-        }))
+        row.map(SagaRow::into_state).transpose()
     }
 
     /// Saga step 3: the lines with their prices, the exact total and state
@@ -191,35 +200,28 @@ impl Store {
     /// Saga step 4: a definitely refused order becomes `rejected`,
     /// remembering why (an idempotent replay answers the same). `false` when
     /// the order was no longer `reserving`.
-    #[instrument(skip(self, rejection), fields(code = rejection.code))]
-    pub async fn reject_order(&self, id: Uuid, rejection: &Rejection) -> Result<bool, OrderError> {
-        mark_rejected(&self.pool, id, rejection).await
+    #[instrument(skip(self, refusal))]
+    pub async fn reject_order(&self, id: Uuid, refusal: &Refusal) -> Result<bool, OrderError> {
+        mark_rejected(&self.pool, id, Some(refusal)).await
+    }
+}
+
+impl Tx {
+    /// Saga step 5's first write: an order whose reservation may or may not
+    /// be held becomes `rejected`, with no refusal (its outcome is unknown).
+    /// `false` when it had already left `reserving`: nothing written.
+    pub async fn abandon_reserving(&mut self, id: Uuid) -> Result<bool, OrderError> {
+        mark_rejected(&mut *self.0, id, None).await
     }
 
-    /// Saga step 5, for the saga and the reconciler alike: an order whose
-    /// reservation may or may not be held becomes `rejected`, its idempotency
-    /// key is freed (its caller learnt nothing, and may retry afresh) and a
-    /// "release reservation" outbox row is written, in one transaction. From
-    /// then on the saga can no longer confirm it (confirmation wants
-    /// `reserving`) and the release is delivered until the catalog confirms
-    /// it, so stock comes back exactly once whatever fails next. Returns the
-    /// outbox row to deliver now; `None` when the order had already left
-    /// `reserving` (confirmed, or abandoned by someone else): nothing written.
-    #[instrument(skip(self, rejection))]
-    pub async fn abandon_order(
-        &self,
-        id: Uuid,
-        rejection: &Rejection,
-    ) -> Result<Option<OutboxEntry>, OrderError> {
-        let mut tx = self.pool.begin().await?;
-        if !mark_rejected(&mut *tx, id, rejection).await? {
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        free_idempotency_key(&mut tx, id).await?;
-        let entry = insert_outbox(&mut tx, id, InventoryAction::Release).await?;
-        tx.commit().await?;
-        Ok(Some(entry))
+    /// Frees the idempotency key of order `id`: a repeated request then
+    /// starts afresh.
+    pub async fn free_idempotency_key(&mut self, id: Uuid) -> Result<(), OrderError> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE order_id = $1")
+            .bind(id)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
     }
 }
 
@@ -318,31 +320,91 @@ pub(super) async fn confirm_orders(
     Ok(ids.iter().map(|id| confirmed.remove(id)).collect())
 }
 
-/// `reserving` -> `rejected` with the reason; `false` if no longer `reserving`.
+/// `reserving` -> `rejected`, with the refusal if there was one; `false` if
+/// no longer `reserving`.
 async fn mark_rejected<'c>(
     conn: impl sqlx::PgExecutor<'c>,
     id: Uuid,
-    rejection: &Rejection,
+    refusal: Option<&Refusal>,
 ) -> Result<bool, OrderError> {
+    let refusal = refusal
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(OrderError::internal)?;
     let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{BY_ID_WHILE_RESERVING} UPDATE orders AS o SET status = 'rejected', rejection_code = $2, \
-         rejection_message = $3, rejection_details = $4, updated_at = now() \
+        "{BY_ID_WHILE_RESERVING} UPDATE orders AS o SET status = 'rejected', \
+         refusal = $2::jsonb, updated_at = now() \
          FROM target WHERE o.id = target.id AND o.status = target.expected"
     )))
     .bind(id)
-    .bind(rejection.code)
-    .bind(&rejection.message)
-    .bind(&rejection.details)
+    .bind(refusal)
     .execute(conn)
     .await?
     .rows_affected();
     Ok(updated == 1)
 }
 
-async fn free_idempotency_key(conn: &mut PgConnection, order_id: Uuid) -> Result<(), OrderError> {
-    sqlx::query("DELETE FROM idempotency_keys WHERE order_id = $1")
-        .bind(order_id)
-        .execute(conn)
-        .await?;
-    Ok(())
+#[cfg(test)]
+mod tests {
+    use crate::domain::{RefusalKind, RefusalReason};
+
+    use super::*;
+
+    fn row(refusal: Option<&str>, legacy: Option<(i32, &str, Vec<u8>)>) -> SagaRow {
+        SagaRow {
+            status: OrderStatus::Rejected,
+            refusal: refusal.map(str::to_owned),
+            rejection_code: legacy.as_ref().map(|(code, _, _)| *code),
+            rejection_message: legacy.as_ref().map(|(_, message, _)| (*message).to_owned()),
+            rejection_details: legacy.map(|(_, _, details)| details),
+        }
+    }
+
+    /// The stored form is a contract with every row already written: this
+    /// JSON must keep reading as this refusal.
+    #[test]
+    fn the_stored_refusal_reads_back() {
+        let json = r#"{"reason":{"insufficient_stock":{"product_id":"00000000-0000-0000-0000-000000000007","product_name":"Laptop","available":1,"requested":2}},"message":"Insufficient stock"}"#;
+        let expected = Refusal {
+            reason: RefusalReason::InsufficientStock {
+                product_id: Uuid::from_u128(7),
+                product_name: "Laptop".into(),
+                available: 1,
+                requested: 2,
+            },
+            message: "Insufficient stock".into(),
+        };
+        let state = row(Some(json), None).into_state().unwrap();
+        assert_eq!(state.refusal, Some(expected.clone()));
+        assert_eq!(serde_json::to_string(&expected).unwrap(), json);
+    }
+
+    #[test]
+    fn rows_of_earlier_versions_read_as_refusals() {
+        let status = proto::errors::with_info(
+            tonic::Code::AlreadyExists,
+            "Reservation exists with other items",
+            "SOMETHING_NEW",
+            [("id", "x".to_owned())],
+        );
+        let legacy = (
+            status.code() as i32,
+            status.message(),
+            status.details().to_vec(),
+        );
+        let state = row(None, Some(legacy)).into_state().unwrap();
+        let refusal = state.refusal.unwrap();
+        assert_eq!(refusal.reason.kind(), RefusalKind::Conflict);
+        assert_eq!(refusal.message, "Reservation exists with other items");
+        // An abandoned order of an earlier version was stored as UNAVAILABLE.
+        let abandoned = (tonic::Code::Unavailable as i32, "unavailable", Vec::new());
+        let state = row(None, Some(abandoned)).into_state().unwrap();
+        assert_eq!(state.refusal, None);
+        assert_eq!(row(None, None).into_state().unwrap().refusal, None);
+    }
+
+    #[test]
+    fn a_stored_refusal_this_version_cannot_read_is_an_error() {
+        assert!(row(Some(r#"{"reason":"?"}"#), None).into_state().is_err());
+    }
 }

@@ -22,6 +22,7 @@
 use std::{
     convert::Infallible,
     future::Future,
+    net::SocketAddr,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -35,12 +36,47 @@ use tower::Service;
 
 use crate::metrics::{AdminHooks, GrpcServerMetrics};
 
+/// The two ports a gRPC service binds when it is built (port 0 picks a free
+/// one, as tests do): gRPC, and admin HTTP (`/metrics`, `/health`, `/ready`).
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Binds both; an error names the address that could not be bound.
+    pub async fn bind(grpc: SocketAddr, admin: SocketAddr) -> std::io::Result<Self> {
+        let bind = |addr: SocketAddr, what: &'static str| async move {
+            TcpListener::bind(addr).await.map_err(|error| {
+                std::io::Error::new(error.kind(), format!("cannot listen on {addr} ({what}): {error}"))
+            })
+        };
+        Ok(Self {
+            grpc: bind(grpc, "gRPC").await?,
+            admin: bind(admin, "admin").await?,
+        })
+    }
+
+    /// The gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    /// The admin HTTP address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+}
+
 /// Everything [`serve`] needs besides the dependency check and the signal.
 pub struct GrpcServe<S> {
     /// Used in log lines, e.g. `catalog-service`.
     pub name: &'static str,
-    pub listener: TcpListener,
-    pub admin_listener: TcpListener,
+    pub listeners: Listeners,
     /// The service's own server (e.g. `CatalogServiceServer<..>`).
     pub service: S,
     /// The process's registry, with its own series registered; the per-RPC
@@ -76,8 +112,11 @@ where
 {
     let GrpcServe {
         name,
-        listener,
-        admin_listener,
+        listeners:
+            Listeners {
+                grpc: listener,
+                admin: admin_listener,
+            },
         service,
         mut registry,
         hooks,

@@ -33,9 +33,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::Executor;
 use tests::{
-    RunningService, TEST_POOL_SIZE, any_port,
-    catalog::catalog_database,
-    fresh_database_url,
+    catalog::{catalog_config, catalog_database, start_catalog},
     gateway::{Platform, Reply, http_client, spawn_gateway, spawn_platform, spawn_platform_with},
     order::{order_config, orders_database, start_order},
 };
@@ -279,32 +277,14 @@ async fn totals_on_small_data_are_exact_for_every_filter() {
 
 /// The platform with both services' `MAX_LIST_OFFSET` set to `max_offset`.
 async fn platform_with_list_offset(max_offset: u32) -> Platform {
-    let database_url = fresh_database_url("catalog");
-    let mut config = catalog_service::Config::for_database(database_url.clone(), any_port());
-    config.db_max_connections = TEST_POOL_SIZE;
-    config.shutdown_grace_secs = 5;
-    config.max_list_offset = max_offset;
-    let app = catalog_service::Application::build(config)
-        .await
-        .expect("catalog service starts");
-    let catalog = RunningService::spawn(app.local_addr(), database_url, |rx| async move {
-        app.run_until(async {
-            let _ = rx.await;
-        })
-        .await
-    });
+    let mut config = catalog_config();
+    config.service.max_list_offset = max_offset;
+    let catalog = start_catalog(config).await.service;
     let mut config = order_config(&catalog.url());
-    config.max_list_offset = max_offset;
+    config.service.max_list_offset = max_offset;
     let order = start_order(config).await.service;
     let gateway = spawn_gateway(&catalog.url(), &order.url(), |_| {}).await;
-    let base_url = format!("http://{}", gateway.addr);
-    Platform {
-        catalog,
-        order,
-        gateway,
-        http: http_client(),
-        base_url,
-    }
+    Platform::new(catalog, order, gateway)
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
-//! Group commit of reservations (catalog-service `group_commit` and
-//! `Store::reserve_batch`): many ReserveInventory calls decided in one
+//! Group commit of reservations (catalog-service `app::reservations`: its
+//! lane and `reserve_batch`): many ReserveInventory calls decided in one
 //! transaction, each caller still getting its own all-or-nothing answer, with
 //! idempotency and tombstones honoured inside a batch.
 //!
@@ -10,41 +10,30 @@
 use std::{net::SocketAddr, time::Duration};
 
 use catalog_service::{
-    domain::reservation::ReservationRequest,
-    error::CatalogError,
-    store::{Reserved, Store},
+    app::reserve_batch,
+    domain::{
+        Refusal,
+        reservation::{ReservationRequest, Reserved},
+    },
+    store::Store,
 };
 use futures::future::join_all;
 use proto::errors::{meta, reason};
 use sqlx::{Connection, PgConnection, postgres::PgPoolOptions};
 use tests::{
-    RunningService, TEST_POOL_SIZE, any_port,
+    RunningService,
     catalog::{
-        CatalogClient, catalog_client, create_product, metadata_of, reason_of, release, reserve,
-        stock_of,
+        CatalogClient, catalog_client, catalog_config, create_product, metadata_of, reason_of,
+        release, reserve, start_catalog, stock_of,
     },
-    fresh_database_url,
 };
 use tonic::Code;
 use uuid::Uuid;
 
 /// A catalog service with its admin address (for the batch-size series).
 async fn spawn_catalog_with_admin() -> (RunningService, SocketAddr) {
-    let database_url = fresh_database_url("catalog");
-    let mut config = catalog_service::Config::for_database(database_url.clone(), any_port());
-    config.db_max_connections = TEST_POOL_SIZE;
-    config.shutdown_grace_secs = 5;
-    let app = catalog_service::Application::build(config)
-        .await
-        .expect("catalog service starts");
-    let (addr, admin) = (app.local_addr(), app.admin_addr());
-    let service = RunningService::spawn(addr, database_url, |rx| async move {
-        app.run_until(async {
-            let _ = rx.await;
-        })
-        .await
-    });
-    (service, admin)
+    let catalog = start_catalog(catalog_config()).await;
+    (catalog.service, catalog.admin_addr)
 }
 
 /// The service's store, on a pool of our own, to hand it batches directly.
@@ -135,8 +124,9 @@ async fn one_batch_judges_each_reservation_on_the_stock_the_ones_before_it_left(
     let missing = new_id().to_string();
     let ids: Vec<Uuid> = (0..6).map(|_| new_id()).collect();
 
-    let outcomes = store
-        .reserve_batch(&[
+    let outcomes = reserve_batch(
+        &store,
+        &[
             request(ids[0], &[(&a.id, 2)]),
             // Only 1 of A is left: refused whole, B keeps its unit.
             request(ids[1], &[(&b.id, 1), (&a.id, 2)]),
@@ -144,11 +134,12 @@ async fn one_batch_judges_each_reservation_on_the_stock_the_ones_before_it_left(
             request(ids[3], &[(&a.id, 1)]),
             request(ids[4], &[(&a.id, 1), (&missing, 1)]),
             request(ids[5], &[(&a.id, 1)]),
-        ])
-        .await
-        .expect("the batch transaction commits");
+        ],
+    )
+    .await
+    .expect("the batch transaction commits");
 
-    let taken = |outcome: &Result<Reserved, CatalogError>| -> Vec<(Uuid, i32)> {
+    let taken = |outcome: &Result<Reserved, Refusal>| -> Vec<(Uuid, i32)> {
         let reserved = outcome.as_ref().expect("reserved");
         assert!(!reserved.replayed);
         reserved
@@ -160,7 +151,7 @@ async fn one_batch_judges_each_reservation_on_the_stock_the_ones_before_it_left(
     assert_eq!(taken(&outcomes[0]), vec![(uuid(&a.id), 2)]);
     assert_eq!(
         outcomes[1].as_ref().unwrap_err(),
-        &CatalogError::InsufficientStock {
+        &Refusal::InsufficientStock {
             product_id: uuid(&a.id),
             product_name: "A".into(),
             available: 1,
@@ -171,11 +162,11 @@ async fn one_batch_judges_each_reservation_on_the_stock_the_ones_before_it_left(
     assert_eq!(taken(&outcomes[3]), vec![(uuid(&a.id), 1)]);
     assert_eq!(
         outcomes[4].as_ref().unwrap_err(),
-        &CatalogError::ProductsNotFound(vec![uuid(&missing)])
+        &Refusal::ProductsNotFound(vec![uuid(&missing)])
     );
     assert!(matches!(
         outcomes[5],
-        Err(CatalogError::InsufficientStock { available: 0, .. })
+        Err(Refusal::InsufficientStock { available: 0, .. })
     ));
     assert_eq!(stock_of(&mut client, &a.id).await, 0);
     assert_eq!(stock_of(&mut client, &b.id).await, 0);
@@ -216,19 +207,21 @@ async fn in_one_batch_a_tombstoned_id_is_refused_a_known_id_replays_and_a_change
         .await
         .unwrap();
 
-    let outcomes = store
-        .reserve_batch(&[
+    let outcomes = reserve_batch(
+        &store,
+        &[
             request(tombstoned, &[(&a.id, 1)]),
             request(known, &[(&a.id, 1)]),
             request(changed, &[(&a.id, 2)]),
             request(fresh, &[(&a.id, 1)]),
-        ])
-        .await
-        .expect("the batch transaction commits");
+        ],
+    )
+    .await
+    .expect("the batch transaction commits");
 
     assert_eq!(
         outcomes[0].as_ref().unwrap_err(),
-        &CatalogError::ReservationReleased(tombstoned)
+        &Refusal::ReservationReleased(tombstoned)
     );
     let replayed = outcomes[1].as_ref().expect("replayed");
     assert!(replayed.replayed);
@@ -236,7 +229,7 @@ async fn in_one_batch_a_tombstoned_id_is_refused_a_known_id_replays_and_a_change
     assert_eq!(replayed.lines[0].quantity, first.lines[0].quantity);
     assert_eq!(
         outcomes[2].as_ref().unwrap_err(),
-        &CatalogError::ReservationMismatch(changed)
+        &Refusal::ReservationMismatch(changed)
     );
     assert!(!outcomes[3].as_ref().expect("reserved").replayed);
     // 10 - known - changed - fresh; the tombstone and the replays took nothing.

@@ -6,19 +6,15 @@
 //! as its own root here. The server's `pg_stat_ssl` shows whether each of the
 //! services' connections is encrypted.
 
-use sqlx::{Connection, PgConnection};
 use tests::{
-    catalog::{catalog_client, create_product, spawn_catalog_on},
-    fresh_database_url,
+    RunningService, TestConfig, admin_connection,
+    catalog::{catalog_client, catalog_config, create_product, start_catalog},
     order::{create_order, order_client, order_config, start_order},
-    postgres_server_url,
 };
 
 /// The certificate the local server presents (`SHOW ssl_cert_file`).
 async fn server_certificate_file() -> String {
-    let mut admin = PgConnection::connect(&format!("{}/postgres", postgres_server_url()))
-        .await
-        .expect("PostgreSQL reachable");
+    let mut admin = admin_connection().await;
     let ssl: String = sqlx::query_scalar("SHOW ssl")
         .fetch_one(&mut admin)
         .await
@@ -33,75 +29,72 @@ async fn server_certificate_file() -> String {
         .unwrap()
 }
 
-/// `(encrypted, in clear)` counts of the server's connections to `database`.
-async fn connections_by_encryption(database_url: &str) -> (i64, i64) {
-    let without_query = database_url.split('?').next().unwrap();
-    let (_, database) = without_query.rsplit_once('/').unwrap();
-    let mut admin = PgConnection::connect(&format!("{}/postgres", postgres_server_url()))
-        .await
-        .unwrap();
+/// `(encrypted, in clear)` counts of the server's connections to the
+/// database `service` runs on.
+async fn connections_by_encryption(service: &RunningService) -> (i64, i64) {
+    let database = service.database.as_ref().expect("a service with a database");
     sqlx::query_as(
         "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl) \
          FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.datname = $1",
     )
-    .bind(database)
-    .fetch_one(&mut admin)
+    .bind(database.name())
+    .fetch_one(&mut admin_connection().await)
     .await
     .unwrap()
 }
 
 /// Runs an order through both services with `ssl_parameters` appended to
-/// their database URLs, then checks that every connection they hold to their
-/// databases is encrypted.
+/// their database URLs (and `host` for the server), then checks that every
+/// connection they hold to their databases is encrypted.
 async fn both_services_work_over_tls(host: &str, ssl_parameters: &str) {
-    let with_tls = |service: &str| {
-        let url = fresh_database_url(service).replace("127.0.0.1", host);
-        format!("{url}?{ssl_parameters}")
-    };
-    let catalog = spawn_catalog_on(with_tls("catalog")).await;
+    let with_tls = |url: &str| format!("{}?{ssl_parameters}", url.replace("127.0.0.1", host));
+    let mut config = catalog_config();
+    config.database_url = with_tls(&config.database_url);
+    let catalog = start_catalog(config).await.service;
     let mut config = order_config(&catalog.url());
-    config.database_url = with_tls("order");
-    let orders = start_order(config).await;
+    config.database_url = with_tls(&config.database_url);
+    let orders = start_order(config).await.service;
 
     let mut catalog_client = catalog_client(&catalog).await;
     let product = create_product(&mut catalog_client, "Lamp", "12.50", 5).await;
-    let mut client = order_client(&orders.service).await;
+    let mut client = order_client(&orders).await;
     create_order(&mut client, 1, &[(&product.id, 2)], None)
         .await
         .expect("an order goes through both services and both databases");
 
-    for url in [&catalog.database_url, &orders.service.database_url] {
-        let (encrypted, clear) = connections_by_encryption(url).await;
+    for service in [&catalog, &orders] {
+        let url = &service.database_url;
+        let (encrypted, clear) = connections_by_encryption(service).await;
         assert!(encrypted > 0, "no connection to {url}");
         assert_eq!(clear, 0, "unencrypted connections to {url}");
     }
 }
 
+/// [`both_services_work_over_tls`] with `sslmode={mode}`: `require` alone,
+/// a verifying mode with the server's own certificate as `sslrootcert`.
+async fn sslmode_works(host: &str, mode: &str) {
+    let root = server_certificate_file().await;
+    let parameters = match mode {
+        "require" => "sslmode=require".to_owned(),
+        verifying => format!("sslmode={verifying}&sslrootcert={root}"),
+    };
+    both_services_work_over_tls(host, &parameters).await;
+}
+
 #[tokio::test]
 async fn sslmode_require_encrypts_every_connection_of_both_services() {
-    server_certificate_file().await;
-    both_services_work_over_tls("127.0.0.1", "sslmode=require").await;
+    sslmode_works("127.0.0.1", "require").await;
 }
 
 #[tokio::test]
 async fn sslmode_verify_ca_accepts_a_server_certificate_chaining_to_sslrootcert() {
-    let root = server_certificate_file().await;
-    both_services_work_over_tls(
-        "127.0.0.1",
-        &format!("sslmode=verify-ca&sslrootcert={root}"),
-    )
-    .await;
+    sslmode_works("127.0.0.1", "verify-ca").await;
 }
 
 #[tokio::test]
 async fn sslmode_verify_full_checks_the_host_name_too() {
-    let root = server_certificate_file().await;
     // The snakeoil certificate names `localhost`.
-    both_services_work_over_tls(
-        "localhost",
-        &format!("sslmode=verify-full&sslrootcert={root}"),
-    )
-    .await;
+    sslmode_works("localhost", "verify-full").await;
 }
 
 #[tokio::test]
@@ -135,15 +128,16 @@ async fn a_server_certificate_that_does_not_chain_to_sslrootcert_is_refused_at_s
         .expect("openssl runs");
     assert!(made.status.success(), "{made:?}");
 
-    let mut config = catalog_service::Config::for_database(
-        format!(
-            "{}?sslmode=verify-ca&sslrootcert={}",
-            fresh_database_url("catalog"),
-            other_root.display()
-        ),
-        tests::any_port(),
+    let TestConfig {
+        mut config,
+        database: _database,
+    } = catalog_config();
+    config.database_url = format!(
+        "{}?sslmode=verify-ca&sslrootcert={}",
+        config.database_url,
+        other_root.display()
     );
-    config.db_max_connections = 1;
+    config.service.db_max_connections = 1;
     let refused = catalog_service::Application::build(config).await;
     let error = format!("{:#}", refused.err().expect("the catalog refuses to start"));
     assert!(error.contains("catalog database"), "{error}");

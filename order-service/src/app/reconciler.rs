@@ -19,12 +19,11 @@ use std::{sync::Arc, time::Duration};
 use tokio::sync::watch;
 use tracing::instrument;
 
-use crate::{
-    error::OrderError,
-    metrics::OrderMetrics,
+use crate::{error::OrderError, metrics::OrderMetrics, store::Store};
+
+use super::{
     outbox::{Delivery, Relay},
     saga,
-    store::Store,
 };
 
 /// How long idempotency keys are kept (the contract promises at least 24 h).

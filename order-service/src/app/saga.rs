@@ -6,7 +6,8 @@
 //!    idempotency key, in one transaction;
 //! 2. ReserveInventory at the catalog, with a deadline;
 //! 3. taken: lines, exact total and `pending` in one transaction;
-//! 4. refused: `rejected`, and the catalog's status passed on unchanged;
+//! 4. refused: `rejected`, remembering the catalog's refusal (its reason,
+//!    details and message), which the caller gets;
 //! 5. unknown outcome: `rejected` plus a "release" outbox row in one
 //!    transaction, then the release is delivered (a tombstone makes it safe
 //!    even if the reserve never arrived; the outbox retries it until the
@@ -22,18 +23,18 @@
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tonic::{Code, Status, codegen::Bytes};
 use tracing::instrument;
 use uuid::Uuid;
 
 use crate::{
     catalog_client::{CatalogClient, ReserveOutcome},
-    domain::{self, NewOrder, Order, OrderStatus},
+    domain::{self, InventoryAction, NewOrder, Order, OrderStatus},
     error::OrderError,
     metrics::OrderMetrics,
-    outbox::Relay,
-    store::{Begun, Rejection, Store},
+    store::{Begun, Store},
 };
+
+use super::{outbox::Relay, visible_order};
 
 #[derive(Clone)]
 pub struct Saga {
@@ -87,10 +88,7 @@ impl Saga {
         });
         if !replayed {
             match &result {
-                Err(OrderError::Refused(status)) => self.metrics.rejection(
-                    &proto::errors::error_info(status)
-                        .map_or_else(|| format!("{:?}", status.code()), |(reason, _)| reason),
-                ),
+                Err(OrderError::Refused(refusal)) => self.metrics.refusal(refusal),
                 Err(OrderError::CatalogUnavailable) => {
                     self.metrics.rejection("catalog_unavailable")
                 }
@@ -139,22 +137,21 @@ impl Saga {
                     }
                 }
             }
-            ReserveOutcome::Refused(status) => {
-                let rejection = rejection_of(&status);
-                if self.store.reject_order(id, &rejection).await? {
-                    tracing::info!(order_id = %id, code = ?status.code(), "order refused by the catalog");
-                    Err(OrderError::Refused(status))
+            ReserveOutcome::Refused(refusal) => {
+                if self.store.reject_order(id, &refusal).await? {
+                    tracing::info!(order_id = %id, kind = ?refusal.reason.kind(), "order refused by the catalog");
+                    Err(OrderError::Refused(refusal))
                 } else {
                     // Already rejected by the reconciler (whose release left a
                     // tombstone the reserve ran into): an unknown outcome to us.
                     Err(OrderError::CatalogUnavailable)
                 }
             }
-            ReserveOutcome::Unknown(status) => {
+            ReserveOutcome::Unknown(failure) => {
                 tracing::warn!(
                     order_id = %id,
-                    code = ?status.code(),
-                    message = status.message(),
+                    code = %failure.code,
+                    message = %failure.message,
                     "reservation outcome unknown: releasing"
                 );
                 self.abandon(id).await
@@ -183,11 +180,11 @@ impl Saga {
             match state.status {
                 OrderStatus::Reserving => {}
                 OrderStatus::Pending | OrderStatus::Completed | OrderStatus::Canceled => {
-                    return self.store.get_order(order_id).await;
+                    return visible_order(&self.store, order_id).await;
                 }
                 OrderStatus::Rejected => {
-                    return Err(match state.rejection {
-                        Some(rejection) => OrderError::Refused(status_of(rejection)),
+                    return Err(match state.refusal {
+                        Some(refusal) => OrderError::Refused(refusal),
                         None => OrderError::CatalogUnavailable,
                     });
                 }
@@ -201,14 +198,30 @@ impl Saga {
     }
 }
 
-/// Abandons a `reserving` order (see [`Store::abandon_order`]) and tries to
-/// deliver its release at once; what fails is retried by the reconciler.
-/// Returns whether this call abandoned it.
+/// Saga step 5, for the saga and the reconciler alike: an order whose
+/// reservation may or may not be held becomes `rejected`, its idempotency key
+/// is freed (its caller learnt nothing, and may retry afresh) and a "release
+/// reservation" outbox row is written, in one transaction. From then on the
+/// saga can no longer confirm it (confirmation wants `reserving`) and the
+/// release is delivered until the catalog confirms it, so stock comes back
+/// exactly once whatever fails next. The release is tried at once; what fails
+/// is retried by the reconciler.
+///
+/// Returns whether this call abandoned it: `false` when the order had already
+/// left `reserving` (confirmed, or abandoned by someone else), and then
+/// nothing is written.
+#[instrument(skip(store, relay))]
 pub async fn abandon(store: &Store, relay: &Relay, id: Uuid) -> Result<bool, OrderError> {
-    let rejection = rejection_of(&Status::from(OrderError::CatalogUnavailable));
-    let Some(entry) = store.abandon_order(id, &rejection).await? else {
+    let mut tx = store.begin().await?;
+    if !tx.abandon_reserving(id).await? {
+        tx.rollback().await?;
         return Ok(false);
-    };
+    }
+    tx.free_idempotency_key(id).await?;
+    let entry = tx
+        .queue_inventory_call(id, InventoryAction::Release)
+        .await?;
+    tx.commit().await?;
     match relay.deliver(entry.id).await {
         Ok(delivery) => {
             tracing::info!(order_id = %id, ?delivery, "abandoned order rejected, release sent")
@@ -218,49 +231,4 @@ pub async fn abandon(store: &Store, relay: &Relay, id: Uuid) -> Result<bool, Ord
         }
     }
     Ok(true)
-}
-
-/// A status as stored with a rejected order (code, message, details bytes).
-pub fn rejection_of(status: &Status) -> Rejection {
-    Rejection {
-        code: status.code() as i32,
-        message: status.message().to_owned(),
-        details: status.details().to_vec(),
-    }
-}
-
-/// The status a stored rejection stands for, details unchanged.
-pub fn status_of(rejection: Rejection) -> Status {
-    Status::with_details(
-        Code::from(rejection.code),
-        rejection.message,
-        Bytes::from(rejection.details),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use proto::errors::{self, meta, reason};
-
-    use super::*;
-
-    #[test]
-    fn a_stored_rejection_replays_the_same_status() {
-        let original = errors::with_info(
-            Code::FailedPrecondition,
-            "Insufficient stock",
-            reason::INSUFFICIENT_STOCK,
-            [
-                (meta::AVAILABLE, "1".to_owned()),
-                (meta::REQUESTED, "2".to_owned()),
-            ],
-        );
-        let replayed = status_of(rejection_of(&original));
-        assert_eq!(replayed.code(), original.code());
-        assert_eq!(replayed.message(), original.message());
-        assert_eq!(replayed.details(), original.details());
-        let (reason, metadata) = errors::error_info(&replayed).unwrap();
-        assert_eq!(reason, reason::INSUFFICIENT_STOCK);
-        assert_eq!(metadata[meta::REQUESTED], "2");
-    }
 }

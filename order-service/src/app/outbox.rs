@@ -11,11 +11,8 @@ use std::time::Duration;
 use tracing::instrument;
 
 use crate::{
-    catalog_client::{CatalogClient, is_definite_refusal},
-    domain::outbox::backoff,
-    error::OrderError,
-    metrics::OrderMetrics,
-    store::Store,
+    catalog_client::CatalogClient, domain::outbox::backoff, error::OrderError,
+    metrics::OrderMetrics, store::Store,
 };
 
 #[derive(Clone)]
@@ -78,30 +75,30 @@ impl Relay {
                 );
                 Ok(Delivery::Delivered)
             }
-            Err(status) => {
+            Err(failure) => {
                 let failures = u32::try_from(entry.attempts).unwrap_or(0).saturating_add(1);
                 let retry_in = backoff(failures, self.retry_base);
-                if is_definite_refusal(status.code()) {
+                if failure.refused {
                     // The catalog disagrees about the reservation's state: this
                     // will not heal by itself; keep retrying slowly, loudly.
                     tracing::error!(
                         reservation_id = %entry.reservation_id,
                         action = %entry.action,
-                        code = ?status.code(),
-                        message = status.message(),
+                        code = %failure.code,
+                        message = %failure.message,
                         "catalog refused an outbox call"
                     );
                 } else {
                     tracing::warn!(
                         reservation_id = %entry.reservation_id,
                         action = %entry.action,
-                        code = ?status.code(),
+                        code = %failure.code,
                         failures,
                         retry_in_ms = retry_in.as_millis() as u64,
                         "outbox call failed; will retry"
                     );
                 }
-                let error = format!("{:?}: {}", status.code(), status.message());
+                let error = failure.to_string();
                 self.store.outbox_failed(entry.id, retry_in, &error).await?;
                 self.metrics.delivery("failed");
                 Ok(Delivery::Failed)
