@@ -33,12 +33,6 @@ pub struct CatalogMetrics {
     pub reservation_batch_size: Histogram,
 }
 
-/// Registers fields of `$metrics`, each under its series name and help text.
-macro_rules! register {
-    ($registry:ident, $metrics:ident, $($field:ident => $name:literal, $help:literal;)+) => {
-        $($registry.register($name, $help, $metrics.$field.clone());)+
-    };
-}
 
 impl CatalogMetrics {
     pub fn register(registry: &mut Registry) -> Self {
@@ -49,7 +43,7 @@ impl CatalogMetrics {
             commits: Counter::default(),
             reservation_batch_size: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]),
         };
-        register!(registry, metrics,
+        platform::register_metrics!(registry, metrics,
             reservations => "catalog_reservations", "ReserveInventory answers by outcome";
             units_reserved => "catalog_units_reserved", "Units of stock taken by new reservations";
             releases => "catalog_reservation_releases", "Reservations whose stock was given back";

@@ -49,17 +49,11 @@ pub struct ActionLabel {
     pub action: &'static str,
 }
 
-/// Registers each `handle => "name", "help"` of `$metrics` in `$registry`.
-macro_rules! register {
-    ($registry:expr, $metrics:expr, $($handle:ident => $name:literal, $help:literal;)*) => {
-        $($registry.register($name, $help, $metrics.$handle.clone());)*
-    };
-}
 
 impl OrderMetrics {
     /// Adds the series to `registry`; the handles keep counting into it.
     pub fn register(&self, registry: &mut Registry) {
-        register!(registry, self,
+        platform::register_metrics!(registry, self,
             creations => "order_creations", "CreateOrder sagas by outcome";
             deliveries => "order_outbox_deliveries", "Inventory calls from the outbox by outcome";
             reconciled_orders => "order_reconciled_orders",

@@ -263,3 +263,13 @@ async fn ready_handler(State(state): State<Arc<AdminState>>) -> impl IntoRespons
         (StatusCode::SERVICE_UNAVAILABLE, "not ready")
     }
 }
+
+/// Registers fields of a metrics struct under their names and help texts, one
+/// line each: `register_metrics!(registry, metrics, field => "name", "help";
+/// ...)`. Each field is a cheap clone of the series the struct keeps.
+#[macro_export]
+macro_rules! register_metrics {
+    ($registry:ident, $metrics:ident, $($field:ident => $name:literal, $help:literal;)+) => {
+        $($registry.register($name, $help, $metrics.$field.clone());)+
+    };
+}
