@@ -5,6 +5,8 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
 
+use crate::security::api_keys::{ApiKeys, ApiKeysError};
+
 /// Used when `WEBHOOK_SECRET` is not set in development mode (`DEV_MODE`), so
 /// a developer machine works out of the box; outside it, the gateway refuses
 /// to start without a real secret (and refuses this one).
@@ -82,7 +84,7 @@ pub struct Config {
     #[arg(long, env = "OPEN_WRITES", default_value_t = false, action = clap::ArgAction::Set)]
     pub open_writes: bool,
 
-    /// Refuse the original, untimestamped `X-Signature: <hex>` form, which a
+    /// Refuse the plain, untimestamped `X-Signature: <hex>` form, which a
     /// captured request can be replayed with forever.
     #[arg(long, env = "WEBHOOK_REQUIRE_TIMESTAMP", default_value_t = false, action = clap::ArgAction::Set)]
     pub webhook_require_timestamp: bool,
@@ -141,12 +143,12 @@ pub struct Config {
     /// API keys for product writes and order status changes, with their
     /// rights: `name=key:right[,right]` entries separated by `;` (or new
     /// lines); rights are `products` and `orders`. Unset: those operations are
-    /// open to anyone (with a warning at start). See `crate::auth`.
+    /// open to anyone (with a warning at start). See `crate::security::api_keys`.
     #[arg(long, env = "API_KEYS", hide_env_values = true)]
     pub api_keys: Option<String>,
 
     /// Products kept by the read cache of `GET /api/products/{id}` (see
-    /// `crate::product_cache`); 0 turns the cache off. The cache is used only
+    /// `crate::upstream::product_cache`); 0 turns the cache off. The cache is used only
     /// while the catalog's change feed is live, which drops every changed
     /// product from it.
     #[arg(long, env = "PRODUCT_CACHE_CAPACITY", default_value_t = 10_000)]
@@ -168,16 +170,16 @@ pub struct Config {
     // ---- Mutual TLS to the services (see `platform::tls`) ------------------------
     // GRPC_TLS_CA_FILE, GRPC_TLS_CERT_FILE, GRPC_TLS_KEY_FILE: with them,
     // CATALOG_URL and ORDER_URL are https:// and the gateway presents its
-    // client certificate; all unset: plaintext. Used by `crate::grpc`.
+    // client certificate; all unset: plaintext. Used by `crate::upstream`.
     #[command(flatten)]
     pub grpc_tls: platform::tls::ClientTlsSettings,
 
-    // ---- Resource bounds (see `crate::limit::Bounds`) ------------------------
+    // ---- Resource bounds (see `crate::http::limit::Bounds`) ------------------------
     // BODY_BUDGET_BYTES, MAX_CONNECTIONS, IDLE_CONNECTION_TIMEOUT_SECS,
     // HTTP2_MAX_CONCURRENT_STREAMS, HTTP2_KEEPALIVE_INTERVAL_SECS,
     // HTTP2_KEEPALIVE_TIMEOUT_SECS, PRODUCT_CACHE_MAX_BYTES.
     #[command(flatten)]
-    pub bounds: crate::limit::Bounds,
+    pub bounds: crate::http::limit::Bounds,
 }
 
 /// Why a configuration cannot be used. Each message names the setting and
@@ -214,14 +216,14 @@ pub enum ConfigError {
     )]
     MissingApiKeys,
     #[error(transparent)]
-    ApiKeys(#[from] crate::auth::ApiKeysError),
+    ApiKeys(#[from] ApiKeysError),
 }
 
 /// Who may call the operations that need a right.
 #[derive(Debug, Clone)]
 pub enum WriteAccess {
     /// A key holding the right (API_KEYS).
-    Keys(crate::auth::ApiKeys),
+    Keys(ApiKeys),
     /// Anyone: OPEN_WRITES, or development mode without API_KEYS.
     Open,
 }
@@ -329,15 +331,15 @@ impl Config {
     /// The configured API keys; `None` when API_KEYS is unset. Set but empty
     /// or malformed is an error, never "off"; so is, outside development
     /// mode, a key that is a placeholder.
-    pub fn api_keys(&self) -> Result<Option<crate::auth::ApiKeys>, crate::auth::ApiKeysError> {
+    pub fn api_keys(&self) -> Result<Option<ApiKeys>, ApiKeysError> {
         let Some(raw) = self.api_keys.as_deref() else {
             return Ok(None);
         };
-        let keys = crate::auth::ApiKeys::parse(raw)?;
+        let keys = ApiKeys::parse(raw)?;
         if !self.dev_mode
-            && let Some(entry) = crate::auth::ApiKeys::placeholder_entry(raw)
+            && let Some(entry) = ApiKeys::placeholder_entry(raw)
         {
-            return Err(crate::auth::ApiKeysError::Placeholder { entry });
+            return Err(ApiKeysError::Placeholder { entry });
         }
         Ok(Some(keys))
     }
@@ -379,160 +381,4 @@ impl std::fmt::Debug for Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A generated-looking secret of 64 hex characters.
-    const GOOD: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
-
-    /// Development mode, with this webhook secret.
-    fn with_secret(secret: Option<&str>) -> Config {
-        let mut config = Config::parse_from(["gateway", "--dev"]);
-        config.webhook_secret = secret.map(str::to_owned);
-        config
-    }
-
-    /// Production (no development mode), with this webhook secret.
-    fn production(secret: Option<&str>) -> Config {
-        let mut config = Config::parse_from(["gateway"]);
-        config.webhook_secret = secret.map(str::to_owned);
-        config
-    }
-
-    #[test]
-    fn development_mode_is_off_unless_asked_for() {
-        assert!(!Config::parse_from(["gateway"]).dev_mode);
-        assert!(Config::parse_from(["gateway", "--dev"]).dev_mode);
-        assert!(Config::parse_from(["gateway", "--dev", "true"]).dev_mode);
-        assert!(!Config::parse_from(["gateway", "--dev", "false"]).dev_mode);
-    }
-
-    #[test]
-    fn no_secret_means_the_development_secret_in_development_mode_only() {
-        let secrets = with_secret(None).webhook_secrets().unwrap();
-        assert!(secrets.is_development);
-        assert_eq!(secrets.as_slices().count(), 1);
-        assert_eq!(
-            production(None).webhook_secrets().unwrap_err(),
-            ConfigError::MissingWebhookSecret
-        );
-    }
-
-    #[test]
-    fn outside_development_mode_short_or_placeholder_secrets_are_refused() {
-        assert!(production(Some(GOOD)).webhook_secrets().is_ok());
-        assert_eq!(
-            production(Some(&GOOD[..31])).webhook_secrets().unwrap_err(),
-            ConfigError::ShortWebhookSecret { entry: 1 }
-        );
-        assert!(production(Some(&GOOD[..32])).webhook_secrets().is_ok());
-        for placeholder in [
-            DEVELOPMENT_WEBHOOK_SECRET,
-            "please-change-me-please-change-me-please",
-            "REPLACE-ME-with-a-real-secret-of-32-bytes",
-            "00000000000000000000000000000000000000",
-        ] {
-            assert_eq!(
-                production(Some(&format!("{GOOD},{placeholder}")))
-                    .webhook_secrets()
-                    .unwrap_err(),
-                ConfigError::PlaceholderWebhookSecret { entry: 2 },
-                "{placeholder}"
-            );
-        }
-        // Development mode takes what it is given.
-        assert!(with_secret(Some("short")).webhook_secrets().is_ok());
-    }
-
-    #[test]
-    fn writes_need_api_keys_unless_opened_on_purpose_or_in_development_mode() {
-        let mut config = production(Some(GOOD));
-        assert_eq!(
-            config.write_access().unwrap_err(),
-            ConfigError::MissingApiKeys
-        );
-        config.open_writes = true;
-        assert!(matches!(config.write_access(), Ok(WriteAccess::Open)));
-        config.open_writes = false;
-        config.api_keys = Some(format!("admin={}:products,orders", &GOOD[..24]));
-        assert!(matches!(config.write_access(), Ok(WriteAccess::Keys(_))));
-        config.api_keys = Some("admin=change-me-0123456789abcdef:products".into());
-        assert!(matches!(
-            config.write_access(),
-            Err(ConfigError::ApiKeys(
-                crate::auth::ApiKeysError::Placeholder { entry: 1 }
-            ))
-        ));
-        assert!(matches!(
-            with_secret(None).write_access(),
-            Ok(WriteAccess::Open)
-        ));
-    }
-
-    #[test]
-    fn refusals_name_the_setting_and_how_to_make_a_value_never_the_value() {
-        let secret = "a-short-secret-value";
-        let error = production(Some(secret))
-            .webhook_secrets()
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("WEBHOOK_SECRET") && error.contains("openssl rand"),
-            "{error}"
-        );
-        assert!(!error.contains(secret), "{error}");
-        let error = production(Some(GOOD))
-            .write_access()
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("API_KEYS") && error.contains("OPEN_WRITES"),
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn an_empty_secret_is_refused() {
-        for raw in ["", "  ", "a,,b", "a,", ","] {
-            assert_eq!(
-                with_secret(Some(raw)).webhook_secrets().unwrap_err(),
-                ConfigError::EmptyWebhookSecret,
-                "{raw:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn several_secrets_are_all_kept() {
-        let secrets = with_secret(Some("old-secret, new-secret"))
-            .webhook_secrets()
-            .unwrap();
-        let all: Vec<&[u8]> = secrets.as_slices().collect();
-        assert_eq!(
-            all,
-            vec![b"old-secret".as_slice(), b"new-secret".as_slice()]
-        );
-        assert!(!secrets.is_development);
-    }
-
-    #[test]
-    fn debug_never_shows_secrets() {
-        let config = with_secret(Some("s3cr3t-value"));
-        assert!(!format!("{config:?}").contains("s3cr3t-value"));
-        let secrets = config.webhook_secrets().unwrap();
-        assert!(!format!("{secrets:?}").contains("s3cr3t-value"));
-        let mut config = with_secret(None);
-        config.api_keys = Some("admin=an-api-key-0123456789:products".into());
-        assert!(!format!("{config:?}").contains("an-api-key-0123456789"));
-        let keys = config.api_keys().unwrap().unwrap();
-        assert!(!format!("{keys:?}").contains("an-api-key-0123456789"));
-    }
-
-    #[test]
-    fn access_control_is_off_unless_configured() {
-        assert!(with_secret(None).api_keys().unwrap().is_none());
-        let mut config = with_secret(None);
-        config.api_keys = Some(String::new());
-        assert!(config.api_keys().is_err());
-    }
-}
+mod tests;

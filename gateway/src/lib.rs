@@ -1,54 +1,70 @@
 //! # gateway
 //!
-//! The public REST API (described by the `/openapi.json` it serves, see
-//! [`openapi`]), translated to the catalog and order gRPC services. Stateless: it validates, verifies webhook signatures, calls the
-//! services with deadlines, and maps their answers back to HTTP.
+//! The public REST API (described by the `/openapi.json` it serves),
+//! translated to the catalog and order gRPC services. Stateless: it
+//! validates, checks API keys and webhook signatures, calls the services
+//! with deadlines, and maps their answers back to HTTP.
 //!
 //! ## Layout
+//!
+//! Where each route, rule and mapping lives:
+//!
+//! - [`routes`]: **every route, registered once** in [`routes::api`], with
+//!   who may call it; that one list gives the router, the OpenAPI operations
+//!   and the access rules. One module per resource holds the handlers and
+//!   their `#[utoipa::path]` docs ([`routes::products`], [`routes::orders`],
+//!   [`routes::webhook`], [`routes::meta`] for health, readiness, info,
+//!   ReDoc and metrics).
+//! - [`models`]: the contract's request / response types (the OpenAPI
+//!   schemas are generated from them) and their wire conversions.
+//! - [`http`]: the HTTP side.
+//!   - [`http::router`]: the application router and its layers (request ids,
+//!     tracing, metrics, problem details, load shedding, request timeout,
+//!     access guard); [`http::registry`]: how a route is registered once.
+//!   - [`http::error`]: the one error type and format (RFC 9457 problem
+//!     details).
+//!   - [`http::extract`]: extractors whose refusals are problem details
+//!     (JSON bodies, query strings, path ids, raw bodies, `Idempotency-Key`).
+//!   - [`http::limit`]: load shedding (`MAX_CONCURRENT_REQUESTS`), the body
+//!     budget (`BODY_BUDGET_BYTES`), the resource-bound settings.
+//!   - [`http::openapi`]: the document's description and the responses every
+//!     operation shares, `/openapi.json`, the offline Swagger UI at `/docs`.
+//!   - [`http::server`]: the connection loop (header read timeout, connection
+//!     cap, idle timeout, HTTP/2 streams and keep-alive, graceful drain).
+//! - [`input`]: reading what clients send: [`input::json`] (strict bodies:
+//!   every violation named, duplicate keys refused), [`input::money`] (exact
+//!   numbers and prices), [`input::query`] (query strings, paging).
+//! - [`upstream`]: the services.
+//!   - [`upstream::Backends`]: the long-lived channels, deadlines, metrics;
+//!     [`upstream::rpc`]: every RPC the gateway makes;
+//!     [`upstream::Services`]: the one call path of handlers (request id and
+//!     trace context forwarded, status mapped).
+//!   - [`upstream::status`]: the one gRPC status -> HTTP answer mapping.
+//!   - [`upstream::product_cache`]: `GET /api/products/{id}` from memory,
+//!     kept exact by the catalog's change feed.
+//! - [`security`]: who may do what.
+//!   - [`security::access`]: the access rule of each operation (from the
+//!     registration) and the guard enforcing it; a write without a rule is
+//!     refused to everyone.
+//!   - [`security::api_keys`]: `API_KEYS`, the rights, bearer tokens.
+//!   - [`security::signature`]: webhook HMAC signatures (plain, timestamped,
+//!     Standard Webhooks; rotation); [`security::webhook`]: reading them off
+//!     a delivery.
 //! - [`config`]: settings from flags / environment (secrets redacted).
-//! - [`server`]: the HTTP server loop (header read timeout, connection cap,
-//!   idle timeout, HTTP/2 streams and keep-alive, graceful drain).
-//! - [`routes`]: the router and its layers; one module per resource
-//!   ([`routes::products`], [`routes::orders`], [`routes::webhook`],
-//!   [`routes::meta`] for health, readiness, info and ReDoc).
-//! - [`models`]: request / response types of the contract; the OpenAPI
-//!   document is generated from them.
-//! - [`json`] + [`money`]: strict JSON reading (exact numbers, every violation
-//!   named, duplicate keys refused) and exact decimal parsing.
-//! - [`extract`]: extractors whose refusals are problem details.
-//! - [`error`]: the one error type, and the one gRPC status -> HTTP mapping.
-//! - [`signature`]: webhook HMAC verification (both header forms, rotation).
-//! - [`auth`]: API keys (`API_KEYS`) for product writes and order status
-//!   changes.
-//! - [`limit`]: load shedding (503 + `Retry-After` past
-//!   `MAX_CONCURRENT_REQUESTS`), the body budget (`BODY_BUDGET_BYTES`) and
-//!   the resource-bound settings.
-//! - [`grpc`]: the long-lived channels to the services, deadlines, forwarded
-//!   request ids.
-//! - [`openapi`]: `/openapi.json` and the offline Swagger UI at `/docs`.
-//! - [`product_cache`]: `GET /api/products/{id}` from memory, kept exact by
-//!   the catalog's change feed.
 //! - [`metrics`]: Prometheus series at `/metrics`.
 //!
 //! [`Application::build`] binds its own listener (port 0 in tests) and
 //! [`Application::run_until`] serves until the given shutdown future
 //! completes, so tests start the real gateway in-process.
 
-pub mod auth;
 pub mod config;
-pub mod error;
-pub mod extract;
-pub mod grpc;
-pub mod json;
-pub mod limit;
+pub mod http;
+pub mod input;
 pub mod metrics;
 pub mod models;
-pub mod money;
-pub mod openapi;
-pub mod product_cache;
 pub mod routes;
-pub mod server;
-pub mod signature;
+pub mod security;
+pub mod upstream;
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
@@ -57,6 +73,11 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 pub use config::{Config, WriteAccess};
+use security::signature::Verifier;
+use upstream::{
+    Backends,
+    product_cache::{ProductCache, watch},
+};
 
 /// The API's name, as `GET /` reports it.
 pub const API_NAME: &str = "E-commerce API";
@@ -67,13 +88,10 @@ pub struct Application {
     router: Router,
     shutdown_grace: Duration,
     /// Header timeout, connection cap, idle timeout, HTTP/2 settings.
-    connections: server::ConnectionSettings,
+    connections: http::server::ConnectionSettings,
     /// The product cache and the channel its change feed comes over; `None`
     /// when the cache is off (PRODUCT_CACHE_CAPACITY=0).
-    product_feed: Option<(
-        product_cache::ProductCache,
-        platform::balance::ServiceChannel,
-    )>,
+    product_feed: Option<(ProductCache, platform::balance::ServiceChannel)>,
 }
 
 impl Application {
@@ -109,24 +127,25 @@ impl Application {
             ),
         }
         let metrics = metrics::Metrics::new();
-        let backends = grpc::Backends::connect(&config, metrics.clone()).await?;
-        let products = product_cache::ProductCache::bounded(
+        let backends = Backends::connect(&config, metrics.clone()).await?;
+        let products = ProductCache::bounded(
             config.product_cache_capacity,
             config.bounds.product_cache_max_bytes,
             Duration::from_millis(config.product_cache_ttl_ms),
             metrics.clone(),
         );
-        // Read by every body extractor (see `extract::RawBody`).
-        let body_budget = limit::BodyBudget::new(config.bounds.body_budget_bytes, metrics.clone());
+        // Read by every body extractor (see `http::extract::RawBody`).
+        let body_budget =
+            http::limit::BodyBudget::new(config.bounds.body_budget_bytes, metrics.clone());
         let product_feed = (config.product_cache_capacity > 0)
             .then(|| (products.clone(), backends.catalog_channel()));
-        let state = routes::AppState {
+        let state = http::AppState {
             products,
             backends,
             metrics,
             // A `whsec_` secret that does not decode stops the start: it
             // could never verify a delivery.
-            verifier: signature::Verifier::try_new(
+            verifier: Verifier::try_new(
                 secrets,
                 config.webhook_require_timestamp,
                 config.webhook_tolerance(),
@@ -134,16 +153,8 @@ impl Application {
             currency: config.currency.clone(),
             write_access,
         };
-        let router = routes::router(
-            state,
-            routes::Limits {
-                body: config.body_limit_bytes,
-                webhook_body: config.webhook_body_limit_bytes,
-                request_timeout: Duration::from_secs(config.request_timeout_secs),
-                max_concurrent: config.max_concurrent_requests as usize,
-            },
-        )
-        .layer(axum::Extension(body_budget));
+        let router =
+            http::router(state, http::Limits::new(&config)).layer(axum::Extension(body_budget));
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
@@ -151,7 +162,7 @@ impl Application {
             listener,
             router,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
-            connections: server::ConnectionSettings::new(
+            connections: http::server::ConnectionSettings::new(
                 Duration::from_secs(config.header_read_timeout_secs),
                 &config.bounds,
             ),
@@ -181,8 +192,7 @@ impl Application {
         let addr = listener.local_addr()?;
         // Ends with the server (aborted below); the cache is bypassed until
         // the feed's first message.
-        let feed =
-            product_feed.map(|(cache, catalog)| tokio::spawn(product_cache::watch(cache, catalog)));
+        let feed = product_feed.map(|(cache, catalog)| tokio::spawn(watch(cache, catalog)));
         let (drain_started_tx, drain_started_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
@@ -190,7 +200,7 @@ impl Application {
             tracing::info!("draining in-flight requests");
         };
         tracing::info!(%addr, docs = %format!("http://{addr}/docs"), "gateway listening");
-        let server = server::serve(listener, router, connections, signal);
+        let server = http::server::serve(listener, router, connections, signal);
         let deadline = async move {
             if drain_started_rx.await.is_ok() {
                 tokio::time::sleep(shutdown_grace).await;

@@ -5,12 +5,11 @@
 #![no_main]
 
 use gateway::{
-    extract::read_body,
+    input::{money::MAX_PRICE, read_body},
     models::{
         NAME_MAX_CHARS, OrderCreate, OrderStatusUpdate, PaymentWebhook, ProductCreate,
         ProductUpdate,
     },
-    money::MAX_PRICE,
 };
 use libfuzzer_sys::fuzz_target;
 use rust_decimal::Decimal;

@@ -9,7 +9,7 @@ use std::{sync::LazyLock, time::Duration};
 
 use gateway::{
     config::Config,
-    signature::{self, SignatureHeader, Verifier},
+    security::signature::{self, SignatureHeader, Verifier},
 };
 use libfuzzer_sys::fuzz_target;
 

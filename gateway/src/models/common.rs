@@ -1,5 +1,5 @@
-//! Pieces every endpoint shares: how bodies and query strings are read, money
-//! on the wire, pagination, and the service endpoints' small bodies.
+//! Pieces every endpoint shares: money on the wire, pages of results, and
+//! the service endpoints' small bodies.
 
 use std::borrow::Cow;
 
@@ -12,126 +12,6 @@ use utoipa::{
         schema::{ObjectBuilder, OneOfBuilder, Type},
     },
 };
-
-use crate::{
-    json::{Fields, Violations},
-    money,
-};
-
-/// A request body type: read from a JSON object, recording every violation.
-/// `None` means at least one violation was recorded.
-pub trait FromBody: Sized {
-    fn read(fields: &Fields<'_>, errors: &mut Violations) -> Option<Self>;
-}
-
-/// A query-string type: read from decoded `key=value` pairs.
-pub trait FromQuery: Sized {
-    fn read(query: &QueryPairs, errors: &mut Violations) -> Option<Self>;
-}
-
-/// Decoded query pairs in order. Unknown keys are ignored (as the original
-/// service did); a known key given twice is refused rather than guessed.
-#[derive(Debug, Default)]
-pub struct QueryPairs(pub Vec<(String, String)>);
-
-impl QueryPairs {
-    /// The value of `name`, if given once.
-    pub fn get(&self, errors: &mut Violations, name: &str) -> Option<Option<&str>> {
-        let mut values = self
-            .0
-            .iter()
-            .filter(|(key, _)| key == name)
-            .map(|(_, v)| v.as_str());
-        let first = values.next();
-        if values.next().is_some() {
-            errors.push(name, "given more than once");
-            return None;
-        }
-        Some(first)
-    }
-
-    /// An integer parameter in `min..=max`, `default` when absent.
-    pub fn integer(
-        &self,
-        errors: &mut Violations,
-        name: &str,
-        default: i64,
-        min: i64,
-        max: i64,
-    ) -> Option<i64> {
-        let text = self.get(errors, name)?;
-        let Some(text) = text else {
-            return Some(default);
-        };
-        match money::parse_integer(text) {
-            Ok(value) if (min..=max).contains(&value) => Some(value),
-            Ok(_) | Err(money::IntegerError::OutOfRange) if max == i64::MAX => {
-                errors.push(name, format!("must be an integer >= {min}"));
-                None
-            }
-            Ok(_) | Err(money::IntegerError::OutOfRange) => {
-                errors.push(name, format!("must be an integer between {min} and {max}"));
-                None
-            }
-            Err(money::IntegerError::NotAnInteger) => {
-                errors.push(name, "must be an integer");
-                None
-            }
-        }
-    }
-
-    /// A boolean parameter; the words the original service (pydantic) took.
-    pub fn boolean(&self, errors: &mut Violations, name: &str) -> Option<Option<bool>> {
-        let text = self.get(errors, name)?;
-        let Some(text) = text else { return Some(None) };
-        match text.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "y" | "on" | "t" => Some(Some(true)),
-            "false" | "0" | "no" | "n" | "off" | "f" => Some(Some(false)),
-            _ => {
-                errors.push(name, "must be a boolean (true or false)");
-                None
-            }
-        }
-    }
-
-    /// One of `allowed`, exactly as spelled there.
-    pub fn one_of<'v>(
-        &self,
-        errors: &mut Violations,
-        name: &str,
-        allowed: &[&'v str],
-    ) -> Option<Option<&'v str>> {
-        let text = self.get(errors, name)?;
-        let Some(text) = text else { return Some(None) };
-        match allowed.iter().copied().find(|word| *word == text) {
-            Some(word) => Some(Some(word)),
-            None => {
-                errors.push(name, format!("must be one of: {}", allowed.join(", ")));
-                None
-            }
-        }
-    }
-}
-
-/// Page size when the client gives none.
-pub const DEFAULT_PAGE_SIZE: u32 = 20;
-/// Largest page the contract allows, and `ceil(total / page_size)`: the
-/// platform's one paging rule.
-pub use proto::paging::{MAX_PAGE_SIZE, total_pages};
-
-/// `page` and `page_size`, read and checked.
-pub fn read_paging(query: &QueryPairs, errors: &mut Violations) -> Option<(u32, u32)> {
-    // The page is bounded too, so page * page_size cannot overflow an offset.
-    let page = query.integer(errors, "page", 1, 1, i64::from(i32::MAX));
-    let page_size = query.integer(
-        errors,
-        "page_size",
-        i64::from(DEFAULT_PAGE_SIZE),
-        1,
-        i64::from(MAX_PAGE_SIZE),
-    );
-    Some((u32::try_from(page?).ok()?, u32::try_from(page_size?).ok()?))
-}
 
 /// The documented form of money sent as a string: > 0, at most 8 integer
 /// digits, at most two fractional digits that are not trailing zeros.
@@ -204,6 +84,56 @@ impl ToSchema for MoneyOutput {
     }
 }
 
+/// Defines a page of results: the items, and where they stand among all
+/// that match the query (whose `page` and `page_size` it answers). The doc
+/// comments given become the schema's descriptions (of the page, then of
+/// `total`).
+macro_rules! page {
+    ($(#[$doc:meta])* $page:ident of $item:ident for $query:ident, $(#[$total_doc:meta])*) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+        pub struct $page {
+            pub items: Vec<$item>,
+            $(#[$total_doc])*
+            #[schema(example = 57)]
+            pub total: u64,
+            #[schema(example = 1)]
+            pub page: u32,
+            #[schema(example = 20)]
+            pub page_size: u32,
+            /// ceil(total / page_size); 0 when total is 0.
+            #[schema(example = 3)]
+            pub total_pages: u64,
+        }
+
+        impl $page {
+            /// The page `query` asked for, from the service's answer: its
+            /// items (each converted; a malformed one is a 500) and the total.
+            pub fn from_wire<W>(
+                items: Vec<W>,
+                total: u64,
+                query: &$query,
+            ) -> Result<Self, crate::http::error::ApiError>
+            where
+                $item: TryFrom<W, Error = crate::http::error::ApiError>,
+            {
+                let (page, page_size) = (query.page, query.page_size);
+                Ok(Self {
+                    items: items
+                        .into_iter()
+                        .map($item::try_from)
+                        .collect::<Result<_, _>>()?,
+                    total,
+                    page,
+                    page_size,
+                    total_pages: proto::paging::total_pages(total, page_size),
+                })
+            }
+        }
+    };
+}
+pub(crate) use page;
+
 /// The contract's money text: `"999.90"`.
 pub fn money_text(amount: Decimal) -> String {
     proto::money::format_2dp(amount)
@@ -239,60 +169,7 @@ pub struct ServiceInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pairs(list: &[(&str, &str)]) -> QueryPairs {
-        QueryPairs(
-            list.iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        )
-    }
-
-    #[test]
-    fn paging_defaults_and_bounds() {
-        let mut errors = Violations::default();
-        assert_eq!(read_paging(&pairs(&[]), &mut errors), Some((1, 20)));
-        assert_eq!(
-            read_paging(&pairs(&[("page", "3"), ("page_size", "100")]), &mut errors),
-            Some((3, 100))
-        );
-        assert!(errors.is_empty());
-        for bad in [
-            [("page", "0"), ("page_size", "10")],
-            [("page", "1"), ("page_size", "0")],
-            [("page", "1"), ("page_size", "101")],
-            [("page", "abc"), ("page_size", "10")],
-            [("page", "-1"), ("page_size", "10")],
-            [("page", "1"), ("page_size", "1.5")],
-            [("page", "99999999999999999999"), ("page_size", "10")],
-        ] {
-            let mut errors = Violations::default();
-            assert_eq!(read_paging(&pairs(&bad), &mut errors), None, "{bad:?}");
-            assert!(!errors.is_empty());
-        }
-    }
-
-    #[test]
-    fn repeated_parameters_are_refused() {
-        let mut errors = Violations::default();
-        assert_eq!(
-            read_paging(&pairs(&[("page", "1"), ("page", "2")]), &mut errors),
-            None
-        );
-        assert_eq!(errors.into_vec()[0].field, "page");
-    }
-
-    #[test]
-    fn booleans() {
-        let mut errors = Violations::default();
-        let q = pairs(&[("a", "true"), ("b", "False"), ("c", "1"), ("d", "maybe")]);
-        assert_eq!(q.boolean(&mut errors, "a"), Some(Some(true)));
-        assert_eq!(q.boolean(&mut errors, "b"), Some(Some(false)));
-        assert_eq!(q.boolean(&mut errors, "c"), Some(Some(true)));
-        assert_eq!(q.boolean(&mut errors, "missing"), Some(None));
-        assert!(errors.is_empty());
-        assert_eq!(q.boolean(&mut errors, "d"), None);
-    }
+    use crate::input::money;
 
     proptest::proptest! {
         #[test]

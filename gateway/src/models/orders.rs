@@ -7,12 +7,16 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{
-    common::{FromBody, FromQuery, MoneyOutput, QueryPairs, money_text, read_paging},
+    common::{MoneyOutput, money_text, page},
     products::timestamp,
 };
 use crate::{
-    error::ApiError,
-    json::{self, Fields, Violations},
+    http::error::ApiError,
+    input::{
+        FromBody,
+        json::{self, Fields, Violations},
+        query::{FromQuery, QueryPairs, read_paging},
+    },
 };
 
 /// An order's status: `pending -> completed | canceled`; both are final.
@@ -279,22 +283,12 @@ impl TryFrom<pb::Order> for Order {
     }
 }
 
-/// A page of orders, newest first.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct OrderPage {
-    pub items: Vec<Order>,
+page! {
+    /// A page of orders, newest first.
+    OrderPage of Order for OrderListQuery,
     /// Orders matching the filter, over all pages: exact up to 10,100
     /// (`MAX_LIST_OFFSET` + 100, every row a page can reach); past that, the
     /// database's estimate (from its table statistics), never below 10,101.
     /// Counting a large table exactly on every request would cost more than
     /// the page itself.
-    #[schema(example = 57)]
-    pub total: u64,
-    #[schema(example = 1)]
-    pub page: u32,
-    #[schema(example = 20)]
-    pub page_size: u32,
-    /// ceil(total / page_size); 0 when total is 0.
-    #[schema(example = 3)]
-    pub total_pages: u64,
 }

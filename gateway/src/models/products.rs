@@ -7,12 +7,14 @@ use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::common::{
-    FromBody, FromQuery, MoneyInput, MoneyOutput, QueryPairs, money_text, read_paging,
-};
+use super::common::{MoneyInput, MoneyOutput, money_text, page};
 use crate::{
-    error::ApiError,
-    json::{self, Fields, Patch, Violations},
+    http::error::ApiError,
+    input::{
+        FromBody,
+        json::{self, Fields, Patch, Presence, Violations},
+        query::{FromQuery, QueryPairs, read_paging},
+    },
 };
 
 /// Longest product name, in characters.
@@ -38,18 +40,12 @@ pub struct ProductCreate {
 
 impl FromBody for ProductCreate {
     fn read(fields: &Fields<'_>, errors: &mut Violations) -> Option<Self> {
-        let name = fields.required(errors, "name", &json::string_of_length(1, NAME_MAX_CHARS));
-        let description = fields.patch(errors, "description", &json::string);
-        let price = fields.required(errors, "price", &json::price);
-        let quantity = fields.required(errors, "quantity", &json::integer(0, QUANTITY_MAX));
+        let product = read_product(fields, errors, Presence::Required)?;
         Some(Self {
-            name: name?,
-            description: match description? {
-                Patch::Set(text) => Some(text),
-                Patch::Clear | Patch::Unchanged => None,
-            },
-            price: price?,
-            quantity: i32::try_from(quantity?).ok()?,
+            name: product.name?,
+            description: product.description.into_option(),
+            price: product.price?,
+            quantity: product.quantity?,
         })
     }
 }
@@ -76,20 +72,38 @@ pub struct ProductUpdate {
 
 impl FromBody for ProductUpdate {
     fn read(fields: &Fields<'_>, errors: &mut Violations) -> Option<Self> {
-        let name = fields.optional(errors, "name", &json::string_of_length(1, NAME_MAX_CHARS));
-        let description = fields.patch(errors, "description", &json::string);
-        let price = fields.optional(errors, "price", &json::price);
-        let quantity = fields.optional(errors, "quantity", &json::integer(0, QUANTITY_MAX));
-        Some(Self {
-            name: name?,
-            description: description?,
-            price: price?,
-            quantity: match quantity? {
-                Some(quantity) => Some(i32::try_from(quantity).ok()?),
-                None => None,
-            },
-        })
+        read_product(fields, errors, Presence::Optional)
     }
+}
+
+/// The fields of both product bodies, read in order (so violations are
+/// listed in it): for a create every one but `description` is required, for
+/// an update none is; `null` is refused for all but `description`, which it
+/// clears.
+fn read_product(
+    fields: &Fields<'_>,
+    errors: &mut Violations,
+    presence: Presence,
+) -> Option<ProductUpdate> {
+    let name_text = json::string_of_length(1, NAME_MAX_CHARS);
+    let name = fields.value(errors, "name", presence, &name_text);
+    let description = fields.patch(errors, "description", &json::string);
+    let price = fields.value(errors, "price", presence, &json::price);
+    let quantity = fields.value(
+        errors,
+        "quantity",
+        presence,
+        &json::integer(0, QUANTITY_MAX),
+    );
+    Some(ProductUpdate {
+        name: name?,
+        description: description?,
+        price: price?,
+        quantity: match quantity? {
+            Some(quantity) => Some(i32::try_from(quantity).ok()?),
+            None => None,
+        },
+    })
 }
 
 /// Query of `GET /api/products`. Unknown parameters are ignored; a known one
@@ -163,24 +177,14 @@ impl TryFrom<pb::Product> for Product {
     }
 }
 
-/// A page of products, newest first.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ProductPage {
-    pub items: Vec<Product>,
+page! {
+    /// A page of products, newest first.
+    ProductPage of Product for ProductListQuery,
     /// Products matching the filter, over all pages: exact up to 10,100
     /// (`MAX_LIST_OFFSET` + 100, every row a page can reach); past that, the
     /// database's estimate (from its table statistics, typically within a
     /// few percent), never below 10,101. Counting a large table exactly on
     /// every request would cost more than the page itself.
-    #[schema(example = 57)]
-    pub total: u64,
-    #[schema(example = 1)]
-    pub page: u32,
-    #[schema(example = 20)]
-    pub page_size: u32,
-    /// ceil(total / page_size); 0 when total is 0.
-    #[schema(example = 3)]
-    pub total_pages: u64,
 }
 
 /// A wire timestamp as UTC; `None` when absent or out of range.

@@ -4,8 +4,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{common::FromBody, orders::PaymentStatus};
-use crate::json::{self, Fields, Violations};
+use super::orders::PaymentStatus;
+use crate::input::{
+    FromBody,
+    json::{self, Fields, Violations},
+};
 
 /// Longest event id kept for de-duplication.
 pub const EVENT_ID_MAX_CHARS: usize = 255;
@@ -62,10 +65,7 @@ impl FromBody for PaymentWebhook {
                 "paid" => PaymentResult::Paid,
                 _ => PaymentResult::Failed,
             },
-            event_id: match event_id? {
-                json::Patch::Set(id) => Some(id),
-                json::Patch::Clear | json::Patch::Unchanged => None,
-            },
+            event_id: event_id?.into_option(),
         })
     }
 }

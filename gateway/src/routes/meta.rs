@@ -9,9 +9,8 @@ use axum::{
 };
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use super::AppState;
 use crate::{
-    error::{ApiError, Problem},
+    http::{AppState, error::ApiError},
     models::{Health, Readiness, ServiceInfo},
 };
 
@@ -31,7 +30,7 @@ pub async fn health() -> Json<Health> {
     get, path = "/ready", tag = "service",
     responses(
         (status = 200, description = "Both services are serving", body = Readiness),
-        (status = 503, description = "A service is unreachable or not serving; `detail` names it", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A service is unreachable or not serving; `detail` names it"),
     )
 )]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {

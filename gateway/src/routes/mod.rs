@@ -1,212 +1,114 @@
-//! The HTTP surface: every route, its body limit, and the layers around them
-//! (request ids, tracing, problem-details for every error, load shedding,
-//! access control).
+//! Every route of the API, registered once, with who may call it: the
+//! router, the OpenAPI document and the access rules all come from [`api`].
+//! One module per resource holds the handlers, each annotated with its
+//! OpenAPI operation.
 
 pub mod meta;
 pub mod orders;
 pub mod products;
 pub mod webhook;
 
-use std::time::Duration;
-
-use axum::{
-    Router,
-    extract::{DefaultBodyLimit, Request},
-    http::{HeaderName, StatusCode, header},
-    middleware,
-    response::Response,
-    routing::{get, post, put},
-};
-use tower::ServiceBuilder;
-use tower_http::{
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    timeout::TimeoutLayer,
-    trace::{DefaultOnResponse, TraceLayer},
-};
-use tracing::Level;
+use axum::extract::DefaultBodyLimit;
+use utoipa_axum::{router::UtoipaMethodRouterExt, routes};
 
 use crate::{
-    auth,
-    config::WriteAccess,
-    error::{ApiError, PROBLEM_JSON, Problem, problem_response},
-    grpc::Backends,
-    limit::{self, InFlight},
-    metrics::{self, Metrics},
-    openapi,
-    product_cache::ProductCache,
-    signature::Verifier,
+    http::{openapi, registry::Registry},
+    security::api_keys::Right,
 };
 
-/// What every handler shares; cheap to clone.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    pub backends: Backends,
-    /// `GET /api/products/{id}` from memory while the change feed is live.
-    pub products: ProductCache,
-    pub verifier: Verifier,
-    /// The platform's single currency, written into wire money.
-    pub currency: String,
-    pub metrics: Metrics,
-    /// Who may call the operations that need a right.
-    pub write_access: WriteAccess,
-}
-
-/// Body limits per route family, and the bound on one request.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub body: usize,
-    pub webhook_body: usize,
-    pub request_timeout: Duration,
-    /// Requests served at once; past it, 503 + `Retry-After`.
-    pub max_concurrent: usize,
-}
-
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The whole application: routes, docs, fallbacks and layers.
-pub fn router(state: AppState, limits: Limits) -> Router {
-    let api = Router::new()
-        .route(
-            "/api/products",
-            get(products::list_products).post(products::create_product),
+/// The API: each path's handlers, with their access. Reads are public;
+/// product writes need the `products` right, order status changes the
+/// `orders` right.
+pub fn api(webhook_body_limit: usize) -> Registry {
+    Registry::default()
+        .public(routes!(products::list_products))
+        .requires(Right::Products, routes!(products::create_product))
+        .public(routes!(products::get_product))
+        .requires(
+            Right::Products,
+            routes!(products::update_product, products::delete_product),
         )
-        .route(
-            "/api/products/{id}",
-            get(products::get_product)
-                .put(products::update_product)
-                .delete(products::delete_product),
-        )
-        .route(
-            "/api/orders",
-            get(orders::list_orders).post(orders::create_order),
-        )
-        .route("/api/orders/{id}", get(orders::get_order))
-        .route("/api/orders/{id}/status", put(orders::update_order_status))
-        .route(
-            "/api/payment-webhook",
-            // The route's own limit wins over the router-wide one below.
-            post(webhook::payment_webhook).layer(DefaultBodyLimit::max(limits.webhook_body)),
-        )
-        .route("/health", get(meta::health))
-        .route("/ready", get(meta::ready))
-        .route("/", get(meta::info))
-        .route("/redoc", get(meta::redoc))
-        .route("/metrics", get(meta::metrics))
-        .with_state(state.clone());
-    // Inside routing (so the route template is known) and before any
-    // extractor: an unauthorised write never has its body read.
-    let api = api.route_layer(middleware::from_fn_with_state(
-        state.write_access.clone(),
-        auth::guard,
-    ));
-    let in_flight = InFlight::new(limits.max_concurrent, state.metrics.clone());
-
-    Router::new()
-        .merge(api)
-        .merge(openapi::docs_router())
-        // Labels metrics by route template: added after every route.
-        .route_layer(middleware::from_fn(metrics::tag_route))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(limits.body))
-        .layer(
-            ServiceBuilder::new()
-                // Outermost first: an id exists before the span is opened, and
-                // is copied onto the response on the way out.
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(|request: &Request| {
-                            let request_id = request
-                                .headers()
-                                .get(REQUEST_ID)
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("-");
-                            let span = tracing::info_span!(
-                                "http",
-                                method = %request.method(),
-                                path = %request.uri().path(),
-                                request_id = %request_id,
-                                trace_id = tracing::field::Empty,
-                                // The name of the API key used, never the key.
-                                api_key = tracing::field::Empty,
-                            );
-                            // One trace from the client's traceparent (if any)
-                            // through both services.
-                            platform::telemetry::continue_trace(&span, request.headers());
-                            span
-                        })
-                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
-                )
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(middleware::from_fn_with_state(
-                    state.metrics,
-                    metrics::track,
-                ))
-                .layer(middleware::map_response(ensure_problem))
-                // Counted and traced like any request, refused before any work.
-                .layer(middleware::from_fn_with_state(in_flight, limit::shed))
-                // Inside `ensure_problem`, so its bare 408 becomes problem details.
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    limits.request_timeout,
-                )),
-        )
-}
-
-async fn not_found() -> ApiError {
-    ApiError::NotFound("Not found".into())
-}
-
-async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed
-}
-
-/// A safety net: any error response that is not already problem details
-/// (one produced by a layer or a library, e.g. a Swagger UI 404) is rewritten
-/// into problem details, so clients see one error format everywhere.
-async fn ensure_problem(response: Response) -> Response {
-    let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return response;
-    }
-    let is_problem = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if is_problem {
-        return response;
-    }
-    let detail = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => "Request body too large",
-        StatusCode::NOT_FOUND => "Not found",
-        StatusCode::METHOD_NOT_ALLOWED => "Method not allowed for this path",
-        StatusCode::REQUEST_TIMEOUT => "The request took too long and was abandoned",
-        other => other.canonical_reason().unwrap_or("Error"),
-    };
-    let problem = Problem {
-        problem_type: "about:blank",
-        title: status.canonical_reason().unwrap_or("Error").to_owned(),
-        status: status.as_u16(),
-        detail: detail.to_owned(),
-        errors: None,
-    };
-    with_headers_of(response, problem_response(status, &problem))
-}
-
-/// Keeps the original response's headers (e.g. `Allow`, `x-request-id`)
-/// except those that described its old body.
-fn with_headers_of(original: Response, mut replacement: Response) -> Response {
-    let (parts, _body) = original.into_parts();
-    for (name, value) in &parts.headers {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            replacement
-                .headers_mut()
-                .append(name.clone(), value.clone());
-        }
-    }
-    replacement
+        .public(routes!(orders::list_orders))
+        // The contract lets anyone order; stock is never oversold whoever does.
+        .public(routes!(orders::create_order))
+        .public(routes!(orders::get_order))
+        .requires(Right::Orders, routes!(orders::update_order_status))
+        // Authenticated by its own signature (`security::webhook`); its own
+        // body limit wins over the router-wide one.
+        .public(routes!(webhook::payment_webhook).layer(DefaultBodyLimit::max(webhook_body_limit)))
+        .public(routes!(meta::health))
+        .public(routes!(meta::ready))
+        .public(routes!(meta::info))
+        .public(routes!(meta::redoc))
+        .public(routes!(meta::metrics))
+        .public(routes!(openapi::openapi_json))
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use axum::http::Method;
+
+    use super::*;
+    use crate::security::access::Access;
+
+    #[test]
+    fn only_writes_of_products_and_order_status_need_a_right() {
+        let (_, _, rules) = api(1024).split();
+        let cases = [
+            ("POST", "/api/products", Access::Requires(Right::Products)),
+            (
+                "PUT",
+                "/api/products/{id}",
+                Access::Requires(Right::Products),
+            ),
+            (
+                "DELETE",
+                "/api/products/{id}",
+                Access::Requires(Right::Products),
+            ),
+            (
+                "PUT",
+                "/api/orders/{id}/status",
+                Access::Requires(Right::Orders),
+            ),
+            ("GET", "/api/products", Access::Public),
+            ("GET", "/api/products/{id}", Access::Public),
+            ("GET", "/api/orders", Access::Public),
+            ("POST", "/api/orders", Access::Public),
+            ("GET", "/api/orders/{id}", Access::Public),
+            ("POST", "/api/payment-webhook", Access::Public),
+            ("GET", "/health", Access::Public),
+            ("DELETE", "/api/orders/{id}", Access::Closed),
+            ("POST", "/api/refunds", Access::Closed),
+        ];
+        for (method, route, expected) in cases {
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            assert_eq!(rules.access(&method, route), expected, "{method} {route}");
+        }
+    }
+
+    /// Every registered operation has its rule, and the document declares
+    /// a key exactly where the rule requires one.
+    #[test]
+    fn the_document_and_the_access_rules_agree() {
+        let (_, document, rules) = api(1024).split();
+        let mut registered = 0;
+        for (path, mut item) in document.paths.paths {
+            for (method, operation) in openapi::operations_mut(&mut item) {
+                registered += 1;
+                let declared = operation
+                    .security
+                    .as_ref()
+                    .and_then(|security| serde_json::to_value(security).ok())
+                    .map(|security| security[0][openapi::API_KEY_SCHEME][0].clone());
+                let expected = match rules.access(&method, &path) {
+                    Access::Requires(right) => Some(serde_json::json!(right.as_str())),
+                    Access::Public => None,
+                    Access::Closed => panic!("{method} {path} has no rule"),
+                };
+                assert_eq!(declared, expected, "{method} {path}");
+            }
+        }
+        assert_eq!(registered, rules.iter().count());
+    }
+}

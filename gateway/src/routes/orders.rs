@@ -3,12 +3,14 @@
 use axum::{Json, extract::State, http::StatusCode};
 use proto::order::v1 as pb;
 
-use super::AppState;
 use crate::{
-    error::{ApiError, Problem, Subject},
-    extract::{IdempotencyKey, PathId, ValidJson, ValidQuery},
-    grpc::{CallContext, rpc},
-    models::{Order, OrderCreate, OrderListQuery, OrderPage, OrderStatusUpdate, total_pages},
+    http::{
+        AppState,
+        error::ApiError,
+        extract::{IdempotencyKey, PathId, ValidJson, ValidQuery},
+    },
+    models::{Order, OrderCreate, OrderListQuery, OrderPage, OrderStatusUpdate},
+    upstream::{Services, Subject, rpc},
 };
 
 /// Create an order: takes the stock of every line, all or nothing.
@@ -24,14 +26,14 @@ use crate::{
     ),
     responses(
         (status = 201, description = "The order, pending and unpaid, its stock taken", body = Order),
-        (status = 400, description = "`Insufficient stock for product '{name}'. Available: {a}, Requested: {r}`; no stock moved", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`Products not found: [...]`, naming every missing id; no stock moved", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "customer_id <= 0, no products or more than `MAX_ORDER_LINES` (100 by default; the message names the limit), a quantity <= 0, a bad UUID, or an Idempotency-Key reused with another body; no stock moved", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`Insufficient stock for product '{name}'. Available: {a}, Requested: {r}`; no stock moved"),
+        (status = 404, description = "`Products not found: [...]`, naming every missing id; no stock moved"),
+        (status = 422, description = "customer_id <= 0, no products or more than `MAX_ORDER_LINES` (100 by default; the message names the limit), a quantity <= 0, a bad UUID, or an Idempotency-Key reused with another body; no stock moved"),
     )
 )]
 pub async fn create_order(
     State(state): State<AppState>,
-    ctx: CallContext,
+    services: Services,
     IdempotencyKey(idempotency_key): IdempotencyKey,
     ValidJson(body): ValidJson<OrderCreate>,
 ) -> Result<(StatusCode, Json<Order>), ApiError> {
@@ -47,20 +49,15 @@ pub async fn create_order(
             .collect(),
         idempotency_key,
     };
-    let mut client = state.backends.orders();
-    let answer = state
-        .backends
-        .call(
-            rpc::CREATE_ORDER,
-            client.create_order(state.backends.request(request, &ctx)),
-        )
+    let answer = services
+        .call(rpc::CREATE_ORDER, request, Subject::None)
         .await;
     // Whatever the answer (even an unknown outcome), this client reads the
     // products' stock fresh from here on (see `product_cache`).
     state
         .products
         .invalidate(body.products.iter().map(|line| line.product_id));
-    let order = answer.map_err(|status| ApiError::from_grpc(status, Subject::None))?;
+    let order = answer?;
     Ok((StatusCode::CREATED, Json(Order::try_from(order)?)))
 }
 
@@ -70,12 +67,11 @@ pub async fn create_order(
     params(OrderListQuery),
     responses(
         (status = 200, description = "One page of orders; a page past the end is empty and still carries the total. `total` is exact up to 10,100 matching orders, the database's estimate past that (never below 10,101)", body = OrderPage),
-        (status = 422, description = "A parameter is out of range or not one of its values, or the page starts more than 10,000 rows in (`MAX_LIST_OFFSET`; the message names the last page allowed: narrow the filter)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A parameter is out of range or not one of its values, or the page starts more than 10,000 rows in (`MAX_LIST_OFFSET`; the message names the last page allowed: narrow the filter)"),
     )
 )]
 pub async fn list_orders(
-    State(state): State<AppState>,
-    ctx: CallContext,
+    services: Services,
     ValidQuery(query): ValidQuery<OrderListQuery>,
 ) -> Result<Json<OrderPage>, ApiError> {
     let request = pb::ListOrdersRequest {
@@ -85,27 +81,14 @@ pub async fn list_orders(
         payment_status: query.payment_status.map(|s| s.to_wire() as i32),
         customer_id: query.customer_id,
     };
-    let mut client = state.backends.orders();
-    let response = state
-        .backends
-        .call(
-            rpc::LIST_ORDERS,
-            client.list_orders(state.backends.request(request, &ctx)),
-        )
-        .await
-        .map_err(|status| ApiError::from_grpc(status, Subject::None))?;
-    let items = response
-        .orders
-        .into_iter()
-        .map(Order::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(OrderPage {
-        items,
-        total: response.total,
-        page: query.page,
-        page_size: query.page_size,
-        total_pages: total_pages(response.total, query.page_size),
-    }))
+    let response = services
+        .call(rpc::LIST_ORDERS, request, Subject::None)
+        .await?;
+    Ok(Json(OrderPage::from_wire(
+        response.orders,
+        response.total,
+        &query,
+    )?))
 }
 
 /// Get one order.
@@ -114,25 +97,15 @@ pub async fn list_orders(
     params(("id" = uuid::Uuid, Path, description = "The order's id")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 404, description = "`Order with id {id} not found`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`Order with id {id} not found`"),
+        (status = 422, description = "The id is not a UUID"),
     )
 )]
-pub async fn get_order(
-    State(state): State<AppState>,
-    ctx: CallContext,
-    PathId(id): PathId,
-) -> Result<Json<Order>, ApiError> {
+pub async fn get_order(services: Services, PathId(id): PathId) -> Result<Json<Order>, ApiError> {
     let request = pb::GetOrderRequest { id: id.to_string() };
-    let mut client = state.backends.orders();
-    let order = state
-        .backends
-        .call(
-            rpc::GET_ORDER,
-            client.get_order(state.backends.request(request, &ctx)),
-        )
-        .await
-        .map_err(|status| ApiError::from_grpc(status, Subject::Order(id)))?;
+    let order = services
+        .call(rpc::GET_ORDER, request, Subject::Order(id))
+        .await?;
     Ok(Json(Order::try_from(order)?))
 }
 
@@ -144,14 +117,14 @@ pub async fn get_order(
     request_body = OrderStatusUpdate,
     responses(
         (status = 200, description = "The order after the change (the same status again is a no-op)", body = Order),
-        (status = 400, description = "`Cannot transition order status from '{from}' to '{to}'`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`Order with id {id} not found`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown status value, or the id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`Cannot transition order status from '{from}' to '{to}'`"),
+        (status = 404, description = "`Order with id {id} not found`"),
+        (status = 422, description = "Unknown status value, or the id is not a UUID"),
     )
 )]
 pub async fn update_order_status(
     State(state): State<AppState>,
-    ctx: CallContext,
+    services: Services,
     PathId(id): PathId,
     ValidJson(body): ValidJson<OrderStatusUpdate>,
 ) -> Result<Json<Order>, ApiError> {
@@ -159,15 +132,9 @@ pub async fn update_order_status(
         id: id.to_string(),
         status: body.status.to_wire() as i32,
     };
-    let mut client = state.backends.orders();
-    let order = state
-        .backends
-        .call(
-            rpc::UPDATE_ORDER_STATUS,
-            client.update_order_status(state.backends.request(request, &ctx)),
-        )
-        .await
-        .map_err(|status| ApiError::from_grpc(status, Subject::Order(id)))?;
+    let order = services
+        .call(rpc::UPDATE_ORDER_STATUS, request, Subject::Order(id))
+        .await?;
     let order = Order::try_from(order)?;
     // A cancel gives stock back: read fresh from here on.
     state

@@ -9,13 +9,15 @@ use axum::{
 };
 use proto::catalog::v1 as pb;
 
-use super::AppState;
 use crate::{
-    error::{ApiError, Problem, Subject},
-    extract::{PathId, ValidJson, ValidQuery},
-    grpc::{CallContext, rpc},
-    json::Patch,
-    models::{Product, ProductCreate, ProductListQuery, ProductPage, ProductUpdate, total_pages},
+    http::{
+        AppState,
+        error::ApiError,
+        extract::{PathId, ValidJson, ValidQuery},
+    },
+    input::json::Patch,
+    models::{Product, ProductCreate, ProductListQuery, ProductPage, ProductUpdate},
+    upstream::{Services, Subject, rpc},
 };
 
 fn wire_money(
@@ -33,12 +35,12 @@ fn wire_money(
     request_body = ProductCreate,
     responses(
         (status = 201, description = "The product as stored", body = Product),
-        (status = 422, description = "The body does not fit the schema; `errors` names each field", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The body does not fit the schema; `errors` names each field"),
     )
 )]
 pub async fn create_product(
     State(state): State<AppState>,
-    ctx: CallContext,
+    services: Services,
     ValidJson(body): ValidJson<ProductCreate>,
 ) -> Result<(StatusCode, Json<Product>), ApiError> {
     let request = pb::CreateProductRequest {
@@ -47,15 +49,9 @@ pub async fn create_product(
         price: Some(wire_money(body.price, &state)?),
         quantity: body.quantity,
     };
-    let mut client = state.backends.catalog();
-    let product = state
-        .backends
-        .call(
-            rpc::CREATE_PRODUCT,
-            client.create_product(state.backends.request(request, &ctx)),
-        )
-        .await
-        .map_err(|status| ApiError::from_grpc(status, Subject::None))?;
+    let product = services
+        .call(rpc::CREATE_PRODUCT, request, Subject::None)
+        .await?;
     Ok((StatusCode::CREATED, Json(Product::try_from(product)?)))
 }
 
@@ -65,12 +61,11 @@ pub async fn create_product(
     params(ProductListQuery),
     responses(
         (status = 200, description = "One page; a page past the end is empty and still carries the total. `total` is exact up to 10,100 matching products, the database's estimate past that (never below 10,101)", body = ProductPage),
-        (status = 422, description = "page < 1, page_size outside 1..100, in_stock not a boolean, or a page starting more than 10,000 rows in (`MAX_LIST_OFFSET`; the message names the last page allowed: narrow the filter)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "page < 1, page_size outside 1..100, in_stock not a boolean, or a page starting more than 10,000 rows in (`MAX_LIST_OFFSET`; the message names the last page allowed: narrow the filter)"),
     )
 )]
 pub async fn list_products(
-    State(state): State<AppState>,
-    ctx: CallContext,
+    services: Services,
     ValidQuery(query): ValidQuery<ProductListQuery>,
 ) -> Result<Json<ProductPage>, ApiError> {
     let request = pb::ListProductsRequest {
@@ -78,27 +73,14 @@ pub async fn list_products(
         page_size: query.page_size,
         in_stock: query.in_stock,
     };
-    let mut client = state.backends.catalog();
-    let response = state
-        .backends
-        .call(
-            rpc::LIST_PRODUCTS,
-            client.list_products(state.backends.request(request, &ctx)),
-        )
-        .await
-        .map_err(|status| ApiError::from_grpc(status, Subject::None))?;
-    let items = response
-        .products
-        .into_iter()
-        .map(Product::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(ProductPage {
-        items,
-        total: response.total,
-        page: query.page,
-        page_size: query.page_size,
-        total_pages: total_pages(response.total, query.page_size),
-    }))
+    let response = services
+        .call(rpc::LIST_PRODUCTS, request, Subject::None)
+        .await?;
+    Ok(Json(ProductPage::from_wire(
+        response.products,
+        response.total,
+        &query,
+    )?))
 }
 
 /// Get one product.
@@ -107,13 +89,13 @@ pub async fn list_products(
     params(("id" = uuid::Uuid, Path, description = "The product's id")),
     responses(
         (status = 200, description = "The product", body = Product),
-        (status = 404, description = "`Product with id {id} not found`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`Product with id {id} not found`"),
+        (status = 422, description = "The id is not a UUID"),
     )
 )]
 pub async fn get_product(
     State(state): State<AppState>,
-    ctx: CallContext,
+    services: Services,
     PathId(id): PathId,
 ) -> Result<Response, ApiError> {
     if let Some(body) = state.products.get(&id) {
@@ -121,15 +103,9 @@ pub async fn get_product(
     }
     let ticket = state.products.ticket(id);
     let request = pb::GetProductRequest { id: id.to_string() };
-    let mut client = state.backends.catalog();
-    let product = state
-        .backends
-        .call(
-            rpc::GET_PRODUCT,
-            client.get_product(state.backends.request(request, &ctx)),
-        )
-        .await
-        .map_err(|status| ApiError::from_grpc(status, Subject::Product(id)))?;
+    let product = services
+        .call(rpc::GET_PRODUCT, request, Subject::Product(id))
+        .await?;
     let body = Bytes::from(
         serde_json::to_vec(&Product::try_from(product)?)
             .map_err(|error| ApiError::Internal(format!("product not serialisable: {error}")))?,
@@ -157,13 +133,13 @@ fn json_body(body: Bytes) -> Response {
     request_body = ProductUpdate,
     responses(
         (status = 200, description = "The product after the update", body = Product),
-        (status = 404, description = "`Product with id {id} not found`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field does not fit (also `null` for name, price or quantity), or the id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`Product with id {id} not found`"),
+        (status = 422, description = "A field does not fit (also `null` for name, price or quantity), or the id is not a UUID"),
     )
 )]
 pub async fn update_product(
     State(state): State<AppState>,
-    ctx: CallContext,
+    services: Services,
     PathId(id): PathId,
     ValidJson(body): ValidJson<ProductUpdate>,
 ) -> Result<Json<Product>, ApiError> {
@@ -183,17 +159,12 @@ pub async fn update_product(
         quantity: body.quantity,
         clear_description,
     };
-    let mut client = state.backends.catalog();
-    let product = state
-        .backends
-        .call(
-            rpc::UPDATE_PRODUCT,
-            client.update_product(state.backends.request(request, &ctx)),
-        )
+    let product = services
+        .call(rpc::UPDATE_PRODUCT, request, Subject::Product(id))
         .await;
     // The change feed will say so too; this makes it so before the answer.
     state.products.invalidate([id]);
-    let product = product.map_err(|status| ApiError::from_grpc(status, Subject::Product(id)))?;
+    let product = product?;
     Ok(Json(Product::try_from(product)?))
 }
 
@@ -203,26 +174,21 @@ pub async fn update_product(
     params(("id" = uuid::Uuid, Path, description = "The product's id")),
     responses(
         (status = 204, description = "Deleted; empty body"),
-        (status = 400, description = "`Cannot delete product that is referenced in existing orders`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`Product with id {id} not found`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`Cannot delete product that is referenced in existing orders`"),
+        (status = 404, description = "`Product with id {id} not found`"),
+        (status = 422, description = "The id is not a UUID"),
     )
 )]
 pub async fn delete_product(
     State(state): State<AppState>,
-    ctx: CallContext,
+    services: Services,
     PathId(id): PathId,
 ) -> Result<StatusCode, ApiError> {
     let request = pb::DeleteProductRequest { id: id.to_string() };
-    let mut client = state.backends.catalog();
-    let deleted = state
-        .backends
-        .call(
-            rpc::DELETE_PRODUCT,
-            client.delete_product(state.backends.request(request, &ctx)),
-        )
+    let deleted = services
+        .call(rpc::DELETE_PRODUCT, request, Subject::Product(id))
         .await;
     state.products.invalidate([id]);
-    deleted.map_err(|status| ApiError::from_grpc(status, Subject::Product(id)))?;
+    deleted?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,9 +3,9 @@
 //! Order of checks: body size (413), signature over the raw bytes (401), then
 //! the body (400), then the order service (404 / 400 / 409).
 //!
-//! Signature forms (see `crate::signature`): a `webhook-signature` header
-//! selects the Standard Webhooks form, whose `webhook-id` is signed;
-//! otherwise `X-Signature` (original or timestamped), whose `Webhook-Id`
+//! Signature forms (see `crate::security::webhook`): a `webhook-signature`
+//! header selects the Standard Webhooks form, whose `webhook-id` is signed;
+//! otherwise `X-Signature` (plain or timestamped), whose `Webhook-Id`
 //! header is not signed. Either way the event id only ever deduplicates a
 //! repeat of the same delivery: the order service records the order and the
 //! payment status each event id came with, and answers 409 to the same id
@@ -14,20 +14,17 @@
 use axum::{Json, extract::State, http::HeaderMap};
 use proto::order::v1 as pb;
 
-use super::AppState;
 use crate::{
-    error::{ApiError, Problem, Subject},
-    extract::{BodyFailure, RawBody, read_body},
-    grpc::{CallContext, rpc},
+    http::{
+        AppState,
+        error::{ApiError, listed},
+        extract::RawBody,
+    },
+    input::{BodyFailure, read_body},
     models::{EVENT_ID_MAX_CHARS, PaymentStatus, PaymentWebhook, WebhookAck},
-    signature::{SignatureError, StandardHeaders},
+    security::webhook::{EVENT_ID_HEADER, verify},
+    upstream::{Services, Subject, rpc},
 };
-
-pub const SIGNATURE_HEADER: &str = "x-signature";
-/// The event id: signed in the Standard Webhooks form, not with `X-Signature`.
-pub const EVENT_ID_HEADER: &str = "webhook-id";
-pub const STANDARD_TIMESTAMP_HEADER: &str = "webhook-timestamp";
-pub const STANDARD_SIGNATURE_HEADER: &str = "webhook-signature";
 
 /// Apply a payment result to an order.
 ///
@@ -57,32 +54,27 @@ pub const STANDARD_SIGNATURE_HEADER: &str = "webhook-signature";
     responses(
         (status = 200, description = "Applied, or the same status again, or the same event again (idempotent)", body = WebhookAck),
         (status = 400, description = "Empty body, invalid JSON, a field of the wrong type, payment_status not paid/failed; \
-                                      the order is not pending (`detail` mentions `pending`); a paid order told failed", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`Missing X-Signature header` / `Missing webhook-id header` / `Missing webhook-timestamp header` / `Invalid signature`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`Order with id {id} not found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The event id was already used for another delivery (another order or payment status); nothing was applied", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+                                      the order is not pending (`detail` mentions `pending`); a paid order told failed"),
+        (status = 401, description = "`Missing X-Signature header` / `Missing webhook-id header` / `Missing webhook-timestamp header` / `Invalid signature`"),
+        (status = 404, description = "`Order with id {id} not found`"),
+        (status = 409, description = "The event id was already used for another delivery (another order or payment status); nothing was applied"),
+        (status = 413, description = "Body over 64 KiB"),
     )
 )]
 pub async fn payment_webhook(
     State(state): State<AppState>,
-    ctx: CallContext,
+    services: Services,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Json<WebhookAck>, ApiError> {
-    let signed_id = verify(&state, &headers, &body)?;
+    let signed_id = verify(&state.verifier, &state.metrics, &headers, &body)?;
 
-    let payload: PaymentWebhook = read_body(&body).map_err(|failure| {
-        ApiError::BadRequest(match failure {
-            BodyFailure::Unreadable(message) => format!("Invalid webhook payload: {message}"),
-            BodyFailure::Invalid(violations) => {
-                let listed: Vec<String> = violations
-                    .iter()
-                    .map(|v| format!("{}: {}", v.field, v.message))
-                    .collect();
-                format!("Invalid webhook payload: {}", listed.join("; "))
-            }
-        })
+    // The webhook's contract answers schema problems with 400.
+    let invalid =
+        |detail: String| ApiError::BadRequest(format!("Invalid webhook payload: {detail}"));
+    let payload: PaymentWebhook = read_body(&body).map_err(|failure| match failure {
+        BodyFailure::Unreadable(message) => invalid(message),
+        BodyFailure::Invalid(violations) => invalid(listed(&violations)),
     })?;
     let event_id = match event_id_header(&headers)? {
         Some(id) => Some(id),
@@ -94,38 +86,28 @@ pub async fn payment_webhook(
         payment_status: payload.payment_status.as_status().to_wire() as i32,
         event_id,
     };
-    let mut client = state.backends.orders();
-    let order = state
-        .backends
+    let order = services
         .call(
             rpc::APPLY_PAYMENT,
-            client.apply_payment(state.backends.request(request, &ctx)),
+            request,
+            Subject::Order(payload.order_id),
         )
         .await
-        .map_err(
-            |status| match ApiError::from_grpc(status, Subject::Order(payload.order_id)) {
-                // The webhook's contract answers schema problems with 400.
-                ApiError::Validation(violations) => {
-                    let listed: Vec<String> = violations
-                        .iter()
-                        .map(|v| format!("{}: {}", v.field, v.message))
-                        .collect();
-                    ApiError::BadRequest(format!("Invalid webhook payload: {}", listed.join("; ")))
-                }
-                ApiError::Conflict(detail) => {
-                    // Either the processor reused an id, or someone replayed a
-                    // captured delivery under another event's id: worth a look.
-                    tracing::warn!(
-                        order_id = %payload.order_id,
-                        signed_id,
-                        %detail,
-                        "payment webhook refused: event id reused"
-                    );
-                    ApiError::Conflict(detail)
-                }
-                other => other,
-            },
-        )?;
+        .map_err(|error| match error {
+            ApiError::Validation(violations) => invalid(listed(&violations)),
+            ApiError::Conflict(detail) => {
+                // Either the processor reused an id, or someone replayed a
+                // captured delivery under another event's id: worth a look.
+                tracing::warn!(
+                    order_id = %payload.order_id,
+                    signed_id,
+                    %detail,
+                    "payment webhook refused: event id reused"
+                );
+                ApiError::Conflict(detail)
+            }
+            other => other,
+        })?;
     let payment_status = PaymentStatus::from_wire(order.payment_status)
         .ok_or_else(|| ApiError::Internal("order service sent an unknown payment status".into()))?;
     tracing::info!(
@@ -139,57 +121,6 @@ pub async fn payment_webhook(
         order_id: payload.order_id,
         payment_status,
     }))
-}
-
-/// 401 unless the raw body carries a valid signature. `Ok(true)` when the
-/// form signs the event id (Standard Webhooks), for the logs.
-fn verify(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<bool, ApiError> {
-    let now = chrono::Utc::now().timestamp();
-    // The Standard Webhooks form is chosen by its signature header alone, so
-    // that a delivery missing its id or timestamp is refused for it rather
-    // than judged by X-Signature.
-    let standard = headers.contains_key(STANDARD_SIGNATURE_HEADER);
-    let result = if standard {
-        single(headers, STANDARD_SIGNATURE_HEADER, "webhook-signature").and_then(|signature| {
-            let headers = StandardHeaders {
-                id: single(headers, EVENT_ID_HEADER, "webhook-id")?,
-                timestamp: single(headers, STANDARD_TIMESTAMP_HEADER, "webhook-timestamp")?,
-                signature,
-            };
-            state.verifier.verify_standard(headers, body, now)
-        })
-    } else {
-        // Two X-Signature headers are refused as malformed (as they always were).
-        single(headers, SIGNATURE_HEADER, "X-Signature")
-            .map_err(|_| SignatureError::Malformed)
-            .and_then(|header| state.verifier.verify(header, body, now))
-    };
-    result.map(|()| standard).map_err(|error| {
-        tracing::warn!(reason = %error, "payment webhook refused");
-        state.metrics.webhook_refused(error.label());
-        match error {
-            SignatureError::Missing => ApiError::Unauthorized("Missing X-Signature header".into()),
-            SignatureError::MissingStandardHeader(name) => {
-                ApiError::Unauthorized(format!("Missing {name} header"))
-            }
-            _ => ApiError::Unauthorized("Invalid signature".into()),
-        }
-    })
-}
-
-/// The value of a header that must be single: several are ambiguous, so
-/// none is trusted.
-fn single<'h>(
-    headers: &'h HeaderMap,
-    name: &str,
-    shown: &'static str,
-) -> Result<Option<&'h [u8]>, SignatureError> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next();
-    if values.next().is_some() {
-        return Err(SignatureError::Duplicate(shown));
-    }
-    Ok(first.map(|value| value.as_bytes()))
 }
 
 /// The `Webhook-Id` header, if sent: 1 to 255 visible ASCII characters.

@@ -52,7 +52,7 @@ use tokio::{
 };
 use tower::Service;
 
-use crate::limit::Bounds;
+use super::limit::Bounds;
 
 /// How a connection may be used, from the configuration.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@
 //! - The body budget ([`BodyBudget`]): a bound on the bytes of request bodies
 //!   being read at once, whatever the number of requests or connections.
 //! - [`Bounds`]: the settings of these and of the connection-level bounds
-//!   that [`crate::server`] enforces (connections, HTTP/2 streams, idle
+//!   that [`super::server`] enforces (connections, HTTP/2 streams, idle
 //!   connections, keep-alive pings), plus the product cache's size in bytes.
 
 use std::sync::Arc;
@@ -24,7 +24,8 @@ use axum::{
 use clap::builder::TypedValueParser as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::{error::ApiError, metrics::Metrics};
+use super::error::ApiError;
+use crate::metrics::Metrics;
 
 /// Paths that are never shed.
 const EXEMPT: [&str; 3] = ["/health", "/ready", "/metrics"];
@@ -131,34 +132,34 @@ impl BodyBudget {
 
 /// Resource bounds of one gateway process; flattened into
 /// [`crate::Config`]. The HTTP/2 and connection settings are applied by
-/// [`crate::server`], the body budget by [`crate::extract`], the cache size
-/// by [`crate::product_cache`].
+/// [`super::server`], the body budget by [`super::extract`], the cache size
+/// by [`crate::upstream::product_cache`].
 #[derive(Clone, Debug, clap::Args)]
 pub struct Bounds {
     /// Sum of the request bodies this process reads at once (bytes): each
     /// body is charged its Content-Length, or its route's body limit without
     /// one, while it is read. Past it: 503 with `Retry-After`, at once.
     #[arg(long, env = "BODY_BUDGET_BYTES", default_value_t = 32 * 1024 * 1024,
-          value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
+          value_parser = positive_u64().map(|n| n as usize))]
     pub body_budget_bytes: usize,
 
     /// Most connections (HTTP/1 and HTTP/2 alike) this process keeps open;
     /// one accepted past it is closed at once, without being read.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = positive_u32())]
     pub max_connections: u32,
 
     /// A connection with no request in progress for this long (seconds) is
     /// closed gracefully (HTTP/2: GOAWAY). HTTP/1 connections are also closed
     /// after HEADER_READ_TIMEOUT_SECS without a request head.
     #[arg(long, env = "IDLE_CONNECTION_TIMEOUT_SECS", default_value_t = 60,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = positive_u64())]
     pub idle_connection_timeout_secs: u64,
 
     /// Streams (requests) one HTTP/2 connection may have open at once,
     /// advertised in SETTINGS; one more is refused (RST_STREAM REFUSED_STREAM).
     #[arg(long, env = "HTTP2_MAX_CONCURRENT_STREAMS", default_value_t = 100,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = positive_u32())]
     pub http2_max_concurrent_streams: u32,
 
     /// After this long (seconds) without a frame from the client, an HTTP/2
@@ -170,7 +171,7 @@ pub struct Bounds {
     /// How long (seconds) a keep-alive ping may go unanswered before the
     /// connection is closed.
     #[arg(long, env = "HTTP2_KEEPALIVE_TIMEOUT_SECS", default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = positive_u64())]
     pub http2_keepalive_timeout_secs: u64,
 
     /// Bytes of response bodies the product read cache keeps at most, over
@@ -178,6 +179,16 @@ pub struct Bounds {
     /// PRODUCT_CACHE_CAPACITY bound on entries.
     #[arg(long, env = "PRODUCT_CACHE_MAX_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub product_cache_max_bytes: usize,
+}
+
+/// A count that must be at least 1.
+fn positive_u32() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(1..)
+}
+
+/// A size or duration that must be at least 1.
+fn positive_u64() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(1..)
 }
 
 #[cfg(test)]

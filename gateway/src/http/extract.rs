@@ -2,7 +2,7 @@
 //! plain-text rejections): JSON bodies, query strings, UUID path ids, raw
 //! bodies (the webhook), and the `Idempotency-Key` header. Every body is
 //! read through [`RawBody`], so every body is within its route's limit and
-//! the process's body budget ([`crate::limit::BodyBudget`]).
+//! the process's body budget ([`super::limit::BodyBudget`]).
 
 use axum::{
     RequestExt,
@@ -12,20 +12,21 @@ use axum::{
 };
 use uuid::Uuid;
 
-use crate::{
-    error::ApiError,
-    json::{BodyError, Fields, Violations},
-    limit::BodyBudget,
-    models::{FromBody, FromQuery, QueryPairs},
+use super::{error::ApiError, limit::BodyBudget};
+use crate::input::{
+    BodyFailure, FromBody,
+    json::Violations,
+    query::{FromQuery, QueryPairs},
+    read_body,
 };
 
-/// A JSON body read strictly into `T` (see [`crate::json`]).
+/// A JSON body read strictly into `T` (see [`crate::input::json`]).
 ///
 /// - a `Content-Type` other than JSON: 415 (no `Content-Type` at all is read
-///   as JSON, as the original service did);
+///   as JSON);
 /// - over the body limit: 413;
 /// - empty, not JSON, not an object, or not fitting `T`: 422 naming the
-///   field (`body` for the body as a whole), as the original service did.
+///   field (`body` for the body as a whole).
 #[derive(Debug)]
 pub struct ValidJson<T>(pub T);
 
@@ -41,32 +42,6 @@ impl<S: Send + Sync, T: FromBody> FromRequest<S> for ValidJson<T> {
                 BodyFailure::Unreadable(message) => ApiError::validation("body", message),
                 BodyFailure::Invalid(violations) => ApiError::Validation(violations),
             })
-    }
-}
-
-/// Why a body could not become a `T`.
-#[derive(Debug)]
-pub enum BodyFailure {
-    /// Empty, not JSON, or not an object.
-    Unreadable(String),
-    /// Fields that do not fit.
-    Invalid(Vec<proto::errors::Violation>),
-}
-
-/// Reads `T` from a complete body.
-pub fn read_body<T: FromBody>(bytes: &[u8]) -> Result<T, BodyFailure> {
-    let fields = Fields::from_body(bytes).map_err(|error| {
-        BodyFailure::Unreadable(match error {
-            BodyError::Empty => "a JSON object is required; the body is empty".to_owned(),
-            BodyError::Syntax(message) => format!("invalid JSON: {message}"),
-            BodyError::NotAnObject(_) => "must be a JSON object".to_owned(),
-        })
-    })?;
-    let mut errors = Violations::default();
-    fields.check_duplicates(&mut errors);
-    match T::read(&fields, &mut errors) {
-        Some(value) if errors.is_empty() => Ok(value),
-        _ => Err(BodyFailure::Invalid(errors.into_vec())),
     }
 }
 

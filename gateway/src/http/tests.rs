@@ -11,7 +11,7 @@ use clap::Parser;
 use serde_json::Value;
 use tower::ServiceExt;
 
-use crate::{Config, signature};
+use crate::{Config, config::WriteAccess, metrics::Metrics, security::signature, upstream};
 
 const SECRET: &str = "test-secret";
 
@@ -29,14 +29,14 @@ async fn app() -> Router {
     config.order_url = closed_port_url();
     config.webhook_secret = Some(SECRET.into());
     config.grpc_timeout_ms = 2_000;
-    let metrics = crate::metrics::Metrics::new();
+    let metrics = Metrics::new();
     let state = super::AppState {
-        products: crate::product_cache::ProductCache::new(
+        products: upstream::product_cache::ProductCache::new(
             0,
             std::time::Duration::from_secs(1),
             metrics.clone(),
         ),
-        backends: crate::grpc::Backends::connect(&config, metrics.clone())
+        backends: upstream::Backends::connect(&config, metrics.clone())
             .await
             .unwrap(),
         metrics,
@@ -46,17 +46,18 @@ async fn app() -> Router {
             config.webhook_tolerance(),
         ),
         currency: "USD".into(),
-        write_access: crate::config::WriteAccess::Open,
+        write_access: WriteAccess::Open,
     };
-    super::router(
-        state,
-        super::Limits {
-            body: config.body_limit_bytes,
-            webhook_body: config.webhook_body_limit_bytes,
-            request_timeout: std::time::Duration::from_secs(config.request_timeout_secs),
-            max_concurrent: config.max_concurrent_requests as usize,
-        },
-    )
+    super::router(state, super::Limits::new(&config))
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+/// GETs `uri` and checks the answer is problem details with `status`.
+async fn get_problem(uri: &str, status: StatusCode) -> Value {
+    expect_problem(get(uri), status).await
 }
 
 async fn send(request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
@@ -94,7 +95,7 @@ async fn expect_problem(request: Request<Body>, status: StatusCode) -> Value {
 
 #[tokio::test]
 async fn health_is_healthy_without_backends() {
-    let (status, _, body) = send(Request::get("/health").body(Body::empty()).unwrap()).await;
+    let (status, _, body) = send(get("/health")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         serde_json::from_slice::<Value>(&body).unwrap(),
@@ -104,7 +105,7 @@ async fn health_is_healthy_without_backends() {
 
 #[tokio::test]
 async fn info_names_the_api() {
-    let (status, _, body) = send(Request::get("/").body(Body::empty()).unwrap()).await;
+    let (status, _, body) = send(get("/")).await;
     assert_eq!(status, StatusCode::OK);
     let info: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
@@ -113,11 +114,7 @@ async fn info_names_the_api() {
 
 #[tokio::test]
 async fn ready_is_503_when_the_services_are_down() {
-    let problem = expect_problem(
-        Request::get("/ready").body(Body::empty()).unwrap(),
-        StatusCode::SERVICE_UNAVAILABLE,
-    )
-    .await;
+    let problem = get_problem("/ready", StatusCode::SERVICE_UNAVAILABLE).await;
     let detail = problem["detail"].as_str().unwrap();
     assert!(
         detail.contains("catalog") && detail.contains("order"),
@@ -127,22 +124,14 @@ async fn ready_is_503_when_the_services_are_down() {
 
 #[tokio::test]
 async fn a_service_that_is_down_is_503_not_500() {
-    let problem = expect_problem(
-        Request::get("/api/products").body(Body::empty()).unwrap(),
-        StatusCode::SERVICE_UNAVAILABLE,
-    )
-    .await;
+    let problem = get_problem("/api/products", StatusCode::SERVICE_UNAVAILABLE).await;
     // The connection error (with its address) stays in the log.
     assert!(!problem["detail"].as_str().unwrap().contains("127.0.0.1"));
 }
 
 #[tokio::test]
 async fn unknown_paths_and_methods_are_problems() {
-    expect_problem(
-        Request::get("/nope").body(Body::empty()).unwrap(),
-        StatusCode::NOT_FOUND,
-    )
-    .await;
+    get_problem("/nope", StatusCode::NOT_FOUND).await;
     let (status, headers, _) =
         send(Request::patch("/api/products").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
@@ -159,7 +148,7 @@ async fn request_ids_are_kept_or_made() {
     )
     .await;
     assert_eq!(headers["x-request-id"], "abc-123");
-    let (_, headers, _) = send(Request::get("/health").body(Body::empty()).unwrap()).await;
+    let (_, headers, _) = send(get("/health")).await;
     let made = headers["x-request-id"].to_str().unwrap();
     assert!(uuid::Uuid::parse_str(made).is_ok(), "{made}");
 }
@@ -319,13 +308,13 @@ async fn webhook_refusals_before_the_order_service() {
 
 #[tokio::test]
 async fn openapi_and_docs_are_served() {
-    let (status, _, body) = send(Request::get("/openapi.json").body(Body::empty()).unwrap()).await;
+    let (status, _, body) = send(get("/openapi.json")).await;
     assert_eq!(status, StatusCode::OK);
     let doc: Value = serde_json::from_slice(&body).unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    let (status, _, _) = send(Request::get("/docs/").body(Body::empty()).unwrap()).await;
+    let (status, _, _) = send(get("/docs/")).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, headers, body) = send(Request::get("/redoc").body(Body::empty()).unwrap()).await;
+    let (status, headers, body) = send(get("/redoc")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         headers[header::CONTENT_TYPE]
@@ -340,19 +329,17 @@ async fn openapi_and_docs_are_served() {
 async fn metrics_count_requests_by_route_template_and_refusals_by_reason() {
     let app = app().await;
     for request in [
-        Request::get("/api/products/not-a-uuid")
-            .body(Body::empty())
-            .unwrap(),
-        Request::get("/nope/123").body(Body::empty()).unwrap(),
+        get("/api/products/not-a-uuid"),
+        get("/nope/123"),
         Request::post("/api/payment-webhook")
             .body(Body::from("{}"))
             .unwrap(),
-        Request::get("/api/products").body(Body::empty()).unwrap(),
+        get("/api/products"),
     ] {
         app.clone().oneshot(request).await.unwrap();
     }
     let response = app
-        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .oneshot(get("/metrics"))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);

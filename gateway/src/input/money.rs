@@ -125,8 +125,8 @@ pub fn parse_exact(text: &str) -> Result<Decimal, NumberError> {
     Decimal::try_from_i128_with_scale(mantissa, scale).map_err(|_| NumberError::TooLarge)
 }
 
-/// An integer from number text: `5`, `5.0` and `5e0` are five (the value is
-/// what counts, as in the original service); `5.5` is not an integer.
+/// An integer from number text: `5`, `5.0` and `5e0` are five (the value
+/// counts, not its spelling); `5.5` is not an integer.
 pub fn parse_integer(text: &str) -> Result<i64, IntegerError> {
     let value = parse_exact(text).map_err(|error| match error {
         NumberError::NotANumber => IntegerError::NotAnInteger,

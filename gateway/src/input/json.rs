@@ -3,22 +3,22 @@
 //! Bodies are parsed into objects whose members keep their raw text
 //! (`serde_json::value::RawValue`), then read field by field. That gives what
 //! serde's derive does not:
-//! - numbers read exactly from their characters (see [`crate::money`]);
+//! - numbers read exactly from their characters (see [`super::money`]);
 //! - every problem reported at once, each naming its field (`products[1].quantity`);
 //! - `null` told apart from an absent field (partial updates);
 //! - duplicated keys refused instead of "last one wins".
 //!
-//! Unknown fields are ignored, as the original service did (clients that send
-//! back a whole object they read, `id` and timestamps included, keep working).
+//! Unknown fields are ignored, so a client that sends back a whole object it
+//! read (`id` and timestamps included) is served.
 
 use std::collections::HashSet;
 
 use proto::errors::Violation;
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use crate::money::{self, IntegerError};
+use super::money::{self, IntegerError};
 
 /// The JSON type of a raw value, from its first character.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,29 +90,6 @@ impl<'de> Deserialize<'de> for Members<'de> {
     }
 }
 
-/// An array's elements, raw.
-struct Elements<'a>(Vec<&'a RawValue>);
-
-impl<'de> Deserialize<'de> for Elements<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ElementsVisitor;
-        impl<'de> Visitor<'de> for ElementsVisitor {
-            type Value = Elements<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON array")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut elements = Vec::new();
-                while let Some(element) = seq.next_element::<&'de RawValue>()? {
-                    elements.push(element);
-                }
-                Ok(Elements(elements))
-            }
-        }
-        deserializer.deserialize_seq(ElementsVisitor)
-    }
-}
-
 /// Violations collected while reading one body.
 #[derive(Debug, Default)]
 pub struct Violations(Vec<Violation>);
@@ -146,6 +123,26 @@ pub enum Patch<T> {
     Unchanged,
     Clear,
     Set(T),
+}
+
+impl<T> Patch<T> {
+    /// The value set, if any: for fields where null and absent both mean
+    /// "none".
+    pub fn into_option(self) -> Option<T> {
+        match self {
+            Self::Set(value) => Some(value),
+            Self::Clear | Self::Unchanged => None,
+        }
+    }
+}
+
+/// Whether a field may be absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// Absent is refused ("field required").
+    Required,
+    /// Absent is `None`.
+    Optional,
 }
 
 /// A parser for one field's raw value: `Err` is the message a client sees.
@@ -195,8 +192,8 @@ impl<'a> Fields<'a> {
         format!("{}{name}", self.prefix)
     }
 
-    /// Refuses every key that appears more than once (the original service
-    /// silently kept the last; a careful API says so instead).
+    /// Refuses every key that appears more than once, rather than silently
+    /// keeping one of the values.
     pub fn check_duplicates(&self, errors: &mut Violations) {
         let mut seen = HashSet::new();
         let mut reported = HashSet::new();
@@ -218,41 +215,50 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// A field that must be present and not null.
-    pub fn required<T>(
-        &self,
-        errors: &mut Violations,
-        name: &str,
-        parse: Parse<'_, T>,
-    ) -> Option<T> {
-        match self.slot(name) {
-            Slot::Absent => {
-                errors.push(self.path(name), "field required");
-                None
-            }
-            Slot::Null => {
-                errors.push(self.path(name), "must not be null");
-                None
-            }
-            Slot::Value(raw) => self.parsed(errors, name, raw, parse),
-        }
-    }
-
-    /// A field that may be absent (`Some(None)`), but not null. `None` means a
-    /// violation was recorded.
-    pub fn optional<T>(
-        &self,
-        errors: &mut Violations,
-        name: &str,
-        parse: Parse<'_, T>,
-    ) -> Option<Option<T>> {
+    /// The raw value of a field that may be absent (`Some(None)`) but not
+    /// null. `None` means a violation was recorded.
+    fn non_null(&self, errors: &mut Violations, name: &str) -> Option<Option<&'a RawValue>> {
         match self.slot(name) {
             Slot::Absent => Some(None),
             Slot::Null => {
                 errors.push(self.path(name), "must not be null");
                 None
             }
-            Slot::Value(raw) => self.parsed(errors, name, raw, parse).map(Some),
+            Slot::Value(raw) => Some(Some(raw)),
+        }
+    }
+
+    /// The raw value of a field that must be present and not null.
+    fn present(&self, errors: &mut Violations, name: &str) -> Option<&'a RawValue> {
+        let raw = self.non_null(errors, name)?;
+        if raw.is_none() {
+            errors.push(self.path(name), "field required");
+        }
+        raw
+    }
+
+    /// A field that must be present and not null.
+    pub fn required<T>(&self, errors: &mut Violations, name: &str, parse: Parse<T>) -> Option<T> {
+        self.value(errors, name, Presence::Required, parse)?
+    }
+
+    /// A field that must not be null, and must be present if `presence`
+    /// says so (`Some(None)` when it may be absent and is). `None` means a
+    /// violation was recorded.
+    pub fn value<T>(
+        &self,
+        errors: &mut Violations,
+        name: &str,
+        presence: Presence,
+        parse: Parse<'_, T>,
+    ) -> Option<Option<T>> {
+        let raw = match presence {
+            Presence::Required => Some(self.present(errors, name)?),
+            Presence::Optional => self.non_null(errors, name)?,
+        };
+        match raw {
+            None => Some(None),
+            Some(raw) => self.parsed(errors, name, raw, parse).map(Some),
         }
     }
 
@@ -277,18 +283,8 @@ impl<'a> Fields<'a> {
         name: &str,
         read: impl Fn(&Fields<'a>, &mut Violations) -> Option<T>,
     ) -> Option<Vec<T>> {
-        let raw = match self.slot(name) {
-            Slot::Absent => {
-                errors.push(self.path(name), "field required");
-                return None;
-            }
-            Slot::Null => {
-                errors.push(self.path(name), "must not be null");
-                return None;
-            }
-            Slot::Value(raw) => raw,
-        };
-        let Ok(Elements(elements)) = serde_json::from_str::<Elements<'a>>(raw.get()) else {
+        let raw = self.present(errors, name)?;
+        let Ok(elements) = serde_json::from_str::<Vec<&'a RawValue>>(raw.get()) else {
             errors.push(
                 self.path(name),
                 format!("must be an array, not {}", Kind::of(raw).article_name()),
@@ -422,163 +418,4 @@ pub fn one_of<'v>(allowed: &'v [&'v str]) -> impl Fn(&RawValue) -> Result<&'v st
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn raw(text: &str) -> Box<RawValue> {
-        RawValue::from_string(text.to_owned()).unwrap()
-    }
-
-    #[test]
-    fn tells_body_problems_apart() {
-        assert!(matches!(Fields::from_body(b""), Err(BodyError::Empty)));
-        assert!(matches!(Fields::from_body(b"  \n"), Err(BodyError::Empty)));
-        assert!(matches!(
-            Fields::from_body(b"{\"a\":"),
-            Err(BodyError::Syntax(_))
-        ));
-        assert!(matches!(
-            Fields::from_body(b"{} x"),
-            Err(BodyError::Syntax(_))
-        ));
-        assert!(matches!(
-            Fields::from_body(b"NaN"),
-            Err(BodyError::Syntax(_))
-        ));
-        assert!(matches!(
-            Fields::from_body(b"[1]"),
-            Err(BodyError::NotAnObject(Kind::Array))
-        ));
-        assert!(matches!(
-            Fields::from_body(b"null"),
-            Err(BodyError::NotAnObject(Kind::Null))
-        ));
-        assert!(matches!(
-            Fields::from_body(b"\xff"),
-            Err(BodyError::Syntax(_))
-        ));
-        assert!(Fields::from_body(b" {} ").is_ok());
-    }
-
-    #[test]
-    fn deep_nesting_is_an_error_not_a_crash() {
-        // Inside a member, the raw text is skipped without recursion, then
-        // refused by the field's parser like any other wrong type.
-        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
-        let fields = Fields::from_body(deep.as_bytes()).unwrap();
-        let mut errors = Violations::default();
-        assert_eq!(fields.required(&mut errors, "a", &string), None);
-        let read = |f: &Fields<'_>, e: &mut Violations| f.required(e, "q", &string);
-        assert_eq!(fields.required_objects(&mut errors, "a", read), None);
-        assert_eq!(errors.into_vec().len(), 2);
-        // At the top, serde_json's recursion limit answers.
-        let top = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-        assert!(Fields::from_body(top.as_bytes()).is_err());
-    }
-
-    #[test]
-    fn refuses_duplicate_keys() {
-        let fields = Fields::from_body(br#"{"a":1,"b":2,"a":3,"a":4}"#).unwrap();
-        let mut errors = Violations::default();
-        fields.check_duplicates(&mut errors);
-        assert_eq!(
-            errors.into_vec(),
-            vec![Violation::new(
-                "a",
-                "duplicate key: the field is given more than once"
-            )]
-        );
-    }
-
-    #[test]
-    fn tells_absent_null_and_value_apart() {
-        let fields = Fields::from_body(br#"{"n":null,"v":"x"}"#).unwrap();
-        let mut errors = Violations::default();
-        assert_eq!(
-            fields.patch(&mut errors, "missing", &string),
-            Some(Patch::Unchanged)
-        );
-        assert_eq!(fields.patch(&mut errors, "n", &string), Some(Patch::Clear));
-        assert_eq!(
-            fields.patch(&mut errors, "v", &string),
-            Some(Patch::Set("x".into()))
-        );
-        assert_eq!(fields.optional(&mut errors, "missing", &string), Some(None));
-        assert!(errors.is_empty());
-        assert_eq!(fields.optional(&mut errors, "n", &string), None);
-        assert_eq!(fields.required(&mut errors, "missing", &string), None);
-        let messages: Vec<_> = errors
-            .into_vec()
-            .into_iter()
-            .map(|v| (v.field, v.message))
-            .collect();
-        assert_eq!(
-            messages,
-            vec![
-                ("n".into(), "must not be null".into()),
-                ("missing".into(), "field required".into())
-            ]
-        );
-    }
-
-    #[test]
-    fn nested_arrays_name_each_element() {
-        let fields = Fields::from_body(br#"{"items":[{"q":1},{"q":"x"},3]}"#).unwrap();
-        let mut errors = Violations::default();
-        let read = |f: &Fields<'_>, e: &mut Violations| f.required(e, "q", &integer(1, 10));
-        assert_eq!(fields.required_objects(&mut errors, "items", read), None);
-        let fields_named: Vec<_> = errors.into_vec().into_iter().map(|v| v.field).collect();
-        assert_eq!(fields_named, vec!["items[1].q", "items[2]"]);
-    }
-
-    #[test]
-    fn strings_refuse_other_types_and_nul() {
-        assert_eq!(string(&raw(r#""a\u00e9""#)), Ok("aé".into()));
-        assert!(string(&raw("1")).unwrap_err().contains("a number"));
-        assert!(string(&raw(r#""a\u0000b""#)).unwrap_err().contains("NUL"));
-        assert!(string(&raw(r#""\ud800""#)).is_err());
-        let name = string_of_length(1, 3);
-        assert!(name(&raw(r#""""#)).is_err());
-        assert_eq!(name(&raw(r#""äöü""#)), Ok("äöü".into()));
-        assert!(name(&raw(r#""abcd""#)).is_err());
-    }
-
-    #[test]
-    fn integers_are_exact_and_bounded() {
-        let quantity = integer(0, i64::from(i32::MAX));
-        assert_eq!(quantity(&raw("5")), Ok(5));
-        assert_eq!(quantity(&raw("2147483647")), Ok(2_147_483_647));
-        assert!(quantity(&raw("2147483648")).is_err());
-        assert!(quantity(&raw("-1")).is_err());
-        assert!(quantity(&raw("1.5")).is_err());
-        assert!(quantity(&raw("\"5\"")).is_err());
-        assert!(quantity(&raw("true")).is_err());
-        assert!(quantity(&raw("1e400")).is_err());
-    }
-
-    #[test]
-    fn prices_from_numbers_and_strings() {
-        use std::str::FromStr;
-        let d = |s| rust_decimal::Decimal::from_str(s).unwrap();
-        assert_eq!(price(&raw("999.99")), Ok(d("999.99")));
-        assert_eq!(price(&raw("\"999.99\"")), Ok(d("999.99")));
-        assert!(price(&raw("\"NaN\"")).is_err());
-        assert!(price(&raw("true")).is_err());
-        assert!(price(&raw("[1]")).is_err());
-        assert!(
-            price(&raw("0.001"))
-                .unwrap_err()
-                .contains("two decimal places")
-        );
-    }
-
-    #[test]
-    fn enums_and_uuids() {
-        let status = one_of(&["paid", "failed"]);
-        assert_eq!(status(&raw("\"paid\"")), Ok("paid"));
-        assert!(status(&raw("\"PAID\"")).is_err());
-        assert!(status(&raw("1")).is_err());
-        assert!(uuid(&raw("\"not-a-uuid\"")).is_err());
-        assert!(uuid(&raw("\"7d6f0c1e-3f43-4c38-9d1c-6a5f2f0e2c11\"")).is_ok());
-    }
-}
+mod tests;

@@ -1,0 +1,158 @@
+//! The gateway's clients of the two services: one long-lived channel per
+//! service, built at start and cloned into every handler (never a connection
+//! per request). Every call goes through [`Backends::send`]: under the
+//! deadline, counted by RPC and code. A handler calls through [`Services`]
+//! (an extractor), so its calls also carry its request's id and trace
+//! context, and fail as an answer already mapped from the gRPC status.
+//!
+//! - [`rpc`]: every RPC the gateway makes, as a typed descriptor;
+//! - [`call`]: what a handler's calls inherit from its request, and the one
+//!   call path handlers use;
+//! - [`status`]: the one gRPC status -> HTTP answer mapping;
+//! - [`product_cache`]: `GET /api/products/{id}` from memory, kept exact by
+//!   the catalog's change feed.
+//!
+//! Two ways to reach a service:
+//! - lazy (`GRPC_BALANCE=false`): one endpoint, connected on first use, so the gateway
+//!   starts even when a service is not up yet, and a service that is down
+//!   answers UNAVAILABLE (503) at once;
+//! - balanced (default): every address the URL resolves to (a
+//!   headless Kubernetes Service resolves to every ready pod), probed and
+//!   re-resolved every `GRPC_REFRESH_MS`, calls spread over the reachable
+//!   ones. gRPC keeps long-lived HTTP/2 connections, which an L4 balancer
+//!   would pin to one pod. When no address is reachable, calls are refused
+//!   at once (503) instead of waiting for one to appear.
+//!
+//! With `GRPC_TLS_CA_FILE` (and the gateway's client certificate,
+//! `GRPC_TLS_CERT_FILE` / `GRPC_TLS_KEY_FILE`), both channels are mutual TLS
+//! (`platform::tls`): the URLs are `https://`, and each service's certificate
+//! is checked against its URL's host.
+
+pub mod call;
+pub mod product_cache;
+pub mod rpc;
+pub mod status;
+#[cfg(test)]
+mod tests;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use platform::balance::{ChannelSettings, ServiceChannel};
+use tonic::Status;
+use tonic_health::pb::{
+    HealthCheckRequest, HealthCheckResponse, health_check_response::ServingStatus,
+};
+
+pub use call::{CallContext, Services};
+pub use rpc::{Rpc, Service};
+pub use status::Subject;
+
+use crate::{config::Config, metrics::Metrics};
+
+/// Channels to the services, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Backends {
+    catalog: ServiceChannel,
+    order: ServiceChannel,
+    timeout: Duration,
+    metrics: Metrics,
+}
+
+impl Backends {
+    /// Builds both channels. Lazy channels connect on first use; balanced
+    /// ones resolve and probe their addresses once before this returns (so
+    /// the first request finds them), then keep doing so in the background.
+    /// Must be called inside a tokio runtime.
+    pub async fn connect(config: &Config, metrics: Metrics) -> anyhow::Result<Self> {
+        // Read and checked once, here; every connection reuses them.
+        let tls = config.grpc_tls.load()?;
+        match &tls {
+            Some(tls) => tracing::info!(?tls, "calls to the services use TLS"),
+            None => {
+                tracing::info!("GRPC_TLS_CA_FILE is not set: calls to the services are plaintext")
+            }
+        }
+        let settings = ChannelSettings {
+            connect_timeout: config.grpc_connect_timeout(),
+            refresh_interval: Duration::from_millis(config.grpc_refresh_ms.max(10)),
+            tls,
+        };
+        let (catalog, order) = tokio::join!(
+            ServiceChannel::connect(&config.catalog_url, config.grpc_balance, &settings),
+            ServiceChannel::connect(&config.order_url, config.grpc_balance, &settings),
+        );
+        Ok(Self {
+            catalog: catalog.context("CATALOG_URL")?,
+            order: order.context("ORDER_URL")?,
+            timeout: config.grpc_timeout(),
+            metrics,
+        })
+    }
+
+    /// The catalog's channel itself (the product cache's change feed).
+    pub fn catalog_channel(&self) -> ServiceChannel {
+        self.catalog.clone()
+    }
+
+    fn upstream(&self, service: Service) -> &ServiceChannel {
+        match service {
+            Service::Catalog => &self.catalog,
+            Service::Order => &self.order,
+        }
+    }
+
+    /// Wraps a message with the deadline and the forwarded headers.
+    pub fn request<T>(&self, message: T, ctx: &CallContext) -> tonic::Request<T> {
+        let mut request = self.bare_request(message);
+        ctx.apply(request.metadata_mut());
+        // With span export on, the current (HTTP request) span's context
+        // replaces the client's raw traceparent, so the services' spans hang
+        // under the gateway's.
+        platform::telemetry::inject_current_context(request.metadata_mut());
+        request
+    }
+
+    /// A message with the deadline only: tells the service when to give up
+    /// too (`grpc-timeout`).
+    fn bare_request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(self.timeout);
+        request
+    }
+
+    /// Sends one call to its service under the deadline and counts it. A
+    /// call that outlives the deadline is abandoned and answered
+    /// DEADLINE_EXCEEDED (504), whatever the transport does; a balanced
+    /// channel with no reachable address answers UNAVAILABLE (503) at once.
+    pub async fn send<Req, Resp>(
+        &self,
+        rpc: Rpc<Req, Resp>,
+        request: tonic::Request<Req>,
+    ) -> Result<Resp, Status> {
+        let started = Instant::now();
+        let upstream = self.upstream(rpc.service);
+        let result = upstream
+            .call(self.timeout, rpc.start(upstream.channel(), request))
+            .await;
+        let code = result
+            .as_ref()
+            .map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics.observe_rpc(rpc.name, code, started);
+        result
+    }
+
+    /// Each service's overall health (`grpc.health.v1`, service `""`), checked
+    /// concurrently.
+    pub async fn health(&self) -> [(&'static str, Result<ServingStatus, Status>); 2] {
+        let check = |rpc: Rpc<HealthCheckRequest, HealthCheckResponse>| async move {
+            let request = self.bare_request(HealthCheckRequest {
+                service: String::new(),
+            });
+            let response = self.send(rpc, request).await?;
+            Ok(ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown))
+        };
+        let (catalog, order) = tokio::join!(check(rpc::CATALOG_HEALTH), check(rpc::ORDER_HEALTH));
+        [("catalog", catalog), ("order", order)]
+    }
+}
