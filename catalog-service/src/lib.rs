@@ -90,7 +90,8 @@ impl Application {
         } = platform::db::connect(&config.db_settings(), &MIGRATOR)
             .await
             .context("catalog database")?;
-        let listeners = Listeners::bind(config.listen_addr, config.admin_addr).await?;
+        let listeners =
+            Listeners::bind(config.service.listen_addr, config.service.admin_addr).await?;
         Ok(Self {
             listeners,
             store: store::Store::new(pool),
@@ -142,7 +143,7 @@ impl Application {
             stopping_tx.send_replace(true);
         };
         let (changes, change_feed) =
-            change_feed::ChangeFeed::spawn(config.database_url.clone(), stopping);
+            change_feed::ChangeFeed::spawn(config.service.database_url.to_string(), stopping);
         let api = grpc::CatalogApi::new(catalog, config.service.currency.clone(), changes)
             .with_max_list_offset(config.service.max_list_offset);
         let interval = config.service.health_check_interval();
@@ -197,34 +198,14 @@ impl AdminHooks for Hooks {
     }
 }
 
-impl platform::service::Service for Application {
-    const NAME: &'static str = "catalog-service";
-    type Config = Config;
-
-    fn settings(config: &Config) -> &platform::settings::ServiceSettings {
-        &config.service
+platform::grpc_service!(
+    Application,
+    Config,
+    MIGRATOR,
+    "catalog-service",
+    platform::settings::Defaults {
+        database_url: "postgres://postgres@127.0.0.1:5432/catalog",
+        listen_addr: "127.0.0.1:50051",
+        admin_addr: "127.0.0.1:9101",
     }
-
-    fn listen_addr(config: &Config) -> SocketAddr {
-        config.listen_addr
-    }
-
-    fn database(config: &Config) -> platform::db::DbSettings {
-        config.db_settings()
-    }
-
-    fn migrator() -> &'static sqlx::migrate::Migrator {
-        &MIGRATOR
-    }
-
-    async fn build(config: Config) -> anyhow::Result<Self> {
-        Self::build(config).await
-    }
-
-    async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        Self::run_until(self, shutdown).await
-    }
-}
+);

@@ -33,7 +33,6 @@ pub struct CatalogMetrics {
     pub reservation_batch_size: Histogram,
 }
 
-
 impl CatalogMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self {

@@ -1,35 +1,23 @@
 //! Settings, from flags or environment variables, with defaults that work on a
 //! developer machine with local PostgreSQL and a catalog on its default port.
+//! The settings every service shares (database URL and addresses among them,
+//! with this service's defaults, given in `lib.rs`) are
+//! `platform::settings::ServiceSettings`, flattened here.
+//! `Config::parse_with_defaults`, `for_database` and `db_settings` come with
+//! `platform::grpc_service!` (in `lib.rs`).
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use clap::Parser;
-use platform::{db::DbSettings, settings::ServiceSettings};
+use platform::settings::ServiceSettings;
 
-#[derive(Clone, Parser)]
+#[derive(Clone, Debug, Parser)]
 #[command(
     name = "order-service",
     version,
     about = "Orders, payments and the reservation saga over gRPC"
 )]
 pub struct Config {
-    /// PostgreSQL URL of the orders database (created if missing).
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/orders",
-        hide_env_values = true
-    )]
-    pub database_url: String,
-
-    /// Address the gRPC server listens on (port 0 picks a free port).
-    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:50052")]
-    pub listen_addr: SocketAddr,
-
-    /// Address of the admin HTTP server: `/metrics`, `/health`, `/ready`.
-    #[arg(long, env = "ADMIN_ADDR", default_value = "127.0.0.1:9102")]
-    pub admin_addr: SocketAddr,
-
     /// gRPC URL of the catalog service. The service starts even when the
     /// catalog is down: the connection is made on first use.
     #[arg(long, env = "CATALOG_URL", default_value = "http://127.0.0.1:50051")]
@@ -85,7 +73,8 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_order_lines: u32,
 
-    // Probe, migrations, pool, drain, currency, paging bound, and TLS: the
+    // Database, addresses, probe, migrations, pool, drain, currency, paging
+    // bound, and TLS: the
     // gRPC server's (TLS_*) and the catalog channel's (GRPC_TLS_*; CATALOG_URL
     // then https://), which is also what `--probe` presents to this service.
     #[command(flatten)]
@@ -93,20 +82,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults for everything but the database and address; what tests use
-    /// (they then set `catalog_url` and the timings they need).
-    pub fn for_database(database_url: impl Into<String>, listen_addr: SocketAddr) -> Self {
-        let mut config = Self::parse_from(["order-service"]);
-        config.database_url = database_url.into();
-        config.listen_addr = listen_addr;
-        config.admin_addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        config
-    }
-
-    pub fn db_settings(&self) -> DbSettings {
-        self.service.database(&self.database_url)
-    }
-
     pub fn catalog_timeout(&self) -> Duration {
         Duration::from_millis(self.catalog_timeout_ms)
     }
@@ -130,34 +105,6 @@ impl Config {
 
     pub fn outbox_retry_base(&self) -> Duration {
         Duration::from_millis(self.outbox_retry_base_ms)
-    }
-}
-
-// The database URL may carry a password: keep it out of any log line.
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("database_url", &"<redacted>")
-            .field("listen_addr", &self.listen_addr)
-            .field("admin_addr", &self.admin_addr)
-            .field("catalog_url", &self.catalog_url)
-            .field("catalog_timeout_ms", &self.catalog_timeout_ms)
-            .field(
-                "catalog_connect_timeout_ms",
-                &self.catalog_connect_timeout_ms,
-            )
-            .field("catalog_balance", &self.catalog_balance)
-            .field("catalog_refresh_ms", &self.catalog_refresh_ms)
-            .field("reconcile_interval_secs", &self.reconcile_interval_secs)
-            .field("reserving_grace_secs", &self.reserving_grace_secs)
-            .field(
-                "payment_event_retention_days",
-                &self.payment_event_retention_days,
-            )
-            .field("outbox_retry_base_ms", &self.outbox_retry_base_ms)
-            .field("service", &self.service)
-            .field("max_order_lines", &self.max_order_lines)
-            .finish()
     }
 }
 

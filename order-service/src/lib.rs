@@ -107,7 +107,8 @@ impl Application {
             config.service.currency.clone(),
         )
         .await?;
-        let listeners = Listeners::bind(config.listen_addr, config.admin_addr).await?;
+        let listeners =
+            Listeners::bind(config.service.listen_addr, config.service.admin_addr).await?;
         let store = store::Store::new(pool);
         let metrics = metrics::OrderMetrics::default();
         let relay = app::outbox::Relay::new(
@@ -130,10 +131,12 @@ impl Application {
         )
         .with_payment_event_retention(config.payment_event_retention());
         let orders = app::Orders::new(store.clone(), saga, relay);
-        let api = grpc::OrderApi::new(orders, config.service.currency.clone()).with_bounds(grpc::Bounds {
-            max_order_lines: config.max_order_lines as usize,
-            max_list_offset: config.service.max_list_offset,
-        });
+        let api = grpc::OrderApi::new(orders, config.service.currency.clone()).with_bounds(
+            grpc::Bounds {
+                max_order_lines: config.max_order_lines as usize,
+                max_list_offset: config.service.max_list_offset,
+            },
+        );
         Ok(Self {
             listeners,
             store,
@@ -246,34 +249,14 @@ impl AdminHooks for Hooks {
     }
 }
 
-impl platform::service::Service for Application {
-    const NAME: &'static str = "order-service";
-    type Config = Config;
-
-    fn settings(config: &Config) -> &platform::settings::ServiceSettings {
-        &config.service
+platform::grpc_service!(
+    Application,
+    Config,
+    MIGRATOR,
+    "order-service",
+    platform::settings::Defaults {
+        database_url: "postgres://postgres@127.0.0.1:5432/orders",
+        listen_addr: "127.0.0.1:50052",
+        admin_addr: "127.0.0.1:9102",
     }
-
-    fn listen_addr(config: &Config) -> SocketAddr {
-        config.listen_addr
-    }
-
-    fn database(config: &Config) -> platform::db::DbSettings {
-        config.db_settings()
-    }
-
-    fn migrator() -> &'static sqlx::migrate::Migrator {
-        &MIGRATOR
-    }
-
-    async fn build(config: Config) -> anyhow::Result<Self> {
-        Self::build(config).await
-    }
-
-    async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        Self::run_until(self, shutdown).await
-    }
-}
+);

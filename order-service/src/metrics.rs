@@ -49,7 +49,6 @@ pub struct ActionLabel {
     pub action: &'static str,
 }
 
-
 impl OrderMetrics {
     /// Adds the series to `registry`; the handles keep counting into it.
     pub fn register(&self, registry: &mut Registry) {

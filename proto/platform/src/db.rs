@@ -31,27 +31,15 @@ use sqlx::{
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(2);
 
 /// How a service reaches its database.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct DbSettings {
-    /// e.g. `postgres://postgres@127.0.0.1:5432/catalog`
-    pub url: String,
+    /// e.g. `postgres://postgres@127.0.0.1:5432/catalog` (never printed).
+    pub url: crate::settings::DatabaseUrl,
     pub max_connections: u32,
     /// Create the database when it does not exist.
     pub create_if_missing: bool,
     /// Apply migrations at start (operators who migrate separately turn it off).
     pub migrate: bool,
-}
-
-// The URL may hold a password: never print it.
-impl std::fmt::Debug for DbSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DbSettings")
-            .field("url", &"<redacted>")
-            .field("max_connections", &self.max_connections)
-            .field("create_if_missing", &self.create_if_missing)
-            .field("migrate", &self.migrate)
-            .finish()
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -48,7 +48,10 @@ impl Listeners {
     pub async fn bind(grpc: SocketAddr, admin: SocketAddr) -> std::io::Result<Self> {
         let bind = |addr: SocketAddr, what: &'static str| async move {
             TcpListener::bind(addr).await.map_err(|error| {
-                std::io::Error::new(error.kind(), format!("cannot listen on {addr} ({what}): {error}"))
+                std::io::Error::new(
+                    error.kind(),
+                    format!("cannot listen on {addr} ({what}): {error}"),
+                )
             })
         };
         Ok(Self {

@@ -1,15 +1,72 @@
 //! The settings both gRPC services share, as one clap argument group that
-//! each service's `Config` flattens: one spelling, one default and one help
-//! text per setting, whichever service reads it. What differs between the
-//! services (the database URL's default, the ports, the catalog channel, the
-//! order-only bounds) stays in the service's own `Config`.
+//! each service's `Config` flattens: one spelling and one help text per
+//! setting, whichever service reads it. The three whose defaults differ per
+//! service (database URL, gRPC and admin addresses) take them from the
+//! service's [`Defaults`] (see `crate::service::parse_from`). What only one
+//! service has (the catalog channel, the order bounds) stays in its `Config`.
 
-use std::time::Duration;
+use std::{fmt, net::SocketAddr, time::Duration};
 
 use crate::tls::{ClientTlsSettings, ServerTlsSettings};
 
+/// A PostgreSQL URL. It may hold a password, so its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(url: String) -> Self {
+        Self(url)
+    }
+}
+
+impl From<&str> for DatabaseUrl {
+    fn from(url: &str) -> Self {
+        Self(url.to_owned())
+    }
+}
+
+impl std::ops::Deref for DatabaseUrl {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A service's defaults for the settings that differ per service.
+#[derive(Debug, Clone, Copy)]
+pub struct Defaults {
+    pub database_url: &'static str,
+    pub listen_addr: &'static str,
+    pub admin_addr: &'static str,
+}
+
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServiceSettings {
+    /// PostgreSQL URL of the service's database (created if missing).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: DatabaseUrl,
+
+    /// Address the gRPC server listens on (port 0 picks a free port).
+    #[arg(long, env = "LISTEN_ADDR")]
+    pub listen_addr: SocketAddr,
+
+    /// Address of the admin HTTP server: `/metrics`, `/health`, `/ready`.
+    #[arg(long, env = "ADMIN_ADDR")]
+    pub admin_addr: SocketAddr,
+
     /// Check the health of the service running at LISTEN_ADDR and exit 0 if
     /// it is SERVING, 1 otherwise (for container health checks).
     #[arg(long)]
@@ -69,12 +126,11 @@ impl ServiceSettings {
         Duration::from_secs(self.shutdown_grace_secs)
     }
 
-    /// The database settings for `url` (which may hold a password: it is
-    /// never printed).
+    /// The database settings.
     #[cfg(feature = "db")]
-    pub fn database(&self, url: &str) -> crate::db::DbSettings {
+    pub fn database(&self) -> crate::db::DbSettings {
         crate::db::DbSettings {
-            url: url.to_owned(),
+            url: self.database_url.clone(),
             max_connections: self.db_max_connections,
             create_if_missing: self.run_migrations,
             migrate: self.run_migrations,
