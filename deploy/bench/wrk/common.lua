@@ -53,6 +53,18 @@ function seed_random()
   math.randomseed(os.time() * 1000 + (tid or 0) * 7919 + math.floor(os.clock() * 1e6))
 end
 
+-- The init of the scenarios over the seeded products (`init = init_products`):
+-- seeds this thread's random numbers and loads every product id.
+function init_products(args)
+  seed_random()
+  product_ids = read_lines("products.txt")
+end
+
+-- One of the seeded products, at random.
+function any_product()
+  return product_ids[math.random(#product_ids)]
+end
+
 function done(summary, latency, requests)
   local s2, s4, s5, so = 0, 0, 0, 0
   for _, thread in ipairs(threads) do

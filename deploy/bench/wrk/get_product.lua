@@ -1,12 +1,8 @@
 -- Scenario 1: GET /api/products/{id}, ids spread over the seeded products.
 dofile(os.getenv("BENCH_WRK") .. "/common.lua")
 
-local ids
-function init(args)
-  seed_random()
-  ids = read_lines("products.txt")
-end
+init = init_products
 
 function request()
-  return wrk.format("GET", "/api/products/" .. ids[math.random(#ids)])
+  return wrk.format("GET", "/api/products/" .. any_product())
 end

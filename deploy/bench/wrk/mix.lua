@@ -3,11 +3,10 @@
 -- order; each thread cancels its own share of a precomputed list).
 dofile(os.getenv("BENCH_WRK") .. "/common.lua")
 
-local ids, cancels, next_cancel
+local cancels, next_cancel
 local cancel_body = '{"status": "canceled"}'
 function init(args)
-  seed_random()
-  ids = read_lines("products.txt")
+  init_products(args)
   cancels = read_lines("cancels.txt", true)
   next_cancel = 0
 end
@@ -15,10 +14,10 @@ end
 function request()
   local r = math.random()
   if r < 0.80 then
-    return wrk.format("GET", "/api/products/" .. ids[math.random(#ids)])
+    return wrk.format("GET", "/api/products/" .. any_product())
   elseif r < 0.95 or #cancels == 0 then
     local body = string.format('{"customer_id": %d, "products": [{"product_id": "%s", "quantity": 1}]}',
-      math.random(1, 1000000), ids[math.random(#ids)])
+      math.random(1, 1000000), any_product())
     return wrk.format("POST", "/api/orders", json_headers, body)
   else
     next_cancel = next_cancel + 1

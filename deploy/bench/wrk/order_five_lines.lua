@@ -2,16 +2,12 @@
 -- unit each), spread over the seeded products.
 dofile(os.getenv("BENCH_WRK") .. "/common.lua")
 
-local ids
-function init(args)
-  seed_random()
-  ids = read_lines("products.txt")
-end
+init = init_products
 
 function request()
   local picked, lines = {}, {}
   while #lines < 5 do
-    local id = ids[math.random(#ids)]
+    local id = any_product()
     if not picked[id] then
       picked[id] = true
       lines[#lines + 1] = string.format('{"product_id": "%s", "quantity": 1}', id)

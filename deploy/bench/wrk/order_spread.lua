@@ -2,14 +2,10 @@
 -- seeded products.
 dofile(os.getenv("BENCH_WRK") .. "/common.lua")
 
-local ids
-function init(args)
-  seed_random()
-  ids = read_lines("products.txt")
-end
+init = init_products
 
 function request()
   local body = string.format('{"customer_id": %d, "products": [{"product_id": "%s", "quantity": 1}]}',
-    math.random(1, 1000000), ids[math.random(#ids)])
+    math.random(1, 1000000), any_product())
   return wrk.format("POST", "/api/orders", json_headers, body)
 end
