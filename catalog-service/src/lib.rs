@@ -47,14 +47,10 @@ pub mod grpc;
 pub mod metrics;
 pub mod store;
 
-use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use platform::{
-    metrics::{AdminHooks, PoolGauges},
-    runtime::wait_at_most,
-    server::Listeners,
-};
+use platform::{db::PoolWatch, runtime::wait_at_most, server::Listeners, service::ServiceParts};
 use proto::catalog::v1::catalog_service_server::CatalogServiceServer;
 
 pub use config::Config;
@@ -101,16 +97,6 @@ impl Application {
         })
     }
 
-    /// The gRPC address.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listeners.grpc_addr()
-    }
-
-    /// The admin HTTP address (`/metrics`, `/health`, `/ready`).
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.listeners.admin_addr()
-    }
-
     /// Serves until `shutdown` completes. Then: health turns NOT_SERVING (so
     /// balancers stop sending), the server stops accepting, in-flight calls
     /// finish (bounded by the configured grace period), the pool closes.
@@ -126,13 +112,8 @@ impl Application {
             config,
         } = self;
         let mut registry = prometheus_client::registry::Registry::default();
-        let pool_gauges = PoolGauges::register(&mut registry);
-        release_guard.register(&mut registry);
+        let hooks = PoolWatch::register(store.pool().clone(), &release_guard, &mut registry);
         let catalog_metrics = metrics::CatalogMetrics::register(&mut registry);
-        let hooks = Arc::new(Hooks {
-            store: store.clone(),
-            pool_gauges,
-        });
 
         let (catalog, reserve_worker) = app::Catalog::start(store.clone(), catalog_metrics);
         // Change-feed streams never end on their own: they are ended as soon
@@ -146,25 +127,21 @@ impl Application {
             change_feed::ChangeFeed::spawn(config.service.database_url.to_string(), stopping);
         let api = grpc::CatalogApi::new(catalog, config.service.currency.clone(), changes)
             .with_max_list_offset(config.service.max_list_offset);
-        let interval = config.service.health_check_interval();
-        let pool = store.pool().clone();
-        let database_up = move || platform::db::is_up(pool.clone(), interval);
-        let served = platform::server::serve(
-            platform::server::GrpcServe {
-                name: "catalog-service",
-                listeners,
-                service: CatalogServiceServer::new(api),
-                registry,
-                hooks,
-                health_interval: interval,
-                grace: config.service.shutdown_grace(),
-                tls,
-            },
-            database_up,
+        let parts = ServiceParts {
+            listeners,
+            service: CatalogServiceServer::new(api),
+            registry,
+            hooks: Arc::new(hooks),
+            tls,
+        };
+        let served = platform::service::serve(
+            "catalog-service",
+            parts,
+            store.pool().clone(),
+            &config.service,
             shutdown,
         )
-        .await
-        .context("gRPC server failed");
+        .await;
         // The server (and with it every handle of the reservations' lane) is
         // gone: the lane answers what is queued, then ends. Past the grace
         // period, none of these is waited for long: `close` waits for
@@ -176,25 +153,6 @@ impl Application {
         wait_at_most(patience, "database pool close", store.close()).await;
         tracing::info!("catalog-service stopped");
         served
-    }
-}
-
-/// What the admin server asks of the catalog.
-struct Hooks {
-    store: store::Store,
-    pool_gauges: PoolGauges,
-}
-
-impl AdminHooks for Hooks {
-    fn refresh(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        Box::pin(async move {
-            let pool = self.store.pool();
-            self.pool_gauges.set(pool.size(), pool.num_idle());
-        })
-    }
-
-    fn ready(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
-        Box::pin(async move { self.store.ping().await.is_ok() })
     }
 }
 

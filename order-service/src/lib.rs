@@ -47,13 +47,12 @@ pub mod grpc;
 pub mod metrics;
 pub mod store;
 
-use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use platform::{
-    metrics::{AdminHooks, PoolGauges},
-    runtime::wait_at_most,
-    server::Listeners,
+    db::PoolWatch, metrics::AdminHooks, runtime::wait_at_most, server::Listeners,
+    service::ServiceParts,
 };
 use proto::order::v1::order_service_server::OrderServiceServer;
 
@@ -149,16 +148,6 @@ impl Application {
         })
     }
 
-    /// The gRPC address.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listeners.grpc_addr()
-    }
-
-    /// The admin HTTP address (`/metrics`, `/health`, `/ready`).
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.listeners.admin_addr()
-    }
-
     /// The reconciler this application runs in the background.
     pub fn reconciler(&self) -> Reconciler {
         self.reconciler.clone()
@@ -175,14 +164,13 @@ impl Application {
         let config = self.config;
         let store = self.store;
         let mut registry = prometheus_client::registry::Registry::default();
-        let pool_gauges = PoolGauges::register(&mut registry);
-        self.release_guard.register(&mut registry);
+        let pool = PoolWatch::register(store.pool().clone(), &self.release_guard, &mut registry);
         self.metrics.register(&mut registry);
-        let hooks = Arc::new(Hooks {
+        let hooks = Hooks {
+            pool,
             store: store.clone(),
-            pool_gauges,
             metrics: self.metrics,
-        });
+        };
 
         let (stop_reconciler, reconciler_stopping) = tokio::sync::watch::channel(false);
         let reconciler_task = tokio::spawn(
@@ -192,25 +180,21 @@ impl Application {
 
         // Health follows the database only: reads and status changes work
         // without the catalog, and creates answer UNAVAILABLE on their own.
-        let interval = config.service.health_check_interval();
-        let pool = store.pool().clone();
-        let database_up = move || platform::db::is_up(pool.clone(), interval);
-        let served = platform::server::serve(
-            platform::server::GrpcServe {
-                name: "order-service",
-                listeners: self.listeners,
-                service: OrderServiceServer::new(self.api),
-                registry,
-                hooks,
-                health_interval: interval,
-                grace: config.service.shutdown_grace(),
-                tls: self.tls,
-            },
-            database_up,
+        let parts = ServiceParts {
+            listeners: self.listeners,
+            service: OrderServiceServer::new(self.api),
+            registry,
+            hooks: Arc::new(hooks),
+            tls: self.tls,
+        };
+        let served = platform::service::serve(
+            "order-service",
+            parts,
+            store.pool().clone(),
+            &config.service,
             shutdown,
         )
-        .await
-        .context("gRPC server failed");
+        .await;
         // The reconciler finishes the step under way and skips the rest of its
         // pass: it resumes on the next start (or on another replica).
         stop_reconciler.send_replace(true);
@@ -227,16 +211,15 @@ impl Application {
 
 /// What the admin server asks of the order service.
 struct Hooks {
+    pool: PoolWatch,
     store: store::Store,
-    pool_gauges: PoolGauges,
     metrics: metrics::OrderMetrics,
 }
 
 impl AdminHooks for Hooks {
     fn refresh(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
-            let pool = self.store.pool();
-            self.pool_gauges.set(pool.size(), pool.num_idle());
+            self.pool.refresh();
             if let Ok((backlog, oldest_age)) = self.store.outbox_backlog().await {
                 self.metrics.outbox_backlog.set(backlog);
                 self.metrics.outbox_oldest_age_seconds.set(oldest_age);
@@ -245,7 +228,7 @@ impl AdminHooks for Hooks {
     }
 
     fn ready(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
-        Box::pin(async move { self.store.ping().await.is_ok() })
+        Box::pin(self.pool.ready())
     }
 }
 

@@ -49,13 +49,6 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// Whether the database answers (for health checks).
-    #[tracing::instrument(skip(self))]
-    pub async fn ping(&self) -> Result<(), CatalogError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
     /// Starts a transaction (READ COMMITTED, read-write).
     pub async fn begin(&self) -> Result<Tx, CatalogError> {
         Ok(Tx(self.pool.begin().await?))

@@ -40,7 +40,6 @@ use chrono::{DateTime, Utc};
 use platform::group_commit::Lane;
 use rust_decimal::Decimal;
 use sqlx::{FromRow, PgConnection, PgPool, Postgres, Transaction};
-use tracing::instrument;
 use uuid::Uuid;
 
 use crate::{
@@ -155,13 +154,6 @@ impl Store {
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
-    }
-
-    /// Whether the database answers (health checks).
-    #[instrument(skip_all)]
-    pub async fn ping(&self) -> Result<(), OrderError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
     }
 }
 

@@ -221,6 +221,44 @@ pub async fn migrate_only(settings: &DbSettings, migrator: &Migrator) -> Result<
     Ok(())
 }
 
+/// The database's part of a service's admin server: the pool gauges,
+/// refreshed at each scrape, the release guard's counter, and readiness as a
+/// round trip to the database.
+#[derive(Clone)]
+pub struct PoolWatch {
+    pool: PgPool,
+    gauges: crate::metrics::PoolGauges,
+}
+
+impl PoolWatch {
+    /// Registers the pool's series and `guard`'s counter in `registry`.
+    pub fn register(pool: PgPool, guard: &ReleaseGuard, registry: &mut Registry) -> Self {
+        let gauges = crate::metrics::PoolGauges::register(registry);
+        guard.register(registry);
+        Self { pool, gauges }
+    }
+
+    /// Sets the gauges to the pool's state now.
+    pub fn refresh(&self) {
+        self.gauges.set(self.pool.size(), self.pool.num_idle());
+    }
+
+    /// Whether the database answers a round trip.
+    pub async fn ready(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+impl crate::metrics::AdminHooks for PoolWatch {
+    fn refresh(&self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move { PoolWatch::refresh(self) })
+    }
+
+    fn ready(&self) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+        Box::pin(PoolWatch::ready(self))
+    }
+}
+
 /// Whether the database answers `SELECT 1` within `timeout`: what gRPC
 /// health and `/ready` follow. A slow answer is not waited for, but the
 /// query still runs to its end (see [`crate::runtime::run_to_completion`]).

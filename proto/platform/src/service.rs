@@ -32,6 +32,65 @@ where
     <C as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
 }
 
+/// What a service brings to [`serve`].
+pub struct ServiceParts<S> {
+    pub listeners: crate::server::Listeners,
+    /// The service's own server (e.g. `CatalogServiceServer<..>`).
+    pub service: S,
+    /// The process's registry, with the service's own series in it.
+    pub registry: prometheus_client::registry::Registry,
+    pub hooks: std::sync::Arc<dyn crate::metrics::AdminHooks>,
+    pub tls: Option<crate::tls::ServerTls>,
+}
+
+/// Serves `parts` as [`crate::server::serve`] does, with health following the
+/// database (`pool`): reads and writes need it, and a service whose database
+/// is down should get no calls. Timings come from `settings`.
+pub async fn serve<S>(
+    name: &'static str,
+    parts: ServiceParts<S>,
+    pool: sqlx::PgPool,
+    settings: &ServiceSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()>
+where
+    S: tower::Service<http::Request<tonic::body::Body>, Error = std::convert::Infallible>
+        + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Response: axum::response::IntoResponse,
+    S::Future: Send + 'static,
+{
+    use anyhow::Context;
+    let interval = settings.health_check_interval();
+    let database_up = move || crate::db::is_up(pool.clone(), interval);
+    let ServiceParts {
+        listeners,
+        service,
+        registry,
+        hooks,
+        tls,
+    } = parts;
+    crate::server::serve(
+        crate::server::GrpcServe {
+            name,
+            listeners,
+            service,
+            registry,
+            hooks,
+            health_interval: interval,
+            grace: settings.shutdown_grace(),
+            tls,
+        },
+        database_up,
+        shutdown,
+    )
+    .await
+    .context("gRPC server failed")
+}
+
 /// A gRPC service that [`main`] runs.
 pub trait Service: Sized {
     /// Its name in logs and traces.
@@ -83,7 +142,8 @@ pub async fn main<S: Service>() -> anyhow::Result<()> {
 }
 
 /// Implements [`Service`] for a service's `Application`, whose inherent
-/// `build` and `run_until` do the work, and gives its `Config` (a clap parser
+/// `build` and `run_until` do the work (and gives it `local_addr` and
+/// `admin_addr`, from its `listeners`), and gives its `Config` (a clap parser
 /// that flattens [`ServiceSettings`] as `service`) `parse_with_defaults`,
 /// `for_database` and `db_settings`:
 ///
@@ -123,6 +183,18 @@ macro_rules! grpc_service {
             /// The database settings (the URL is never printed).
             pub fn db_settings(&self) -> $crate::db::DbSettings {
                 self.service.database()
+            }
+        }
+
+        impl $app {
+            /// The gRPC address.
+            pub fn local_addr(&self) -> ::std::net::SocketAddr {
+                self.listeners.grpc_addr()
+            }
+
+            /// The admin HTTP address (`/metrics`, `/health`, `/ready`).
+            pub fn admin_addr(&self) -> ::std::net::SocketAddr {
+                self.listeners.admin_addr()
             }
         }
 
