@@ -50,7 +50,11 @@ pub mod store;
 use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use platform::{db::PoolWatch, runtime::wait_at_most, server::Listeners, service::ServiceParts};
+use platform::{
+    db::PoolWatch,
+    runtime::wait_at_most,
+    server::{Listeners, ServiceParts},
+};
 use proto::catalog::v1::catalog_service_server::CatalogServiceServer;
 
 pub use config::Config;
@@ -104,15 +108,9 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Self {
-            listeners,
-            store,
-            release_guard,
-            tls,
-            config,
-        } = self;
+        let (config, store) = (self.config, self.store);
         let mut registry = prometheus_client::registry::Registry::default();
-        let hooks = PoolWatch::register(store.pool().clone(), &release_guard, &mut registry);
+        let hooks = PoolWatch::register(store.pool().clone(), &self.release_guard, &mut registry);
         let catalog_metrics = metrics::CatalogMetrics::register(&mut registry);
 
         let (catalog, reserve_worker) = app::Catalog::start(store.clone(), catalog_metrics);
@@ -128,11 +126,11 @@ impl Application {
         let api = grpc::CatalogApi::new(catalog, config.service.currency.clone(), changes)
             .with_max_list_offset(config.service.max_list_offset);
         let parts = ServiceParts {
-            listeners,
+            listeners: self.listeners,
             service: CatalogServiceServer::new(api),
             registry,
             hooks: Arc::new(hooks),
-            tls,
+            tls: self.tls,
         };
         let served = platform::service::serve(
             "catalog-service",

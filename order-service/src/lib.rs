@@ -52,7 +52,7 @@ use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 use anyhow::Context;
 use platform::{
     db::PoolWatch, metrics::AdminHooks, runtime::wait_at_most, server::Listeners,
-    service::ServiceParts,
+    server::ServiceParts,
 };
 use proto::order::v1::order_service_server::OrderServiceServer;
 

@@ -75,23 +75,29 @@ impl Listeners {
     }
 }
 
+/// What a service brings to [`serve`]: its ports, its server, its series and
+/// admin hooks, its TLS.
+pub struct ServiceParts<S> {
+    pub listeners: Listeners,
+    /// The service's own server (e.g. `CatalogServiceServer<..>`).
+    pub service: S,
+    /// The process's registry, with the service's own series registered; the
+    /// per-RPC series are added here.
+    pub registry: Registry,
+    pub hooks: Arc<dyn AdminHooks>,
+    /// TLS on the gRPC port (see `crate::tls`); `None`: plaintext.
+    pub tls: Option<crate::tls::ServerTls>,
+}
+
 /// Everything [`serve`] needs besides the dependency check and the signal.
 pub struct GrpcServe<S> {
     /// Used in log lines, e.g. `catalog-service`.
     pub name: &'static str,
-    pub listeners: Listeners,
-    /// The service's own server (e.g. `CatalogServiceServer<..>`).
-    pub service: S,
-    /// The process's registry, with its own series registered; the per-RPC
-    /// series are added here.
-    pub registry: Registry,
-    pub hooks: Arc<dyn AdminHooks>,
+    pub parts: ServiceParts<S>,
     /// How often `dependency_up` is asked.
     pub health_interval: Duration,
     /// How long in-flight calls may run once draining starts.
     pub grace: Duration,
-    /// TLS on the gRPC port (see `crate::tls`); `None`: plaintext.
-    pub tls: Option<crate::tls::ServerTls>,
 }
 
 /// Serves until `shutdown` completes and the drain is over (see the module
@@ -115,17 +121,20 @@ where
 {
     let GrpcServe {
         name,
-        listeners:
-            Listeners {
-                grpc: listener,
-                admin: admin_listener,
+        parts:
+            ServiceParts {
+                listeners:
+                    Listeners {
+                        grpc: listener,
+                        admin: admin_listener,
+                    },
+                service,
+                mut registry,
+                hooks,
+                tls,
             },
-        service,
-        mut registry,
-        hooks,
         health_interval,
         grace,
-        tls,
     } = serve;
     // First, before anything is started: the only step that can fail (and
     // does not, for a configuration `crate::tls` loaded).

@@ -32,23 +32,12 @@ where
     <C as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
 }
 
-/// What a service brings to [`serve`].
-pub struct ServiceParts<S> {
-    pub listeners: crate::server::Listeners,
-    /// The service's own server (e.g. `CatalogServiceServer<..>`).
-    pub service: S,
-    /// The process's registry, with the service's own series in it.
-    pub registry: prometheus_client::registry::Registry,
-    pub hooks: std::sync::Arc<dyn crate::metrics::AdminHooks>,
-    pub tls: Option<crate::tls::ServerTls>,
-}
-
 /// Serves `parts` as [`crate::server::serve`] does, with health following the
 /// database (`pool`): reads and writes need it, and a service whose database
 /// is down should get no calls. Timings come from `settings`.
 pub async fn serve<S>(
     name: &'static str,
-    parts: ServiceParts<S>,
+    parts: crate::server::ServiceParts<S>,
     pool: sqlx::PgPool,
     settings: &ServiceSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -66,23 +55,12 @@ where
     use anyhow::Context;
     let interval = settings.health_check_interval();
     let database_up = move || crate::db::is_up(pool.clone(), interval);
-    let ServiceParts {
-        listeners,
-        service,
-        registry,
-        hooks,
-        tls,
-    } = parts;
     crate::server::serve(
         crate::server::GrpcServe {
             name,
-            listeners,
-            service,
-            registry,
-            hooks,
+            parts,
             health_interval: interval,
             grace: settings.shutdown_grace(),
-            tls,
         },
         database_up,
         shutdown,
