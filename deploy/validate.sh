@@ -3,7 +3,8 @@
 #   - the Kubernetes manifests: `kubectl kustomize` (base and example overlay)
 #     checked against the Kubernetes schemas, strictly, offline
 #     (PyPI kubernetes-validate);
-#   - docker-compose.yml: `docker-compose config` (Debian's docker-compose v1).
+#   - docker-compose.yml: `docker-compose config` (Debian's docker-compose v1);
+#   - deploy/Dockerfile: every workspace member is in its dependency-cache step.
 # Installs the tools it lacks. Run from anywhere: bash deploy/validate.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,4 +40,14 @@ echo "  without secrets: $(printf '%s' "$refused" | head -n1)"
 # With values (validation only, never used), the file must be valid.
 env POSTGRES_PASSWORD=validate WEBHOOK_SECRET=validate API_KEYS=validate GRAFANA_ADMIN_PASSWORD=validate \
     docker-compose -f docker-compose.yml config -q
+echo "Dockerfile: every workspace member has its manifest copied and a stub built"
+members=$(sed -n 's/^members = \[\(.*\)\]/\1/p' Cargo.toml | tr -d '" ' | tr ',' ' ')
+for member in $members; do
+    if ! grep -q "^COPY $member/Cargo.toml" deploy/Dockerfile ||
+        ! grep -Eq "^RUN for crate in (.* )?$member( |;)" deploy/Dockerfile; then
+        echo "deploy/Dockerfile: workspace member $member is missing from the dependency-cache step" >&2
+        exit 1
+    fi
+done
+
 echo "deploy manifests valid"

@@ -20,7 +20,8 @@ cd "$(dirname "$0")/.."
 
 MAX_EXAMPLES="${MAX_EXAMPLES:-100}"
 CHECKS="${CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection,missing_required_header,unsupported_method,ignored_auth}"
-# At least this many requests, or the run counts as failed (issue 7).
+# At least this many requests, or the run counts as failed: a run that
+# sends too few has checked too little.
 MIN_REQUESTS="${MIN_REQUESTS:-1000}"
 PG="${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}"
 BIN=target/debug

@@ -6,7 +6,7 @@
 # Installs what it lacks: Node.js/npm from Debian when missing, then the two
 # npm packages (pinned) into deploy/docs/.tools (ignored by git; override with
 # MERMAID_TOOLS_DIR). The names the diagrams use are checked separately, by
-# tests/tests/it/docs_diagrams.rs.
+# `cargo xtask check` (.ci/xtask).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -46,15 +46,11 @@ pub struct CatalogHarness {
 
 /// Starts a catalog service with this configuration.
 pub async fn start_catalog(config: TestConfig<catalog_service::Config>) -> CatalogHarness {
-    let TestConfig { config, database } = config;
-    let database_url = config.database_url.clone();
-    let app = catalog_service::Application::build(config)
-        .await
-        .expect("catalog service starts");
-    let (addr, admin_addr) = (app.local_addr(), app.admin_addr());
-    let service = RunningService::spawn(addr, Some((database_url, database)), |stop| {
-        app.run_until(stop)
-    });
+    let database = config.held(&config.service.database_url);
+    let app = catalog_service::Application::build(config.config).await;
+    let app = app.expect("catalog service starts");
+    let admin_addr = app.admin_addr();
+    let service = RunningService::spawn(app.local_addr(), database, |stop| app.run_until(stop));
     CatalogHarness {
         service,
         admin_addr,

@@ -2,10 +2,17 @@
 //! order service, gateway, each in-process on port 0 and each service on its
 //! own fresh database), and small helpers for talking to it over real HTTP.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    net::SocketAddr,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
 
 use crate::{RunningService, any_port, catalog::spawn_catalog, order::spawn_order};
 
@@ -33,23 +40,37 @@ pub async fn spawn_gateway(
     let app = ::gateway::Application::build(config)
         .await
         .expect("gateway starts");
-    let addr = app.local_addr();
-    RunningService::spawn(addr, String::new(), |rx| async move {
-        app.run_until(async {
-            let _ = rx.await;
-        })
-        .await
-    })
+    RunningService::spawn(app.local_addr(), None, |stop| app.run_until(stop))
 }
 
-/// The three processes and an HTTP client for the gateway.
+/// The three processes and an HTTP client for the gateway ([`Api`], whose
+/// methods a `Platform` has too).
 pub struct Platform {
     pub catalog: RunningService,
     pub order: RunningService,
     pub gateway: RunningService,
-    pub http: Client,
-    /// `http://127.0.0.1:port` of the gateway.
-    pub base_url: String,
+    pub api: Api,
+}
+
+impl Platform {
+    /// The three, and a client of the gateway.
+    pub fn new(catalog: RunningService, order: RunningService, gateway: RunningService) -> Self {
+        let api = Api::new(format!("http://{}", gateway.addr));
+        Self {
+            catalog,
+            order,
+            gateway,
+            api,
+        }
+    }
+}
+
+impl std::ops::Deref for Platform {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 /// Catalog, order service and gateway with the test configuration.
@@ -62,14 +83,7 @@ pub async fn spawn_platform_with(configure: impl FnOnce(&mut ::gateway::Config))
     let catalog = spawn_catalog().await;
     let order = spawn_order(&catalog.url()).await;
     let gateway = spawn_gateway(&catalog.url(), &order.url(), configure).await;
-    let base_url = format!("http://{}", gateway.addr);
-    Platform {
-        catalog,
-        order,
-        gateway,
-        http: http_client(),
-        base_url,
-    }
+    Platform::new(catalog, order, gateway)
 }
 
 /// A plain HTTP/1.1 client; no proxies (tests talk to loopback only).
@@ -111,6 +125,15 @@ impl Reply {
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
+    }
+
+    /// The `id` of each item of a page (a list's answer), in order.
+    pub fn item_ids(&self) -> Vec<&str> {
+        let items = self.json["items"].as_array().expect("items[]");
+        items
+            .iter()
+            .map(|item| item["id"].as_str().expect("id"))
+            .collect()
     }
 
     /// Asserts the status, with the body in the message when it differs.
@@ -157,20 +180,49 @@ impl Reply {
     }
 }
 
-impl Platform {
+/// An HTTP client of one gateway, in-process or a child process.
+#[derive(Clone)]
+pub struct Api {
+    pub http: Client,
+    /// `http://127.0.0.1:port` of the gateway.
+    pub base_url: String,
+}
+
+impl Api {
+    pub fn new(base_url: String) -> Self {
+        Self {
+            http: http_client(),
+            base_url,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }
 
-    /// Sends a request with an optional JSON body.
-    pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Reply {
+    /// Sends a request with an optional JSON body; a transport error (no
+    /// answer at all) is `Err`.
+    pub async fn try_send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Reply, String> {
         let mut request = self.http.request(method, self.url(path));
         if let Some(body) = body {
             request = request.json(body);
         }
-        Reply::read(request.send().await.expect("gateway reachable")).await
+        match request.send().await {
+            Ok(response) => Ok(Reply::read(response).await),
+            Err(error) => Err(format!("transport: {error}")),
+        }
     }
 
+    /// Sends a request with an optional JSON body.
+    pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Reply {
+        let sent = self.try_send(method, path, body).await;
+        sent.unwrap_or_else(|e| panic!("gateway unreachable: {e}"))
+    }
     /// Sends raw bytes with the given content type (`None`: no header).
     pub async fn send_raw(
         &self,
@@ -184,6 +236,21 @@ impl Platform {
             request = request.header(reqwest::header::CONTENT_TYPE, content_type);
         }
         Reply::read(request.send().await.expect("gateway reachable")).await
+    }
+
+    /// Each `(query, field)`: `GET path?query` is refused (422) naming
+    /// exactly `field`.
+    pub async fn assert_queries_refused(&self, path: &str, cases: &[(&str, &str)]) {
+        for (query, field) in cases {
+            let reply = self.get(&format!("{path}?{query}")).await;
+            assert_eq!(reply.violated_fields(), vec![field.to_owned()], "{query}");
+        }
+    }
+
+    /// GET of an absolute URL (another process's `/metrics`, say).
+    pub async fn fetch(&self, url: &str) -> Reply {
+        let sent = self.http.get(url).send().await;
+        Reply::read(sent.unwrap_or_else(|e| panic!("{url} unreachable: {e}"))).await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -245,18 +312,43 @@ impl Platform {
         )
     }
 
-    async fn all_pages(&self, path: &str) -> Vec<Value> {
+    /// Every item of a paged list (all pages).
+    pub async fn all_pages(&self, path: &str) -> Vec<Value> {
+        self.try_all_pages(path)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Every item of a paged list (all pages), or why not.
+    pub async fn try_all_pages(&self, path: &str) -> Result<Vec<Value>, String> {
         let mut items = Vec::new();
         for page in 1.. {
-            let reply = self.get(&format!("{path}?page={page}&page_size=100")).await;
-            reply.expect(200);
-            let batch = reply.json["items"].as_array().expect("items").clone();
+            let page_path = format!("{path}?page={page}&page_size=100");
+            let reply = self.try_send(Method::GET, &page_path, None).await?;
+            let batch = match reply.json["items"].as_array() {
+                Some(batch) if reply.status == StatusCode::OK => batch.clone(),
+                _ => return Err(format!("GET {page_path}: {} {}", reply.status, reply.json)),
+            };
             if batch.is_empty() {
                 break;
             }
             items.extend(batch);
         }
-        items
+        Ok(items)
+    }
+
+    /// Polls `/ready` (at most 30 s) until it answers `status`.
+    pub async fn wait_ready(&self, status: u16) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut last = None;
+        while std::time::Instant::now() < deadline {
+            match self.try_send(Method::GET, "/ready", None).await {
+                Ok(reply) if reply.status == status => return,
+                answer => last = Some(answer),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("/ready never answered {status} within 30 s; last answer: {last:?}");
     }
 
     /// Posts a webhook body with the given `X-Signature` (`None`: no header).
@@ -311,81 +403,134 @@ pub fn now_unix() -> i64 {
 pub struct ObservedPlatform {
     pub platform: Platform,
     pub reconciler: order_service::Reconciler,
-    /// `(process, URL of its /metrics)`: the gateway's own port, the
-    /// services' admin ports.
-    pub metrics_urls: Vec<(&'static str, String)>,
+    /// See [`metrics_urls`].
+    pub metrics_urls: [(&'static str, String); 3],
 }
 
 /// Catalog, order service and gateway with the test configuration, and their
 /// metrics endpoints.
 pub async fn spawn_observed_platform() -> ObservedPlatform {
-    let catalog = crate::catalog::start_catalog_on(crate::fresh_database_url("catalog")).await;
+    let catalog = crate::catalog::start_catalog(crate::catalog::catalog_config()).await;
     let order = crate::order::start_order(crate::order::order_config(&catalog.service.url())).await;
     let gateway = spawn_gateway(&catalog.service.url(), &order.service.url(), |_| {}).await;
-    let base_url = format!("http://{}", gateway.addr);
-    let metrics_urls = vec![
-        ("gateway", format!("{base_url}/metrics")),
-        (
-            "catalog-service",
-            format!("http://{}/metrics", catalog.admin_addr),
-        ),
-        (
-            "order-service",
-            format!("http://{}/metrics", order.admin_addr),
-        ),
-    ];
+    let metrics_urls = metrics_urls(gateway.addr, catalog.admin_addr, order.admin_addr);
     ObservedPlatform {
-        platform: Platform {
-            catalog: catalog.service,
-            order: order.service,
-            gateway,
-            http: http_client(),
-            base_url,
-        },
+        platform: Platform::new(catalog.service, order.service, gateway),
         reconciler: order.reconciler,
         metrics_urls,
     }
 }
 
+/// `(process, URL of its /metrics)`: the gateway's own port, the services'
+/// admin ports.
+pub fn metrics_urls(
+    gateway: SocketAddr,
+    catalog_admin: SocketAddr,
+    order_admin: SocketAddr,
+) -> [(&'static str, String); 3] {
+    [
+        ("gateway", format!("http://{gateway}/metrics")),
+        ("catalog-service", format!("http://{catalog_admin}/metrics")),
+        ("order-service", format!("http://{order_admin}/metrics")),
+    ]
+}
+
 /// Reads from `socket` until the peer closes it or `limit` passes; `None`
 /// when it was still open at the limit. For tests that speak raw HTTP.
-pub async fn read_until_closed(
-    socket: &mut tokio::net::TcpStream,
-    limit: std::time::Duration,
-) -> Option<Vec<u8>> {
-    use tokio::io::AsyncReadExt;
+pub async fn read_until_closed(socket: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
     let mut received = Vec::new();
-    tokio::time::timeout(limit, async {
-        let mut buffer = [0u8; 4096];
-        loop {
-            match socket.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => received.extend_from_slice(&buffer[..n]),
-            }
-        }
-    })
-    .await
-    .ok()
-    .map(|()| received)
+    let closed = read_into(socket, &mut received, limit, |_| false).await;
+    closed.then_some(received)
 }
 
 /// Reads an HTTP/1.1 response head (and whatever came with it), for at
 /// most `limit`.
-pub async fn read_response_head(
-    socket: &mut tokio::net::TcpStream,
-    limit: std::time::Duration,
+pub async fn read_response_head(socket: &mut TcpStream, limit: Duration) -> String {
+    read_answer(socket, limit, has_head).await
+}
+
+/// Reads an HTTP/1.1 answer whose body is JSON, up to its closing `}` (or
+/// the end of the connection), for at most `limit`.
+pub async fn read_json_answer(socket: &mut TcpStream, limit: Duration) -> String {
+    let done = |received: &[u8]| has_head(received) && received.ends_with(b"}");
+    read_answer(socket, limit, done).await
+}
+
+fn has_head(received: &[u8]) -> bool {
+    received.windows(4).any(|w| w == b"\r\n\r\n")
+}
+
+/// What `socket` sends until `done` says the answer is whole, the peer
+/// closes, or `limit` passes.
+async fn read_answer(
+    socket: &mut TcpStream,
+    limit: Duration,
+    done: impl Fn(&[u8]) -> bool,
 ) -> String {
-    use tokio::io::AsyncReadExt;
     let mut received = Vec::new();
+    read_into(socket, &mut received, limit, done).await;
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+/// Appends what `socket` sends to `received` until `done`, the end of the
+/// connection (then `true`) or `limit`.
+async fn read_into(
+    socket: &mut TcpStream,
+    received: &mut Vec<u8>,
+    limit: Duration,
+    done: impl Fn(&[u8]) -> bool,
+) -> bool {
+    let mut closed = false;
     let _ = tokio::time::timeout(limit, async {
         let mut buffer = [0u8; 4096];
-        while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+        while !done(received) {
             match socket.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
+                Ok(0) | Err(_) => {
+                    closed = true;
+                    break;
+                }
                 Ok(n) => received.extend_from_slice(&buffer[..n]),
             }
         }
     })
     .await;
-    String::from_utf8_lossy(&received).into_owned()
+    closed
+}
+
+/// A raw connection to the gateway at `addr` that has sent the head of a
+/// JSON `POST path` framed by `framing` (`Content-Length: <n>` or
+/// `Transfer-Encoding: chunked`), then `body`: a whole body, or only the
+/// start of one (the request then stays in flight, reading it).
+pub async fn raw_post(addr: SocketAddr, path: &str, framing: &str, body: &[u8]) -> TcpStream {
+    let mut socket = TcpStream::connect(addr).await.expect("gateway reachable");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n{framing}\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).await.expect("head sent");
+    socket.write_all(body).await.expect("body sent");
+    socket
+}
+
+/// Sends what `send` sends, every 20 ms, until its answer is `wanted`; every
+/// other answer must be `meanwhile` (in the problem format if an error);
+/// fails after 10 s, saying `never`. The wanted answer.
+pub async fn until_answered<F, A>(wanted: u16, meanwhile: u16, never: &str, mut send: F) -> Reply
+where
+    F: FnMut() -> A,
+    A: std::future::Future<Output = Reply>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = send().await;
+        if reply.status == wanted {
+            return reply;
+        }
+        if meanwhile >= 400 {
+            reply.problem(meanwhile);
+        } else {
+            reply.expect(meanwhile);
+        }
+        assert!(std::time::Instant::now() < deadline, "{never}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

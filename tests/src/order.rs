@@ -64,16 +64,11 @@ pub async fn spawn_order(catalog_url: &str) -> RunningService {
 /// Starts an order service with this configuration; returns once its
 /// reconciler's start pass is over.
 pub async fn start_order(config: TestConfig<order_service::Config>) -> OrderHarness {
-    let TestConfig { config, database } = config;
-    let database_url = config.database_url.clone();
-    let app = order_service::Application::build(config)
-        .await
-        .expect("order service starts");
-    let (addr, admin_addr) = (app.local_addr(), app.admin_addr());
-    let reconciler = app.reconciler();
-    let service = RunningService::spawn(addr, Some((database_url, database)), |stop| {
-        app.run_until(stop)
-    });
+    let database = config.held(&config.service.database_url);
+    let app = order_service::Application::build(config.config).await;
+    let app = app.expect("order service starts");
+    let (reconciler, admin_addr) = (app.reconciler(), app.admin_addr());
+    let service = RunningService::spawn(app.local_addr(), database, |stop| app.run_until(stop));
     reconciler.wait_for_first_pass().await;
     OrderHarness {
         service,
@@ -121,25 +116,19 @@ pub async fn create_order(
 }
 
 pub async fn get_order(client: &mut OrderClient, id: &str) -> Result<Order, Status> {
-    client
-        .get_order(GetOrderRequest { id: id.to_owned() })
-        .await
-        .map(tonic::Response::into_inner)
+    let id = id.to_owned();
+    Ok(client.get_order(GetOrderRequest { id }).await?.into_inner())
 }
 
 /// UpdateOrderStatus.
 pub async fn set_status(
     client: &mut OrderClient,
     id: &str,
-    status: OrderStatus,
+    to: OrderStatus,
 ) -> Result<Order, Status> {
-    client
-        .update_order_status(UpdateOrderStatusRequest {
-            id: id.to_owned(),
-            status: status as i32,
-        })
-        .await
-        .map(tonic::Response::into_inner)
+    let (id, status) = (id.to_owned(), to as i32);
+    let request = UpdateOrderStatusRequest { id, status };
+    Ok(client.update_order_status(request).await?.into_inner())
 }
 
 /// ApplyPayment.
@@ -149,14 +138,12 @@ pub async fn pay(
     payment_status: PaymentStatus,
     event_id: Option<&str>,
 ) -> Result<Order, Status> {
-    client
-        .apply_payment(ApplyPaymentRequest {
-            order_id: order_id.to_owned(),
-            payment_status: payment_status as i32,
-            event_id: event_id.map(str::to_owned),
-        })
-        .await
-        .map(tonic::Response::into_inner)
+    let request = ApplyPaymentRequest {
+        order_id: order_id.to_owned(),
+        payment_status: payment_status as i32,
+        event_id: event_id.map(str::to_owned),
+    };
+    Ok(client.apply_payment(request).await?.into_inner())
 }
 
 /// ListOrders filters; `Default` lists everything.
@@ -355,4 +342,65 @@ pub async fn world_with(adjust: impl FnOnce(&mut order_service::Config)) -> Worl
 /// A [`World`] with the test configuration.
 pub async fn world() -> World {
     world_with(|_| {}).await
+}
+
+impl World {
+    /// Creates a product at the catalog; its id.
+    pub async fn product(&mut self, name: &str, price: &str, quantity: i32) -> String {
+        let client = &mut self.catalog_client;
+        crate::catalog::create_product(client, name, price, quantity)
+            .await
+            .id
+    }
+
+    /// The product's stock at the catalog.
+    pub async fn stock(&mut self, product_id: &str) -> i32 {
+        crate::catalog::stock_of(&mut self.catalog_client, product_id).await
+    }
+
+    /// An order of `quantity` units of `product_id` for `customer`, which
+    /// must be created.
+    pub async fn order(&mut self, customer: i64, product_id: &str, quantity: i32) -> Order {
+        let lines = [(product_id, quantity)];
+        let created = create_order(&mut self.client, customer, &lines, None).await;
+        created.expect("order created")
+    }
+
+    /// ApplyPayment.
+    pub async fn pay(
+        &mut self,
+        order_id: &str,
+        status: PaymentStatus,
+        event_id: Option<&str>,
+    ) -> Result<Order, Status> {
+        pay(&mut self.client, order_id, status, event_id).await
+    }
+
+    /// UpdateOrderStatus.
+    pub async fn set_status(
+        &mut self,
+        order_id: &str,
+        status: OrderStatus,
+    ) -> Result<Order, Status> {
+        set_status(&mut self.client, order_id, status).await
+    }
+
+    /// GetOrder.
+    pub async fn get(&mut self, order_id: &str) -> Result<Order, Status> {
+        get_order(&mut self.client, order_id).await
+    }
+
+    /// A connection to the order service's database.
+    pub async fn orders_db(&self) -> sqlx::PgConnection {
+        orders_database(&self.orders.service).await
+    }
+
+    /// One reconciler pass, which must succeed.
+    pub async fn reconcile(&self) -> order_service::ReconcileReport {
+        self.orders
+            .reconciler
+            .reconcile_once()
+            .await
+            .expect("a reconciler pass")
+    }
 }

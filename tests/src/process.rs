@@ -16,6 +16,8 @@ use tokio::{
     process::{Child, Command},
 };
 
+use crate::TestDatabase;
+
 /// `target/<profile>/<name>`: the test executable lives in
 /// `target/<profile>/deps/`, the workspace binaries one level up.
 pub fn binary_path(name: &str) -> PathBuf {
@@ -41,6 +43,19 @@ pub fn free_addr() -> SocketAddr {
         .expect("a free loopback port")
 }
 
+/// `"KEY=value KEY2=value2"` (whitespace-separated) as environment entries.
+pub fn env(entries: &'static str) -> Vec<(&'static str, String)> {
+    entries
+        .split_whitespace()
+        .map(|entry| {
+            let (key, value) = entry
+                .split_once('=')
+                .unwrap_or_else(|| panic!("{entry:?} is not KEY=value"));
+            (key, value.to_owned())
+        })
+        .collect()
+}
+
 /// A running child service. Killed (SIGKILL) when dropped.
 pub struct ChildService {
     pub name: String,
@@ -48,6 +63,10 @@ pub struct ChildService {
     child: Child,
     /// Tasks copying a captured child's stdout and stderr; they end at its exit.
     readers: Vec<tokio::task::JoinHandle<()>>,
+    /// What [`Self::restart`] starts it with again: its environment (its
+    /// `LISTEN_ADDR` included) and where its output goes.
+    env: Vec<(String, String)>,
+    output: Option<CapturedOutput>,
 }
 
 impl ChildService {
@@ -66,18 +85,7 @@ impl ChildService {
         order_url: String,
         extra: &[(&str, String)],
     ) -> Self {
-        let mut env = vec![
-            ("CATALOG_URL", catalog_url),
-            ("ORDER_URL", order_url),
-            ("WEBHOOK_SECRET", crate::gateway::WEBHOOK_SECRET.to_owned()),
-        ];
-        // Not in development mode, as in production: writes are opened on
-        // purpose unless the test configures keys.
-        if !extra.iter().any(|(key, _)| *key == "API_KEYS") {
-            env.push(("OPEN_WRITES", "true".to_owned()));
-        }
-        env.extend_from_slice(extra);
-        Self::start("gateway", &env).await
+        Self::spawn("gateway", &gateway_env(catalog_url, order_url, extra), None).await
     }
 
     /// As [`Self::start`], with everything the process writes on stdout and
@@ -128,11 +136,18 @@ impl ChildService {
             readers.push(tokio::spawn(output.clone().copy_from(stdout)));
             readers.push(tokio::spawn(output.clone().copy_from(stderr)));
         }
+        let mut env: Vec<(String, String)> = env
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), value.clone()))
+            .collect();
+        env.push(("LISTEN_ADDR".to_owned(), addr.to_string()));
         let mut service = Self {
             name: binary.to_owned(),
             addr,
             child,
             readers,
+            env,
+            output: output.cloned(),
         };
         service
             .wait_until_listening(Duration::from_secs(30), output)
@@ -177,23 +192,68 @@ impl ChildService {
         }
     }
 
-    /// SIGTERM, then waits for the exit; returns whether it exited with 0.
-    /// A captured child's output is complete when this returns.
-    pub async fn terminate(mut self) -> bool {
+    /// Waits (at most 30 s) until the gRPC health service reports both the
+    /// server overall and `grpc_service` (e.g. `catalog.v1.CatalogService`)
+    /// SERVING; fails at once if the process exits instead.
+    pub async fn wait_until_serving(&mut self, grpc_service: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited ({status}) before it was SERVING", self.name);
+            }
+            if serving(self.addr, "").await && serving(self.addr, grpc_service).await {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} not SERVING within 30 s",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGTERM, without waiting: the process drains (see
+    /// [`Self::wait_for_exit`]).
+    pub fn sigterm(&self) {
         signal(self.pid(), "-TERM");
+    }
+
+    /// Waits (at most 30 s) for the process to exit; returns whether it
+    /// exited with 0. A captured child's output is complete when this
+    /// returns.
+    pub async fn wait_for_exit(mut self) -> bool {
         let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
             .await
-            .expect("the service exits after SIGTERM")
+            .unwrap_or_else(|_| panic!("{} still running after 30 s", self.name))
             .expect("wait for the child");
         self.drain_output().await;
         status.success()
     }
 
-    /// SIGKILL: no drain, no cleanup, like a crashed machine.
-    pub async fn kill9(mut self) {
+    /// SIGTERM, then waits for the exit; returns whether it exited with 0.
+    pub async fn terminate(self) -> bool {
+        self.sigterm();
+        self.wait_for_exit().await
+    }
+
+    /// SIGKILL: no drain, no cleanup, like a crashed machine. The process
+    /// is gone when this returns; [`Self::restart`] starts it again.
+    pub async fn kill9(&mut self) {
         signal(self.pid(), "-KILL");
         let _ = self.child.wait().await;
         self.drain_output().await;
+    }
+
+    /// Starts the (exited or killed) process again as it was started: same
+    /// environment, same address, its output where it went before.
+    pub async fn restart(&mut self) {
+        let env: Vec<(&str, String)> = self
+            .env
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.clone()))
+            .collect();
+        *self = Self::spawn(&self.name, &env, self.output.as_ref()).await;
     }
 
     /// Waits (bounded) until the copy tasks have read the pipes to their end.
@@ -204,17 +264,166 @@ impl ChildService {
     }
 }
 
-/// Runs `binary` with `env` until it exits by itself (at most `limit`, then
-/// it is killed and this panics), its stdout and stderr appended to `output`;
-/// for a process expected to stop, e.g. one refusing its configuration.
+/// What the gateway child gets: the two services, the test webhook secret,
+/// writes opened on purpose unless `extra` configures API keys (not in
+/// development mode, as in production), then `extra` (which wins).
+fn gateway_env<'a>(
+    catalog_url: String,
+    order_url: String,
+    extra: &[(&'a str, String)],
+) -> Vec<(&'a str, String)> {
+    let mut env = vec![
+        ("CATALOG_URL", catalog_url),
+        ("ORDER_URL", order_url),
+        ("WEBHOOK_SECRET", crate::gateway::WEBHOOK_SECRET.to_owned()),
+    ];
+    if !extra.iter().any(|(key, _)| *key == "API_KEYS") {
+        env.push(("OPEN_WRITES", "true".to_owned()));
+    }
+    env.extend_from_slice(extra);
+    env
+}
+
+/// What [`ChildPlatform::start`] gives the processes beyond the platform's
+/// defaults (`Default`: nothing). Later entries win.
+#[derive(Default)]
+pub struct PlatformEnv<'a> {
+    /// `(catalog, order)` database URLs; `None`: fresh [`TestDatabase`]s on
+    /// the shared server, held by the platform.
+    pub databases: Option<(String, String)>,
+    /// For all three processes.
+    pub all: Vec<(&'static str, String)>,
+    pub catalog: Vec<(&'static str, String)>,
+    pub order: Vec<(&'static str, String)>,
+    pub gateway: Vec<(&'static str, String)>,
+    /// Where everything the three write goes; `None`: the test's output.
+    pub output: Option<&'a CapturedOutput>,
+}
+
+/// The three real binaries as child processes: a catalog service and an
+/// order service on databases of their own, each with an admin port of its
+/// own, a small pool (`DB_MAX_CONNECTIONS=4`) and a short drain
+/// (`SHUTDOWN_GRACE_SECS=5`, within what [`ChildService::terminate`] waits);
+/// the order service calling the catalog; a gateway in front of both.
+pub struct ChildPlatform {
+    pub catalog: ChildService,
+    pub order: ChildService,
+    pub gateway: ChildService,
+    pub catalog_admin: SocketAddr,
+    pub order_admin: SocketAddr,
+    pub catalog_database: String,
+    pub order_database: String,
+    /// The fresh databases, dropped after the processes (fields drop in
+    /// order).
+    _databases: Vec<TestDatabase>,
+}
+
+impl ChildPlatform {
+    /// Starts catalog, order service and gateway, in that order, each once
+    /// it listens.
+    pub async fn start(settings: PlatformEnv<'_>) -> Self {
+        let mut held = Vec::new();
+        let (catalog_database, order_database) = settings.databases.unwrap_or_else(|| {
+            held = vec![TestDatabase::fresh("catalog"), TestDatabase::fresh("order")];
+            (held[0].url(), held[1].url())
+        });
+        let (catalog_admin, order_admin) = (free_addr(), free_addr());
+        let service = |database: &str, admin: SocketAddr| {
+            let mut service_env = vec![
+                ("DATABASE_URL", database.to_owned()),
+                ("ADMIN_ADDR", admin.to_string()),
+            ];
+            service_env.extend(env("DB_MAX_CONNECTIONS=4 SHUTDOWN_GRACE_SECS=5"));
+            service_env.extend_from_slice(&settings.all);
+            service_env
+        };
+        let output = settings.output;
+        let mut catalog_env = service(&catalog_database, catalog_admin);
+        catalog_env.extend_from_slice(&settings.catalog);
+        let catalog = ChildService::spawn("catalog-service", &catalog_env, output).await;
+        let mut order_env = service(&order_database, order_admin);
+        order_env.push(("CATALOG_URL", catalog.url()));
+        order_env.extend_from_slice(&settings.order);
+        let order = ChildService::spawn("order-service", &order_env, output).await;
+        let mut extra = env("SHUTDOWN_GRACE_SECS=5");
+        extra.extend_from_slice(&settings.all);
+        extra.extend_from_slice(&settings.gateway);
+        let gateway_env = gateway_env(catalog.url(), order.url(), &extra);
+        let gateway = ChildService::spawn("gateway", &gateway_env, output).await;
+        Self {
+            catalog,
+            order,
+            gateway,
+            catalog_admin,
+            order_admin,
+            catalog_database,
+            order_database,
+            _databases: held,
+        }
+    }
+
+    /// `http://127.0.0.1:port` of the gateway.
+    pub fn gateway_url(&self) -> String {
+        self.gateway.url()
+    }
+
+    /// See [`crate::gateway::metrics_urls`].
+    pub fn metrics_urls(&self) -> [(&'static str, String); 3] {
+        crate::gateway::metrics_urls(self.gateway.addr, self.catalog_admin, self.order_admin)
+    }
+
+    /// SIGTERM to each, front to back (so everything each had to say is
+    /// written); whether each exited with 0.
+    pub async fn stop(self) -> [(&'static str, bool); 3] {
+        [
+            ("gateway", self.gateway.terminate().await),
+            ("order-service", self.order.terminate().await),
+            ("catalog-service", self.catalog.terminate().await),
+        ]
+    }
+
+    /// [`Self::stop`], asserting that each exited with 0.
+    pub async fn stop_cleanly(self) {
+        for (process, exited_cleanly) in self.stop().await {
+            assert!(exited_cleanly, "{process} exits with 0 after SIGTERM");
+        }
+    }
+}
+
+/// Whether the gRPC health service at `addr` reports `service` (`""`: the
+/// server overall) SERVING.
+pub async fn serving(addr: SocketAddr, service: &str) -> bool {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("a valid URL")
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(2));
+    let Ok(channel) = endpoint.connect().await else {
+        return false;
+    };
+    let service = service.to_owned();
+    HealthClient::new(channel)
+        .check(HealthCheckRequest { service })
+        .await
+        .is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32)
+}
+
+/// Runs `binary args...` with `env` until it exits by itself (at most
+/// `limit`, then it is killed and this panics), its stdout and stderr
+/// appended to `output`; for a process expected to stop: one refusing its
+/// configuration, `--probe`, `--migrate-only`.
 pub async fn run_to_exit(
     binary: &str,
+    args: &[&str],
     env: &[(&str, String)],
     output: &CapturedOutput,
     limit: Duration,
 ) -> std::process::ExitStatus {
     let mut command = Command::new(binary_path(binary));
     command
+        .args(args)
         .envs(env.iter().map(|(k, v)| (*k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -13,7 +13,10 @@ use std::{
 use platform::tls::{ClientTlsSettings, ServerTlsSettings};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::{RunningService, catalog::{catalog_config, start_catalog}};
+use crate::{
+    RunningService,
+    catalog::{catalog_config, start_catalog},
+};
 
 /// A CA and a certificate per process, in a directory of their own (removed
 /// when dropped). Files as the script names them: `ca.pem`, and
@@ -76,32 +79,40 @@ impl TestCerts {
     /// [`Self::server_settings`] as environment variables, for child processes.
     pub fn server_env(&self, service: &str) -> Vec<(&'static str, String)> {
         let settings = self.server_settings(service);
-        vec![
-            ("TLS_CERT_FILE", display(settings.tls_cert_file)),
-            ("TLS_KEY_FILE", display(settings.tls_key_file)),
-            ("TLS_CLIENT_CA_FILE", display(settings.tls_client_ca_file)),
-        ]
+        env_of([
+            ("TLS_CERT_FILE", settings.tls_cert_file),
+            ("TLS_KEY_FILE", settings.tls_key_file),
+            ("TLS_CLIENT_CA_FILE", settings.tls_client_ca_file),
+        ])
     }
 
     /// [`Self::client_settings`] as environment variables, for child processes.
     pub fn client_env(&self, process: &str) -> Vec<(&'static str, String)> {
-        let settings = self.client_settings(process);
-        vec![
-            ("GRPC_TLS_CA_FILE", display(settings.grpc_tls_ca_file)),
-            ("GRPC_TLS_CERT_FILE", display(settings.grpc_tls_cert_file)),
-            ("GRPC_TLS_KEY_FILE", display(settings.grpc_tls_key_file)),
-        ]
+        let ClientTlsSettings {
+            grpc_tls_ca_file,
+            grpc_tls_cert_file,
+            grpc_tls_key_file,
+        } = self.client_settings(process);
+        env_of([
+            ("GRPC_TLS_CA_FILE", grpc_tls_ca_file),
+            ("GRPC_TLS_CERT_FILE", grpc_tls_cert_file),
+            ("GRPC_TLS_KEY_FILE", grpc_tls_key_file),
+        ])
     }
+}
+
+/// Settings' files as environment variables.
+fn env_of(files: [(&'static str, Option<PathBuf>); 3]) -> Vec<(&'static str, String)> {
+    files
+        .into_iter()
+        .map(|(key, path)| (key, path.expect("set").display().to_string()))
+        .collect()
 }
 
 impl Drop for TestCerts {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn display(path: Option<PathBuf>) -> String {
-    path.expect("set").display().to_string()
 }
 
 /// `https://localhost:<port>`: the URL a TLS client is configured with; the

@@ -1,10 +1,10 @@
-//! Access control over real HTTP (issue 7): with `API_KEYS` configured,
+//! Access control over real HTTP: with `API_KEYS` configured,
 //! product writes need a key with the `products` right and order status
 //! changes one with the `orders` right (`Authorization: Bearer <key>`): 401
 //! without a key or with a wrong one, 403 for a key lacking the right,
 //! accepted with a right one, and nothing changes when refused. Reads, order
 //! creation and the signed webhook stay open; with `API_KEYS` unset (the
-//! default) everything is open, as the original API was.
+//! default) everything is open, so clients without keys keep working.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -91,40 +91,35 @@ async fn seed(p: &Platform) -> (String, String) {
 }
 
 fn protected(product_id: &str, order_id: &str) -> Vec<Protected> {
+    // A write of the catalog (the `products` right) or of the orders.
+    let catalog = |method, path: String, body, success| Protected {
+        method,
+        path,
+        body,
+        lacking: FULFILMENT_KEY,
+        allowed: CATALOG_KEY,
+        success,
+    };
+    let completed = Some(json!({"status": "completed"}));
+    let products = "/api/products".to_owned();
     vec![
-        Protected {
-            method: Method::POST,
-            path: "/api/products".into(),
-            body: Some(product_body()),
-            lacking: FULFILMENT_KEY,
-            allowed: CATALOG_KEY,
-            success: 201,
-        },
-        Protected {
-            method: Method::PUT,
-            path: format!("/api/products/{product_id}"),
-            body: Some(json!({"price": "899.00"})),
-            lacking: FULFILMENT_KEY,
-            allowed: CATALOG_KEY,
-            success: 200,
-        },
+        catalog(Method::POST, products, Some(product_body()), 201),
+        catalog(
+            Method::PUT,
+            format!("/api/products/{product_id}"),
+            Some(json!({"price": "899.00"})),
+            200,
+        ),
         Protected {
             method: Method::PUT,
             path: format!("/api/orders/{order_id}/status"),
-            body: Some(json!({"status": "completed"})),
+            body: completed,
             lacking: CATALOG_KEY,
             allowed: FULFILMENT_KEY,
             success: 200,
         },
         // Last: it deletes a product (one without orders, made for it).
-        Protected {
-            method: Method::DELETE,
-            path: "/api/products/{spare}".into(),
-            body: None,
-            lacking: FULFILMENT_KEY,
-            allowed: CATALOG_KEY,
-            success: 204,
-        },
+        catalog(Method::DELETE, "/api/products/{spare}".into(), None, 204),
     ]
 }
 

@@ -26,7 +26,6 @@ use std::{
     collections::HashMap,
     time::{Duration, Instant},
 };
-use tests::gateway::{read_response_head, read_until_closed};
 
 use futures::future::join_all;
 use reqwest::Method;
@@ -34,7 +33,10 @@ use serde_json::{Value, json};
 use sqlx::Executor;
 use tests::{
     catalog::{catalog_config, catalog_database, start_catalog},
-    gateway::{Platform, Reply, http_client, spawn_gateway, spawn_platform, spawn_platform_with},
+    gateway::{
+        Platform, Reply, http_client, raw_post, read_response_head, read_until_closed,
+        spawn_gateway, spawn_platform, spawn_platform_with,
+    },
     order::{order_config, orders_database, start_order},
 };
 use tokio::{
@@ -125,26 +127,13 @@ async fn a_body_over_64_kib_is_413_and_one_of_64_kib_is_read() {
     assert!(detail.contains("too large"), "{detail}");
 
     // A declared length over the limit is refused before the body is sent.
-    let mut socket = TcpStream::connect(p.gateway.addr).await.unwrap();
-    socket
-        .write_all(
-            b"POST /api/products HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n\
-              Content-Length: 10000000\r\n\r\n",
-        )
-        .await
-        .unwrap();
+    let (addr, path) = (p.gateway.addr, "/api/products");
+    let mut socket = raw_post(addr, path, "Content-Length: 10000000", b"").await;
     let head = read_response_head(&mut socket, Duration::from_secs(5)).await;
     assert!(head.starts_with("HTTP/1.1 413"), "{head:?}");
 
     // Chunked (no declared length): cut at the limit, 413 too.
-    let mut socket = TcpStream::connect(p.gateway.addr).await.unwrap();
-    socket
-        .write_all(
-            b"POST /api/products HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n\
-              Transfer-Encoding: chunked\r\n\r\n",
-        )
-        .await
-        .unwrap();
+    let mut socket = raw_post(addr, path, "Transfer-Encoding: chunked", b"").await;
     let chunk = vec![b' '; 16 * 1024];
     for _ in 0..5 {
         let _ = socket.write_all(b"4000\r\n").await;
@@ -321,15 +310,12 @@ async fn past_the_count_cap_the_total_is_an_estimate_never_below_the_rows_counte
     // A filter that matches few rows is still exact.
     assert_eq!(total(list(&p, "/api/products?in_stock=false").await), 0);
     // The depth bound follows the setting: page 2 of 10 starts at row 10.
-    let page = list(&p, "/api/products?page=2&page_size=10").await;
-    page.expect(200);
-    assert_eq!(page.json["items"].as_array().unwrap().len(), 10);
-    assert_eq!(
-        list(&p, "/api/products?page=3&page_size=10")
-            .await
-            .violated_fields(),
-        vec!["page"]
-    );
+    assert_depth_bound(
+        &p,
+        "/api/products?page=2&page_size=10",
+        "page=3&page_size=10",
+    )
+    .await;
 
     // Orders: 250 of customer 1, 50 of customer 2, all pending.
     let mut orders = orders_database(&p.order).await;
@@ -352,15 +338,19 @@ async fn past_the_count_cap_the_total_is_an_estimate_never_below_the_rows_counte
         let estimated = total(list(&p, path).await);
         assert!((111..=1_000).contains(&estimated), "{path}: {estimated}");
     }
-    let page = list(&p, "/api/orders?customer_id=1&page=2&page_size=10").await;
+    let deepest = "/api/orders?customer_id=1&page=2&page_size=10";
+    assert_depth_bound(&p, deepest, "page=12&page_size=1").await;
+}
+
+/// `deepest` lists 10 items; the same list at `too_deep` (page and size) is
+/// refused, naming the page.
+async fn assert_depth_bound(p: &Platform, deepest: &str, too_deep: &str) {
+    let page = list(p, deepest).await;
     page.expect(200);
     assert_eq!(page.json["items"].as_array().unwrap().len(), 10);
-    assert_eq!(
-        list(&p, "/api/orders?page=12&page_size=1")
-            .await
-            .violated_fields(),
-        vec!["page"]
-    );
+    let list_path = deepest.split('?').next().unwrap();
+    let refused = list(p, &format!("{list_path}?{too_deep}")).await;
+    assert_eq!(refused.violated_fields(), vec!["page"]);
 }
 
 // --------------------------------------------------------- HTTP/2, sockets

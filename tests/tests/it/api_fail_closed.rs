@@ -11,29 +11,38 @@ use tests::{
     process::{CapturedOutput, ChildService, free_addr, run_to_exit},
 };
 
-/// Nothing listens there: the gateway connects lazily, so it starts (or
-/// refuses to) without the services.
-fn nowhere() -> String {
-    format!("http://{}", free_addr())
+/// The services' settings, pointing where nothing listens (the gateway
+/// connects lazily, so it starts, or refuses to, without them), then `env`.
+fn with_services_nowhere(env: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+    let nowhere = || format!("http://{}", free_addr());
+    let mut all = vec![("CATALOG_URL", nowhere()), ("ORDER_URL", nowhere())];
+    all.extend_from_slice(env);
+    all
 }
 
 /// Runs the gateway with `env` (and no other gateway setting) until it exits;
 /// returns what it wrote.
-async fn refused_start(env: &[(&str, String)]) -> String {
-    let mut all = vec![
-        ("LISTEN_ADDR", free_addr().to_string()),
-        ("CATALOG_URL", nowhere()),
-        ("ORDER_URL", nowhere()),
-    ];
-    all.extend_from_slice(env);
+async fn refused_start(env: &[(&'static str, String)]) -> String {
+    let mut all = with_services_nowhere(env);
+    all.push(("LISTEN_ADDR", free_addr().to_string()));
     let output = CapturedOutput::new();
-    let status = run_to_exit("gateway", &all, &output, Duration::from_secs(30)).await;
+    let status = run_to_exit("gateway", &[], &all, &output, Duration::from_secs(30)).await;
     let text = output.text();
     assert!(
         !status.success(),
         "the gateway started with {env:?}:\n{text}"
     );
     text
+}
+
+/// Starts the gateway with `env`, stops it (it must exit 0); returns what
+/// it wrote.
+async fn started(env: &[(&'static str, String)]) -> String {
+    let output = CapturedOutput::new();
+    let env = with_services_nowhere(env);
+    let gateway = ChildService::start_captured("gateway", &env, &output).await;
+    assert!(gateway.terminate().await);
+    output.text()
 }
 
 const KEY: &str = "6f1ed002ab5595859014ebf0951522d9";
@@ -84,36 +93,15 @@ async fn without_api_keys_writes_stay_closed_unless_opened_on_purpose() {
 
 #[tokio::test]
 async fn open_writes_and_development_mode_start_and_say_so_at_start() {
-    let output = CapturedOutput::new();
-    let open = ChildService::start_captured(
-        "gateway",
-        &[
-            ("CATALOG_URL", nowhere()),
-            ("ORDER_URL", nowhere()),
-            ("WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
-            ("OPEN_WRITES", "true".into()),
-        ],
-        &output,
-    )
+    let said = started(&[
+        ("WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
+        ("OPEN_WRITES", "true".into()),
+    ])
     .await;
-    assert!(open.terminate().await);
-    let said = output.text();
     assert!(said.contains("OPEN_WRITES is on"), "{said}");
 
     // Nothing set at all: fine on a developer's machine, with warnings.
-    let output = CapturedOutput::new();
-    let dev = ChildService::start_captured(
-        "gateway",
-        &[
-            ("CATALOG_URL", nowhere()),
-            ("ORDER_URL", nowhere()),
-            ("DEV_MODE", "true".into()),
-        ],
-        &output,
-    )
-    .await;
-    assert!(dev.terminate().await);
-    let said = output.text();
+    let said = started(&[("DEV_MODE", "true".into())]).await;
     assert!(said.contains("DEV_MODE is on"), "{said}");
     assert!(said.contains("development secret"), "{said}");
 }

@@ -9,10 +9,12 @@
 //! `api_bounds.rs`.
 
 use std::time::{Duration, Instant};
-use tests::gateway::{read_response_head, read_until_closed};
 
 use reqwest::Method;
-use tests::gateway::{Platform, Reply, spawn_platform_with};
+use tests::gateway::{
+    Platform, Reply, raw_post, read_response_head, read_until_closed, spawn_platform_with,
+    until_answered,
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -21,15 +23,21 @@ use tokio::{
 /// Opens a connection and sends the head of a POST whose body never comes:
 /// the request is in flight (reading its body) until the socket is closed.
 async fn hold_one_request(p: &Platform) -> TcpStream {
-    let mut socket = TcpStream::connect(p.gateway.addr).await.unwrap();
-    socket
-        .write_all(
-            b"POST /api/orders HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n\
-              Content-Length: 1000\r\n\r\n{\"customer_id\":",
-        )
-        .await
-        .unwrap();
-    socket
+    let body = b"{\"customer_id\":";
+    raw_post(p.gateway.addr, "/api/orders", "Content-Length: 1000", body).await
+}
+
+/// The shed counter has counted refusals.
+async fn assert_shed_counted(p: &Platform) {
+    let metrics = p.get("/metrics").await;
+    metrics.expect(200);
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        text.lines()
+            .any(|line| line.starts_with("http_server_shed_requests_total ")
+                && !line.ends_with(" 0")),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -44,16 +52,7 @@ async fn past_the_concurrency_limit_requests_get_503_with_retry_after() {
     let held = hold_one_request(&p).await;
     // The held request takes the one permit as soon as the gateway reads its
     // head; from then on every other API request is shed.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let shed = loop {
-        let reply = p.get("/api/products").await;
-        if reply.status == 503 {
-            break reply;
-        }
-        reply.expect(200);
-        assert!(Instant::now() < deadline, "never shed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let shed = until_answered(503, 200, "never shed", || p.get("/api/products")).await;
     let detail = shed.problem(503);
     assert!(detail.contains("retry"), "{detail}");
     assert_eq!(shed.headers[reqwest::header::RETRY_AFTER], "1");
@@ -71,29 +70,13 @@ async fn past_the_concurrency_limit_requests_get_503_with_retry_after() {
     // Probes and metrics are never shed.
     p.get("/health").await.expect(200);
     p.get("/ready").await.expect(200);
-    let metrics = p.get("/metrics").await;
-    metrics.expect(200);
-    let text = String::from_utf8_lossy(&metrics.body);
-    assert!(
-        text.lines()
-            .any(|line| line.starts_with("http_server_shed_requests_total ")
-                && !line.ends_with(" 0")),
-        "{text}"
-    );
+    assert_shed_counted(&p).await;
 
     // The held client goes away: its permit comes back and requests are
     // served again.
     drop(held);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let reply = p.get("/api/products").await;
-        if reply.status == 200 {
-            break;
-        }
-        reply.problem(503);
-        assert!(Instant::now() < deadline, "the permit never came back");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let never = "the permit never came back";
+    until_answered(200, 503, never, || p.get("/api/products")).await;
 }
 
 #[tokio::test]
@@ -164,14 +147,8 @@ async fn a_client_that_is_slow_to_send_its_headers_is_disconnected() {
 #[tokio::test]
 async fn a_body_trickled_past_the_request_timeout_is_408() {
     let p = spawn_platform_with(|config| config.request_timeout_secs = 1).await;
-    let mut socket = TcpStream::connect(p.gateway.addr).await.unwrap();
-    socket
-        .write_all(
-            b"POST /api/products HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n\
-              Content-Length: 200\r\n\r\n",
-        )
-        .await
-        .unwrap();
+    let addr = p.gateway.addr;
+    let mut socket = raw_post(addr, "/api/products", "Content-Length: 200", b"").await;
     let started = Instant::now();
     // A byte every 100 ms: never idle, never done within a second.
     let mut answer = Vec::new();
@@ -212,47 +189,31 @@ fn product_body_of(len: usize) -> Vec<u8> {
 /// The gateway is reading (and has charged) this body until the socket
 /// closes. `content_length: None` sends it chunked.
 async fn hold_upload(p: &Platform, content_length: Option<usize>) -> TcpStream {
-    let mut socket = TcpStream::connect(p.gateway.addr).await.unwrap();
-    let framing = match content_length {
-        Some(length) => format!("Content-Length: {length}\r\n"),
-        None => "Transfer-Encoding: chunked\r\n".to_owned(),
+    let (framing, start) = match content_length {
+        Some(length) => (format!("Content-Length: {length}"), &b"{\"name\":"[..]),
+        None => (
+            "Transfer-Encoding: chunked".to_owned(),
+            &b"8\r\n{\"name\":\r\n"[..],
+        ),
     };
-    let head = format!(
-        "POST /api/products HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n{framing}\r\n"
-    );
-    socket.write_all(head.as_bytes()).await.unwrap();
-    let start = match content_length {
-        Some(_) => b"{\"name\":".to_vec(),
-        None => b"8\r\n{\"name\":\r\n".to_vec(),
-    };
-    socket.write_all(&start).await.unwrap();
-    socket
+    raw_post(p.gateway.addr, "/api/products", &framing, start).await
 }
 
 #[tokio::test]
 async fn past_the_body_budget_uploads_are_refused_at_once_until_held_ones_end() {
+    // Held uploads must outlive the test's waits.
     let p = spawn_platform_with(|config| {
-        config.bounds.body_budget_bytes = 100_000;
         config.request_timeout_secs = 60;
+        config.bounds.body_budget_bytes = 100_000;
     })
     .await;
     let json = Some("application/json");
 
     // One upload of 60,000 declared bytes, held mid-body: 40,000 left.
     let held = hold_upload(&p, Some(60_000)).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let refused = loop {
-        // 50,000 bytes do not fit next to it (once the gateway has charged it).
-        let reply = p
-            .send_raw(Method::POST, "/api/products", json, product_body_of(50_000))
-            .await;
-        if reply.status == 503 {
-            break reply;
-        }
-        reply.expect(201);
-        assert!(Instant::now() < deadline, "never refused");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    // 50,000 bytes do not fit next to it (once the gateway has charged it).
+    let upload = || p.send_raw(Method::POST, "/api/products", json, product_body_of(50_000));
+    let refused = until_answered(503, 201, "never refused", upload).await;
     let detail = refused.problem(503);
     assert!(detail.contains("retry"), "{detail}");
     assert_eq!(refused.headers[reqwest::header::RETRY_AFTER], "1");
@@ -280,27 +241,9 @@ async fn past_the_body_budget_uploads_are_refused_at_once_until_held_ones_end() 
     );
 
     // The shed counter counts these refusals.
-    let metrics = p.get("/metrics").await;
-    let text = String::from_utf8_lossy(&metrics.body);
-    assert!(
-        text.lines()
-            .any(|line| line.starts_with("http_server_shed_requests_total ")
-                && !line.ends_with(" 0")),
-        "{text}"
-    );
+    assert_shed_counted(&p).await;
 
     // The held client goes away: its charge comes back.
     drop(held);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let reply = p
-            .send_raw(Method::POST, "/api/products", json, product_body_of(50_000))
-            .await;
-        if reply.status == 201 {
-            break;
-        }
-        reply.problem(503);
-        assert!(Instant::now() < deadline, "the charge never came back");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_answered(201, 503, "the charge never came back", upload).await;
 }

@@ -291,14 +291,7 @@ async fn without_a_live_feed_the_cache_is_not_used() {
     let proxy = CatalogProxy::start(catalog.addr).await;
     let order = spawn_order(&catalog.url()).await;
     let gateway = spawn_gateway(&proxy.url(), &order.url(), long_ttl).await;
-    let base_url = format!("http://{}", gateway.addr);
-    let p = Platform {
-        catalog,
-        order,
-        gateway,
-        http: http_client(),
-        base_url,
-    };
+    let p = Platform::new(catalog, order, gateway);
     wait_until_live(&p, true).await;
     let id = new_product(&p, 10).await;
     assert_eq!(stock(&p, &id).await, 10);

@@ -9,7 +9,9 @@ use reqwest::Url;
 use serde_json::{Value, json};
 use tests::{
     any_port,
-    gateway::{Platform, Reply, http_client, spawn_gateway, spawn_platform},
+    gateway::{
+        Platform, Reply, http_client, raw_post, read_json_answer, spawn_gateway, spawn_platform,
+    },
 };
 
 #[tokio::test]
@@ -35,36 +37,29 @@ async fn health_info_and_readiness() {
         catalog,
         order,
         gateway,
-        http,
-        base_url,
+        api,
     } = p;
-    let get = |path: &str| {
-        let request = http.get(format!("{base_url}{path}"));
-        async move { Reply::read(request.send().await.expect("gateway reachable")).await }
-    };
     order.stop().await.unwrap();
-    let detail = get("/ready").await.problem(503);
+    let detail = api.get("/ready").await.problem(503);
     assert!(detail.contains("order"), "{detail}");
-    let detail = get("/api/orders").await.problem(503);
+    let detail = api.get("/api/orders").await.problem(503);
     assert!(
         !detail.contains("127.0.0.1"),
         "no internal address leaks: {detail}"
     );
-    get("/api/products").await.expect(200);
-    get("/health").await.expect(200);
+    api.get("/api/products").await.expect(200);
+    api.get("/health").await.expect(200);
 
     // Then the catalog too.
     catalog.stop().await.unwrap();
-    get("/api/products").await.problem(503);
-    let detail = get("/ready").await.problem(503);
+    api.get("/api/products").await.problem(503);
+    let detail = api.get("/ready").await.problem(503);
     assert!(detail.contains("catalog"), "{detail}");
 
     // Graceful stop of the gateway itself.
     gateway.stop().await.unwrap();
-    assert!(
-        http.get(format!("{base_url}/health")).send().await.is_err(),
-        "stopped"
-    );
+    let stopped = api.try_send(reqwest::Method::GET, "/health", None).await;
+    assert!(stopped.is_err(), "stopped: {stopped:?}");
 }
 
 #[tokio::test]
@@ -105,35 +100,13 @@ async fn a_stalled_service_is_504_at_the_deadline_never_a_hang() {
 
 #[tokio::test]
 async fn a_request_that_never_finishes_its_body_is_408() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let p = tests::gateway::spawn_platform_with(|config| config.request_timeout_secs = 1).await;
-    let mut socket = tokio::net::TcpStream::connect(p.gateway.addr)
-        .await
-        .unwrap();
-    socket
-        .write_all(
-            b"POST /api/products HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n\
-              Content-Length: 100\r\n\r\n{\"name\":",
-        )
-        .await
-        .unwrap();
-    let mut answer = Vec::new();
-    let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        let mut buffer = [0u8; 4096];
-        loop {
-            let n = socket.read(&mut buffer).await.unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            answer.extend_from_slice(&buffer[..n]);
-            if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
-                break;
-            }
-        }
-    })
-    .await;
-    assert!(read.is_ok(), "no answer within 10 s");
-    let text = String::from_utf8_lossy(&answer);
+    let addr = p.gateway.addr;
+    let mut socket = raw_post(addr, "/api/products", "Content-Length: 100", b"{\"name\":").await;
+    let limit = std::time::Duration::from_secs(10);
+    let started = std::time::Instant::now();
+    let text = read_json_answer(&mut socket, limit).await;
+    assert!(started.elapsed() < limit, "no answer within 10 s");
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("application/problem+json"), "{text}");
     assert_eq!(p.get("/api/products").await.json["total"], 0);
@@ -158,36 +131,20 @@ async fn balanced_channels_serve_and_answer_503_once_a_service_is_gone() {
         catalog: _catalog,
         order,
         gateway: _gateway,
-        http,
-        base_url,
+        api,
     } = p;
     order.stop().await.unwrap();
     // The resolver notices within a refresh; from then on, refused at once.
     tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
     let started = std::time::Instant::now();
-    let reply = Reply::read(
-        http.get(format!("{base_url}/api/orders"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    reply.problem(503);
+    api.get("/api/orders").await.problem(503);
     assert!(
         started.elapsed() < std::time::Duration::from_secs(1),
         "{:?}",
         started.elapsed()
     );
-    let reply = Reply::read(http.get(format!("{base_url}/ready")).send().await.unwrap()).await;
-    assert!(reply.problem(503).contains("order"));
-    Reply::read(
-        http.get(format!("{base_url}/api/products"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-    .expect(200);
+    assert!(api.get("/ready").await.problem(503).contains("order"));
+    api.get("/api/products").await.expect(200);
 }
 
 #[tokio::test]

@@ -27,6 +27,13 @@ fn payment(order_id: &str, status: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({"order_id": order_id, "payment_status": status})).unwrap()
 }
 
+/// An order to pay, and a webhook body paying it with `status`.
+async fn with_payment(p: &Platform, status: &str) -> (String, Vec<u8>) {
+    let order_id = with_order(p).await;
+    let body = payment(&order_id, status);
+    (order_id, body)
+}
+
 async fn payment_status_of(p: &Platform, order_id: &str) -> Value {
     p.get(&format!("/api/orders/{order_id}")).await.json["payment_status"].clone()
 }
@@ -34,8 +41,7 @@ async fn payment_status_of(p: &Platform, order_id: &str) -> Value {
 #[tokio::test]
 async fn the_original_signature_form_applies_the_payment() {
     let p = spawn_platform().await;
-    let order_id = with_order(&p).await;
-    let body = payment(&order_id, "paid");
+    let (order_id, body) = with_payment(&p, "paid").await;
     let reply = p.webhook(&body, Some(&sign(WEBHOOK_SECRET, &body))).await;
     reply.expect(200);
     assert_eq!(
@@ -52,8 +58,7 @@ async fn the_original_signature_form_applies_the_payment() {
 #[tokio::test]
 async fn the_timestamped_form_is_accepted_and_expires() {
     let p = spawn_platform().await;
-    let order_id = with_order(&p).await;
-    let body = payment(&order_id, "failed");
+    let (order_id, body) = with_payment(&p, "failed").await;
 
     let expired = sign_timestamped(WEBHOOK_SECRET, now_unix() - 301, &body);
     assert_eq!(
@@ -117,27 +122,21 @@ async fn every_rotated_secret_is_accepted() {
 #[tokio::test]
 async fn require_timestamp_refuses_the_original_form() {
     let p = spawn_platform_with(|config| config.webhook_require_timestamp = true).await;
-    let order_id = with_order(&p).await;
-    let body = payment(&order_id, "paid");
+    let (_, body) = with_payment(&p, "paid").await;
     assert_eq!(
         p.webhook(&body, Some(&sign(WEBHOOK_SECRET, &body)))
             .await
             .problem(401),
         "Invalid signature"
     );
-    p.webhook(
-        &body,
-        Some(&sign_timestamped(WEBHOOK_SECRET, now_unix(), &body)),
-    )
-    .await
-    .expect(200);
+    let timestamped = sign_timestamped(WEBHOOK_SECRET, now_unix(), &body);
+    p.webhook(&body, Some(&timestamped)).await.expect(200);
 }
 
 #[tokio::test]
 async fn every_bad_signature_is_refused_with_401() {
     let p = spawn_platform().await;
-    let order_id = with_order(&p).await;
-    let body = payment(&order_id, "paid");
+    let (order_id, body) = with_payment(&p, "paid").await;
     let good = sign(WEBHOOK_SECRET, &body);
 
     assert_eq!(
@@ -150,9 +149,10 @@ async fn every_bad_signature_is_refused_with_401() {
     );
 
     let other_body = payment(&order_id, "failed");
-    let cases = [
-        ("short", good[..16].to_owned()),
-        ("odd length", good[..63].to_owned()),
+    let mut cases: Vec<(&str, String)> = [("short", 16), ("odd length", 63)]
+        .map(|(what, kept)| (what, good[..kept].to_owned()))
+        .into();
+    cases.extend([
         ("non-hex", format!("{}zz", &good[..62])),
         ("wrong length", format!("{good}abcd")),
         ("valid hex, not a MAC", "0".repeat(64)),
@@ -162,7 +162,7 @@ async fn every_bad_signature_is_refused_with_401() {
         ),
         ("t= without v1", format!("t={}", now_unix())),
         ("v1 without t", format!("v1={good}")),
-    ];
+    ]);
     for (what, header) in cases {
         let reply = p.webhook(&body, Some(&header)).await;
         assert_eq!(reply.problem(401), "Invalid signature", "{what}");
@@ -311,6 +311,15 @@ async fn deliver(p: &Platform, body: &[u8], headers: &[(&str, String)]) -> Reply
     Reply::read(request.send().await.expect("gateway reachable")).await
 }
 
+/// A delivery with this `X-Signature` and `Webhook-Id`.
+async fn deliver_as(p: &Platform, body: &[u8], signature: String, event_id: &str) -> Reply {
+    let headers = [
+        ("X-Signature", signature),
+        ("Webhook-Id", event_id.to_owned()),
+    ];
+    deliver(p, body, &headers).await
+}
+
 /// HMAC-SHA256, computed here with the `hmac` crate, apart from the gateway.
 fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
     use hmac::{Hmac, KeyInit, Mac};
@@ -406,15 +415,7 @@ async fn a_replayed_delivery_under_another_events_id_never_drops_that_event() {
     deliver(&p, &for_a, &[("X-Signature", captured.clone())])
         .await
         .expect(200);
-    let replay = deliver(
-        &p,
-        &for_a,
-        &[
-            ("X-Signature", captured),
-            ("Webhook-Id", "evt_b_paid".into()),
-        ],
-    )
-    .await;
+    let replay = deliver_as(&p, &for_a, captured, "evt_b_paid").await;
     // A is paid already: the replay changes nothing there.
     replay.expect(200);
     assert_eq!(payment_status_of(&p, &a).await, "paid");
@@ -422,15 +423,7 @@ async fn a_replayed_delivery_under_another_events_id_never_drops_that_event() {
     // B's genuine event then comes with that id: refused with 409 (nothing
     // applied, and the processor is told so), never "200, unpaid".
     let for_b = payment(&b, "paid");
-    let genuine = deliver(
-        &p,
-        &for_b,
-        &[
-            ("X-Signature", sign(WEBHOOK_SECRET, &for_b)),
-            ("Webhook-Id", "evt_b_paid".into()),
-        ],
-    )
-    .await;
+    let genuine = deliver_as(&p, &for_b, sign(WEBHOOK_SECRET, &for_b), "evt_b_paid").await;
     let detail = genuine.problem(409);
     assert!(
         detail.contains("already used for another delivery"),
@@ -439,15 +432,7 @@ async fn a_replayed_delivery_under_another_events_id_never_drops_that_event() {
     assert_eq!(payment_status_of(&p, &b).await, "unpaid");
     // Sent again under an id of its own (or signed with Standard Webhooks),
     // it is applied.
-    let fresh = deliver(
-        &p,
-        &for_b,
-        &[
-            ("X-Signature", sign(WEBHOOK_SECRET, &for_b)),
-            ("Webhook-Id", "evt_b_paid_2".into()),
-        ],
-    )
-    .await;
+    let fresh = deliver_as(&p, &for_b, sign(WEBHOOK_SECRET, &for_b), "evt_b_paid_2").await;
     fresh.expect(200);
     assert_eq!(fresh.json["payment_status"], "paid");
 
@@ -457,37 +442,18 @@ async fn a_replayed_delivery_under_another_events_id_never_drops_that_event() {
     let b2 = with_order(&p).await;
     let failed = payment(&b2, "failed");
     let captured = sign_timestamped(WEBHOOK_SECRET, now_unix(), &failed);
-    deliver(
-        &p,
-        &failed,
-        &[
-            ("X-Signature", captured.clone()),
-            ("Webhook-Id", "evt_b2_failed".into()),
-        ],
-    )
-    .await
-    .expect(200);
-    deliver(
-        &p,
-        &failed,
-        &[
-            ("X-Signature", captured),
-            ("Webhook-Id", "evt_b2_paid".into()),
-        ],
-    )
-    .await
-    .expect(200);
+    deliver_as(&p, &failed, captured.clone(), "evt_b2_failed")
+        .await
+        .expect(200);
+    deliver_as(&p, &failed, captured, "evt_b2_paid")
+        .await
+        .expect(200);
     let paid = payment(&b2, "paid");
-    let genuine = deliver(
+    let genuine = deliver_as(
         &p,
         &paid,
-        &[
-            (
-                "X-Signature",
-                sign_timestamped(WEBHOOK_SECRET, now_unix(), &paid),
-            ),
-            ("Webhook-Id", "evt_b2_paid".into()),
-        ],
+        sign_timestamped(WEBHOOK_SECRET, now_unix(), &paid),
+        "evt_b2_paid",
     )
     .await;
     genuine.problem(409);
@@ -584,8 +550,7 @@ async fn standard_webhooks_take_whsec_secrets_and_rotation() {
 #[tokio::test]
 async fn standard_webhooks_refusals_are_401() {
     let p = spawn_platform().await;
-    let order_id = with_order(&p).await;
-    let body = payment(&order_id, "paid");
+    let (order_id, body) = with_payment(&p, "paid").await;
     let key = WEBHOOK_SECRET.as_bytes();
     let good = standard(key, "msg_1", &body);
     let without =

@@ -17,23 +17,29 @@ use catalog_service::{
     },
     store::Store,
 };
-use futures::future::join_all;
-use proto::errors::{meta, reason};
+use proto::{
+    catalog::v1::ReserveInventoryResponse,
+    errors::{meta, reason},
+};
 use sqlx::{Connection, PgConnection, postgres::PgPoolOptions};
 use tests::{
     RunningService,
     catalog::{
-        CatalogClient, catalog_client, catalog_config, create_product, metadata_of, reason_of,
-        release, reserve, start_catalog, stock_of,
+        CatalogClient, CatalogHarness, catalog_client, catalog_config, create_product, metadata_of,
+        reason_of, release, reserve, start_catalog, stock_of,
     },
+    concurrently,
 };
+use tokio::task::JoinHandle;
 use tonic::Code;
 use uuid::Uuid;
 
-/// A catalog service with its admin address (for the batch-size series).
-async fn spawn_catalog_with_admin() -> (RunningService, SocketAddr) {
+/// A catalog service (its admin address serves the batch-size series) and a
+/// client of it.
+async fn catalog_and_client() -> (CatalogHarness, CatalogClient) {
     let catalog = start_catalog(catalog_config()).await;
-    (catalog.service, catalog.admin_addr)
+    let client = catalog_client(&catalog.service).await;
+    (catalog, client)
 }
 
 /// The service's store, on a pool of our own, to hand it batches directly.
@@ -54,38 +60,64 @@ fn request(id: Uuid, items: &[(&str, i32)]) -> ReservationRequest {
     ReservationRequest::new(id, items.iter().map(|&(p, q)| (uuid(p), q)))
 }
 
-/// Holds the row lock of `product_id` until dropped or rolled back, so the
-/// reservation worker's next transaction that touches it waits.
-async fn lock_product(database_url: &str, product_id: &str) -> PgConnection {
-    let mut conn = PgConnection::connect(database_url)
-        .await
-        .expect("catalog database reachable");
-    sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
-    sqlx::query("SELECT 1 FROM products WHERE id = $1 FOR UPDATE")
-        .bind(uuid(product_id))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn
+/// The reservation worker held up: the row lock of a product, held by a
+/// connection of the test's, and a call for one unit of that product, which
+/// the worker's transaction is waiting with when [`Held::up`] returns; calls
+/// sent meanwhile queue up behind it.
+struct Held {
+    lock: PgConnection,
+    first: JoinHandle<Result<ReserveInventoryResponse, tonic::Status>>,
 }
 
-/// Waits until a transaction of this database waits for a lock (the worker
-/// blocked behind `lock_product`).
-async fn wait_for_a_lock_wait(conn: &mut PgConnection) {
-    for _ in 0..200 {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            return;
+impl Held {
+    async fn up(service: &RunningService, client: &CatalogClient, product_id: &str) -> Self {
+        let mut lock = PgConnection::connect(&service.database_url)
+            .await
+            .expect("catalog database reachable");
+        sqlx::query("BEGIN").execute(&mut lock).await.unwrap();
+        sqlx::query("SELECT 1 FROM products WHERE id = $1 FOR UPDATE")
+            .bind(uuid(product_id))
+            .execute(&mut lock)
+            .await
+            .unwrap();
+        let (mut client, product) = (client.clone(), product_id.to_owned());
+        let first = tokio::spawn(async move {
+            reserve(&mut client, &new_id().to_string(), &[(&product, 1)]).await
+        });
+        // Until a transaction of this database waits for a lock: the worker.
+        for _ in 0..200 {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&mut lock)
+            .await
+            .unwrap();
+            if waiting > 0 {
+                return Self { lock, first };
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        panic!("the reservation worker never waited for the locked product");
     }
-    panic!("the reservation worker never waited for the locked product");
+
+    /// Lets the worker go (after `queueing`, time for calls sent just before
+    /// to queue up): the first call gets its unit. The test's connection, for
+    /// reading what was decided.
+    async fn go(mut self, queueing: Duration) -> PgConnection {
+        tokio::time::sleep(queueing).await;
+        sqlx::query("ROLLBACK")
+            .execute(&mut self.lock)
+            .await
+            .unwrap();
+        let first = self
+            .first
+            .await
+            .unwrap()
+            .expect("the first call gets a unit");
+        assert_eq!(first.lines[0].quantity, 1);
+        self.lock
+    }
 }
 
 /// (transactions, calls decided) of the group-commit batch-size histogram.
@@ -116,9 +148,9 @@ fn new_id() -> Uuid {
 
 #[tokio::test]
 async fn one_batch_judges_each_reservation_on_the_stock_the_ones_before_it_left() {
-    let (service, _) = spawn_catalog_with_admin().await;
-    let mut client = catalog_client(&service).await;
-    let store = store_of(&service).await;
+    let (catalog, mut client) = catalog_and_client().await;
+    let service = &catalog.service;
+    let store = store_of(service).await;
     let a = create_product(&mut client, "A", "2.50", 3).await;
     let b = create_product(&mut client, "B", "4.00", 5).await;
     let missing = new_id().to_string();
@@ -172,7 +204,7 @@ async fn one_batch_judges_each_reservation_on_the_stock_the_ones_before_it_left(
     assert_eq!(stock_of(&mut client, &b.id).await, 0);
 
     // Refused calls left no claim: their ids are as free as if never sent.
-    let mut db = PgConnection::connect(&service.database_url).await.unwrap();
+    let mut db = tests::catalog::catalog_database(service).await;
     let claims: Vec<Uuid> =
         sqlx::query_scalar("SELECT id FROM reservations WHERE id = ANY($1) ORDER BY id")
             .bind(&ids)
@@ -194,9 +226,9 @@ async fn one_batch_judges_each_reservation_on_the_stock_the_ones_before_it_left(
 #[tokio::test]
 async fn in_one_batch_a_tombstoned_id_is_refused_a_known_id_replays_and_a_changed_one_is_a_mismatch()
  {
-    let (service, _) = spawn_catalog_with_admin().await;
-    let mut client = catalog_client(&service).await;
-    let store = store_of(&service).await;
+    let (catalog, mut client) = catalog_and_client().await;
+    let service = &catalog.service;
+    let store = store_of(service).await;
     let a = create_product(&mut client, "A", "1.00", 10).await;
     let (tombstoned, known, changed, fresh) = (new_id(), new_id(), new_id(), new_id());
     assert!(!release(&mut client, &tombstoned.to_string()).await.unwrap());
@@ -245,21 +277,15 @@ async fn in_one_batch_a_tombstoned_id_is_refused_a_known_id_replays_and_a_change
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_mixed_calls_queued_together_each_get_their_own_all_or_nothing_answer() {
-    let (service, admin) = spawn_catalog_with_admin().await;
-    let mut client = catalog_client(&service).await;
+    let (catalog, mut client) = catalog_and_client().await;
+    let admin = catalog.admin_addr;
     let hot = create_product(&mut client, "Hot", "9.99", 10).await;
     let other = create_product(&mut client, "Other", "1.00", 100).await;
     let scarce = create_product(&mut client, "Scarce", "5.00", 1).await;
     let missing = new_id().to_string();
 
     // The worker's first transaction blocks on the hot row...
-    let mut lock = lock_product(&service.database_url, &hot.id).await;
-    let blocked = tokio::spawn({
-        let mut client = client.clone();
-        let hot = hot.id.clone();
-        async move { reserve(&mut client, &new_id().to_string(), &[(&hot, 1)]).await }
-    });
-    wait_for_a_lock_wait(&mut lock).await;
+    let held = Held::up(&catalog.service, &client, &hot.id).await;
     let (batches_before, calls_before) = batches(admin).await;
 
     // ...while these queue up behind it.
@@ -281,29 +307,17 @@ async fn concurrent_mixed_calls_queued_together_each_get_their_own_all_or_nothin
         calls.push(("missing", vec![(other.id.clone(), 1), (missing.clone(), 1)]));
     }
     let sent = calls.len() as u64;
-    let running: Vec<_> = calls
-        .into_iter()
-        .map(|(kind, items)| {
-            let mut client: CatalogClient = client.clone();
-            tokio::spawn(async move {
-                let items: Vec<(&str, i32)> = items.iter().map(|(p, q)| (p.as_str(), *q)).collect();
-                (
-                    kind,
-                    reserve(&mut client, &new_id().to_string(), &items).await,
-                )
-            })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    let running = concurrently(calls.into_iter().map(|(kind, items)| {
+        let mut client: CatalogClient = client.clone();
+        async move {
+            let items: Vec<(&str, i32)> = items.iter().map(|(p, q)| (p.as_str(), *q)).collect();
+            let id = new_id().to_string();
+            (kind, reserve(&mut client, &id, &items).await)
+        }
+    }));
 
-    let first = blocked.await.unwrap().expect("the first call gets a unit");
-    assert_eq!(first.lines[0].quantity, 1);
-    let answers: Vec<_> = join_all(running)
-        .await
-        .into_iter()
-        .map(|joined| joined.expect("task completed"))
-        .collect();
+    let mut db = held.go(Duration::from_millis(500)).await;
+    let answers = running.await;
 
     let ok = |kind: &str| {
         answers
@@ -338,10 +352,7 @@ async fn concurrent_mixed_calls_queued_together_each_get_their_own_all_or_nothin
     assert_eq!(stock_of(&mut client, &other.id).await, 100 - other_taken);
 
     // Every claim left is a success's; no refused call kept one.
-    let claims: i64 = sqlx::query_scalar("SELECT count(*) FROM reservations")
-        .fetch_one(&mut lock)
-        .await
-        .unwrap();
+    let claims: i64 = tests::select_value(&mut db, "SELECT count(*) FROM reservations").await;
     assert_eq!(
         claims as usize,
         1 + answers.iter().filter(|(_, r)| r.is_ok()).count()
@@ -359,48 +370,33 @@ async fn concurrent_mixed_calls_queued_together_each_get_their_own_all_or_nothin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copies_of_one_reservation_queued_together_move_stock_once_and_answer_identically() {
-    let (service, _) = spawn_catalog_with_admin().await;
-    let mut client = catalog_client(&service).await;
+    let (catalog, mut client) = catalog_and_client().await;
     let a = create_product(&mut client, "A", "1.25", 10).await;
     let b = create_product(&mut client, "B", "7.50", 10).await;
     let c = create_product(&mut client, "C", "3.00", 10).await;
     let (copied, short) = (new_id().to_string(), new_id().to_string());
 
-    let mut lock = lock_product(&service.database_url, &a.id).await;
-    let blocked = tokio::spawn({
-        let mut client = client.clone();
-        let a = a.id.clone();
-        async move { reserve(&mut client, &new_id().to_string(), &[(&a, 1)]).await }
-    });
-    wait_for_a_lock_wait(&mut lock).await;
+    let held = Held::up(&catalog.service, &client, &a.id).await;
 
     // Ten copies of one reservation, and five of one that cannot be served.
-    let copies: Vec<_> = (0..15)
-        .map(|i| {
-            let mut client = client.clone();
-            let (a, b, c) = (a.id.clone(), b.id.clone(), c.id.clone());
-            let id = if i < 10 {
-                copied.clone()
+    let copies = concurrently((0..15).map(|i| {
+        let mut client = client.clone();
+        let (a, b, c) = (a.id.clone(), b.id.clone(), c.id.clone());
+        let id = if i < 10 {
+            copied.clone()
+        } else {
+            short.clone()
+        };
+        async move {
+            if i < 10 {
+                reserve(&mut client, &id, &[(&b, 3), (&a, 2)]).await
             } else {
-                short.clone()
-            };
-            tokio::spawn(async move {
-                if i < 10 {
-                    reserve(&mut client, &id, &[(&b, 3), (&a, 2)]).await
-                } else {
-                    reserve(&mut client, &id, &[(&c, 11)]).await
-                }
-            })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
-    blocked.await.unwrap().expect("the first call gets a unit");
-    let answers: Vec<_> = join_all(copies)
-        .await
-        .into_iter()
-        .map(|joined| joined.expect("task completed"))
-        .collect();
+                reserve(&mut client, &id, &[(&c, 11)]).await
+            }
+        }
+    }));
+    held.go(Duration::from_millis(500)).await;
+    let answers = copies.await;
 
     let served: Vec<_> = answers[..10]
         .iter()
@@ -422,18 +418,11 @@ async fn copies_of_one_reservation_queued_together_move_stock_once_and_answer_id
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_whose_deadline_passed_while_queued_takes_no_stock() {
-    let (service, _) = spawn_catalog_with_admin().await;
-    let mut client = catalog_client(&service).await;
+    let (catalog, mut client) = catalog_and_client().await;
     let a = create_product(&mut client, "A", "1.00", 10).await;
     let b = create_product(&mut client, "B", "1.00", 10).await;
 
-    let mut lock = lock_product(&service.database_url, &a.id).await;
-    let blocked = tokio::spawn({
-        let mut client = client.clone();
-        let a = a.id.clone();
-        async move { reserve(&mut client, &new_id().to_string(), &[(&a, 1)]).await }
-    });
-    wait_for_a_lock_wait(&mut lock).await;
+    let held = Held::up(&catalog.service, &client, &a.id).await;
 
     let gave_up = new_id().to_string();
     let mut request = tonic::Request::new(proto::catalog::v1::ReserveInventoryRequest {
@@ -449,8 +438,7 @@ async fn a_call_whose_deadline_passed_while_queued_takes_no_stock() {
         matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded),
         "{status:?}"
     );
-    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
-    blocked.await.unwrap().expect("the first call gets a unit");
+    held.go(Duration::ZERO).await;
 
     // A call after it in the queue is served, so the dropped one was passed.
     reserve(&mut client, &new_id().to_string(), &[(&b.id, 1)])

@@ -1,6 +1,6 @@
 //! Products over real gRPC against a real PostgreSQL: create, read, partial
-//! update, delete, the newest-first list, and every validation refusal.
-//! Issue 2, acceptance 1 (and the unreferenced half of 7).
+//! update, delete, the newest-first list, and every validation refusal (a
+//! product no reservation refers to can be deleted).
 
 use proto::{
     catalog::v1::{
@@ -11,10 +11,10 @@ use proto::{
     errors::reason,
 };
 use tests::catalog::{
-    CatalogClient, catalog_client, catalog_database, create_product, list_products, money,
-    product_count, reason_of, spawn_catalog, violated_fields,
+    CatalogClient, catalog, catalog_database, create_product, list_products, money, product_count,
+    reason_of, violated_fields,
 };
-use tonic::Code;
+use tonic::{Code, Status};
 
 fn create_request(name: &str, price: Option<Money>, quantity: i32) -> CreateProductRequest {
     CreateProductRequest {
@@ -25,6 +25,7 @@ fn create_request(name: &str, price: Option<Money>, quantity: i32) -> CreateProd
     }
 }
 
+/// An update of the product `id` that changes nothing yet.
 fn update_request(id: &str) -> UpdateProductRequest {
     UpdateProductRequest {
         id: id.to_owned(),
@@ -32,28 +33,41 @@ fn update_request(id: &str) -> UpdateProductRequest {
     }
 }
 
-async fn get(client: &mut CatalogClient, id: &str) -> Result<Product, tonic::Status> {
-    client
-        .get_product(GetProductRequest { id: id.to_owned() })
-        .await
-        .map(tonic::Response::into_inner)
+async fn create(
+    client: &mut CatalogClient,
+    request: CreateProductRequest,
+) -> Result<Product, Status> {
+    Ok(client.create_product(request).await?.into_inner())
+}
+
+/// A "Laptop" at 999.99 with 7 in stock and this description.
+async fn laptop_described(client: &mut CatalogClient, description: &str) -> Product {
+    let mut request = create_request("Laptop", Some(money("999.99")), 7);
+    request.description = Some(description.to_owned());
+    create(client, request).await.expect("created")
+}
+
+async fn get(client: &mut CatalogClient, id: &str) -> Result<Product, Status> {
+    let id = id.to_owned();
+    Ok(client
+        .get_product(GetProductRequest { id })
+        .await?
+        .into_inner())
 }
 
 async fn update(
     client: &mut CatalogClient,
     request: UpdateProductRequest,
-) -> Result<Product, tonic::Status> {
-    client
-        .update_product(request)
-        .await
-        .map(tonic::Response::into_inner)
+) -> Result<Product, Status> {
+    Ok(client.update_product(request).await?.into_inner())
 }
 
-async fn delete(client: &mut CatalogClient, id: &str) -> Result<(), tonic::Status> {
+async fn delete(client: &mut CatalogClient, id: &str) -> Result<(), Status> {
+    let id = id.to_owned();
     client
-        .delete_product(DeleteProductRequest { id: id.to_owned() })
+        .delete_product(DeleteProductRequest { id })
         .await
-        .map(|_| ())
+        .map(drop)
 }
 
 /// `(seconds, nanos)` of a product's creation time, comparable.
@@ -70,33 +84,27 @@ fn updated_at(product: &Product) -> (i64, i32) {
 
 /// Asserts `INVALID_ARGUMENT` whose violations name exactly `fields`.
 #[track_caller]
-fn assert_invalid(
-    result: Result<impl std::fmt::Debug, tonic::Status>,
-    fields: &[&str],
-    case: &str,
-) {
+fn assert_invalid(result: Result<impl std::fmt::Debug, Status>, fields: &[&str], case: &str) {
     let status = result.expect_err(case);
     assert_eq!(status.code(), Code::InvalidArgument, "{case}: {status:?}");
     assert_eq!(violated_fields(&status), fields, "{case}");
+}
+
+/// Asserts the refusal of an unknown product, naming its id.
+#[track_caller]
+fn assert_not_found(result: Result<impl std::fmt::Debug, Status>, id: &str) {
+    let status = result.expect_err("unknown");
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(status.message(), format!("Product with id {id} not found"));
 }
 
 // ---------------------------------------------------------------- create / get
 
 #[tokio::test]
 async fn a_created_product_is_returned_by_get_with_every_field() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
 
-    let created = client
-        .create_product(CreateProductRequest {
-            name: "Laptop".into(),
-            description: Some("14 inch, 16 GB".into()),
-            price: Some(money("999.99")),
-            quantity: 7,
-        })
-        .await
-        .expect("created")
-        .into_inner();
+    let created = laptop_described(&mut client, "14 inch, 16 GB").await;
     let fetched = get(&mut client, &created.id).await.expect("found");
 
     assert_eq!(fetched, created);
@@ -115,30 +123,27 @@ async fn a_created_product_is_returned_by_get_with_every_field() {
 
 #[tokio::test]
 async fn the_boundary_values_of_every_field_are_accepted() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
 
     let longest_name = "é".repeat(255);
-    let largest = client
-        .create_product(create_request(&longest_name, Some(money("99999999.99")), 0))
+    let largest = create_request(&longest_name, Some(money("99999999.99")), 0);
+    let largest = create(&mut client, largest)
         .await
-        .expect("255 characters, the largest price and no stock are valid")
-        .into_inner();
-    let smallest = client
-        .create_product(CreateProductRequest {
-            name: "x".into(),
-            description: Some(String::new()),
-            // An empty currency code means the platform's currency.
-            price: Some(Money {
-                currency_code: String::new(),
-                units: 0,
-                nanos: 10_000_000,
-            }),
-            quantity: i32::MAX,
-        })
+        .expect("255 characters, the largest price and no stock are valid");
+    let smallest = CreateProductRequest {
+        name: "x".into(),
+        description: Some(String::new()),
+        // An empty currency code means the platform's currency.
+        price: Some(Money {
+            currency_code: String::new(),
+            units: 0,
+            nanos: 10_000_000,
+        }),
+        quantity: i32::MAX,
+    };
+    let smallest = create(&mut client, smallest)
         .await
-        .expect("one character, 0.01, empty currency and i32::MAX stock are valid")
-        .into_inner();
+        .expect("one character, 0.01, empty currency and i32::MAX stock are valid");
 
     assert_eq!(largest.name, longest_name);
     assert_eq!(largest.price, Some(money("99999999.99")));
@@ -150,56 +155,36 @@ async fn the_boundary_values_of_every_field_are_accepted() {
 
 #[tokio::test]
 async fn get_of_an_unknown_product_is_not_found_naming_its_id() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
     let unknown = uuid::Uuid::new_v4().to_string();
 
-    let status = get(&mut client, &unknown).await.expect_err("unknown");
+    let got = get(&mut client, &unknown).await;
 
-    assert_eq!(status.code(), Code::NotFound);
     assert_eq!(
-        status.message(),
-        format!("Product with id {unknown} not found")
+        reason_of(got.as_ref().unwrap_err()),
+        reason::PRODUCT_NOT_FOUND
     );
-    assert_eq!(reason_of(&status), reason::PRODUCT_NOT_FOUND);
+    assert_not_found(got, &unknown);
 }
 
 // -------------------------------------------------------------------- update
 
 #[tokio::test]
 async fn an_update_changes_only_the_given_fields() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
-    let original = client
-        .create_product(CreateProductRequest {
-            name: "Laptop".into(),
-            description: Some("the original".into()),
-            price: Some(money("999.99")),
-            quantity: 7,
-        })
-        .await
-        .expect("created")
-        .into_inner();
+    let (_catalog, mut client) = catalog().await;
+    let original = laptop_described(&mut client, "the original").await;
 
-    let renamed = update(
-        &mut client,
-        UpdateProductRequest {
-            name: Some("Laptop Pro".into()),
-            ..update_request(&original.id)
-        },
-    )
-    .await
-    .expect("renamed");
-    let repriced = update(
-        &mut client,
-        UpdateProductRequest {
-            price: Some(money("1099.50")),
-            quantity: Some(3),
-            ..update_request(&original.id)
-        },
-    )
-    .await
-    .expect("repriced");
+    let renamed = UpdateProductRequest {
+        name: Some("Laptop Pro".into()),
+        ..update_request(&original.id)
+    };
+    let renamed = update(&mut client, renamed).await.expect("renamed");
+    let repriced = UpdateProductRequest {
+        price: Some(money("1099.50")),
+        quantity: Some(3),
+        ..update_request(&original.id)
+    };
+    let repriced = update(&mut client, repriced).await.expect("repriced");
 
     assert_eq!(renamed.name, "Laptop Pro");
     assert_eq!(renamed.description, original.description);
@@ -219,8 +204,7 @@ async fn an_update_changes_only_the_given_fields() {
 
 #[tokio::test]
 async fn an_update_with_no_field_set_changes_nothing_not_even_updated_at() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
     let original = create_product(&mut client, "Laptop", "999.99", 7).await;
 
     let answered = update(&mut client, update_request(&original.id))
@@ -233,29 +217,20 @@ async fn an_update_with_no_field_set_changes_nothing_not_even_updated_at() {
 
 #[tokio::test]
 async fn a_description_is_set_and_then_cleared() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
     let original = create_product(&mut client, "Laptop", "999.99", 7).await;
     assert_eq!(original.description, None);
 
-    let described = update(
-        &mut client,
-        UpdateProductRequest {
-            description: Some("now with a description".into()),
-            ..update_request(&original.id)
-        },
-    )
-    .await
-    .expect("described");
-    let cleared = update(
-        &mut client,
-        UpdateProductRequest {
-            clear_description: true,
-            ..update_request(&original.id)
-        },
-    )
-    .await
-    .expect("cleared");
+    let described = UpdateProductRequest {
+        description: Some("now with a description".into()),
+        ..update_request(&original.id)
+    };
+    let described = update(&mut client, described).await.expect("described");
+    let cleared = UpdateProductRequest {
+        clear_description: true,
+        ..update_request(&original.id)
+    };
+    let cleared = update(&mut client, cleared).await.expect("cleared");
 
     assert_eq!(
         described.description.as_deref(),
@@ -270,28 +245,12 @@ async fn a_description_is_set_and_then_cleared() {
 
 #[tokio::test]
 async fn a_description_together_with_clear_description_is_refused_and_changes_nothing() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
-    let original = client
-        .create_product(CreateProductRequest {
-            name: "Laptop".into(),
-            description: Some("kept".into()),
-            price: Some(money("999.99")),
-            quantity: 7,
-        })
-        .await
-        .expect("created")
-        .into_inner();
+    let (_catalog, mut client) = catalog().await;
+    let original = laptop_described(&mut client, "kept").await;
 
-    let result = update(
-        &mut client,
-        UpdateProductRequest {
-            description: Some("new".into()),
-            clear_description: true,
-            ..update_request(&original.id)
-        },
-    )
-    .await;
+    let mut both = update_request(&original.id);
+    (both.description, both.clear_description) = (Some("new".into()), true);
+    let result = update(&mut client, both).await;
 
     assert_invalid(result, &["clear_description"], "description + clear");
     assert_eq!(get(&mut client, &original.id).await.unwrap(), original);
@@ -299,44 +258,31 @@ async fn a_description_together_with_clear_description_is_refused_and_changes_no
 
 #[tokio::test]
 async fn an_update_of_an_unknown_product_is_not_found() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
     let unknown = uuid::Uuid::new_v4().to_string();
 
-    let with_fields = update(
-        &mut client,
-        UpdateProductRequest {
-            name: Some("ghost".into()),
-            ..update_request(&unknown)
-        },
-    )
-    .await
-    .expect_err("unknown");
-    let without_fields = update(&mut client, update_request(&unknown))
-        .await
-        .expect_err("unknown");
+    let with_fields = UpdateProductRequest {
+        name: Some("ghost".into()),
+        ..update_request(&unknown)
+    };
+    assert_not_found(update(&mut client, with_fields).await, &unknown);
+    let without_fields = update_request(&unknown);
+    assert_not_found(update(&mut client, without_fields).await, &unknown);
 
-    for status in [with_fields, without_fields] {
-        assert_eq!(status.code(), Code::NotFound);
-        assert_eq!(
-            status.message(),
-            format!("Product with id {unknown} not found")
-        );
-    }
     assert_eq!(product_count(&mut client).await, 0);
 }
 
 #[tokio::test]
 async fn an_update_with_invalid_fields_is_refused_naming_each_and_changes_nothing() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
     let original = create_product(&mut client, "Laptop", "999.99", 7).await;
+    let request = || update_request(&original.id);
     let cases: Vec<(&str, UpdateProductRequest, Vec<&str>)> = vec![
         (
             "empty name",
             UpdateProductRequest {
                 name: Some(String::new()),
-                ..update_request(&original.id)
+                ..request()
             },
             vec!["name"],
         ),
@@ -344,7 +290,7 @@ async fn an_update_with_invalid_fields_is_refused_naming_each_and_changes_nothin
             "256-character name",
             UpdateProductRequest {
                 name: Some("a".repeat(256)),
-                ..update_request(&original.id)
+                ..request()
             },
             vec!["name"],
         ),
@@ -352,7 +298,7 @@ async fn an_update_with_invalid_fields_is_refused_naming_each_and_changes_nothin
             "zero price",
             UpdateProductRequest {
                 price: Some(money("0")),
-                ..update_request(&original.id)
+                ..request()
             },
             vec!["price"],
         ),
@@ -360,7 +306,7 @@ async fn an_update_with_invalid_fields_is_refused_naming_each_and_changes_nothin
             "three decimals",
             UpdateProductRequest {
                 price: Some(money("1.005")),
-                ..update_request(&original.id)
+                ..request()
             },
             vec!["price"],
         ),
@@ -368,7 +314,7 @@ async fn an_update_with_invalid_fields_is_refused_naming_each_and_changes_nothin
             "negative quantity",
             UpdateProductRequest {
                 quantity: Some(-1),
-                ..update_request(&original.id)
+                ..request()
             },
             vec!["quantity"],
         ),
@@ -385,8 +331,7 @@ async fn an_update_with_invalid_fields_is_refused_naming_each_and_changes_nothin
     ];
 
     for (case, request, fields) in cases {
-        let result = update(&mut client, request).await;
-        assert_invalid(result, &fields, case);
+        assert_invalid(update(&mut client, request).await, &fields, case);
     }
 
     assert_eq!(get(&mut client, &original.id).await.unwrap(), original);
@@ -396,44 +341,30 @@ async fn an_update_with_invalid_fields_is_refused_naming_each_and_changes_nothin
 
 #[tokio::test]
 async fn deleting_a_product_without_reservations_succeeds_and_get_is_then_not_found() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
     let doomed = create_product(&mut client, "Doomed", "5.00", 1).await;
     let kept = create_product(&mut client, "Kept", "5.00", 1).await;
 
     delete(&mut client, &doomed.id).await.expect("deleted");
 
-    let status = get(&mut client, &doomed.id).await.expect_err("gone");
-    assert_eq!(status.code(), Code::NotFound);
-    assert_eq!(
-        status.message(),
-        format!("Product with id {} not found", doomed.id)
-    );
+    assert_not_found(get(&mut client, &doomed.id).await, &doomed.id);
     assert_eq!(get(&mut client, &kept.id).await.unwrap(), kept);
     assert_eq!(product_count(&mut client).await, 1);
 }
 
 #[tokio::test]
 async fn deleting_an_unknown_product_is_not_found() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
     create_product(&mut client, "Bystander", "5.00", 1).await;
     let unknown = uuid::Uuid::new_v4().to_string();
 
-    let status = delete(&mut client, &unknown).await.expect_err("unknown");
-
-    assert_eq!(status.code(), Code::NotFound);
-    assert_eq!(
-        status.message(),
-        format!("Product with id {unknown} not found")
-    );
+    assert_not_found(delete(&mut client, &unknown).await, &unknown);
     assert_eq!(product_count(&mut client).await, 1);
 }
 
 #[tokio::test]
 async fn deleting_twice_is_not_found_the_second_time() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
     let product = create_product(&mut client, "Once", "5.00", 1).await;
 
     delete(&mut client, &product.id).await.expect("deleted");
@@ -453,11 +384,8 @@ async fn create_products(
 ) -> Vec<String> {
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
-        ids.push(
-            create_product(client, &format!("product {i}"), "1.00", stock(i))
-                .await
-                .id,
-        );
+        let name = format!("product {i}");
+        ids.push(create_product(client, &name, "1.00", stock(i)).await.id);
     }
     ids
 }
@@ -466,17 +394,30 @@ fn ids_of(products: &[Product]) -> Vec<String> {
     products.iter().map(|p| p.id.clone()).collect()
 }
 
+/// The ids of pages `pages` of `page_size` (unfiltered), each checked to
+/// report `total`.
+async fn walk(
+    client: &mut CatalogClient,
+    pages: std::ops::RangeInclusive<u32>,
+    page_size: u32,
+    total: u64,
+) -> Vec<String> {
+    let mut walked = Vec::new();
+    for page in pages {
+        let response = list_products(client, page, page_size, None).await.unwrap();
+        assert_eq!(response.total, total);
+        walked.extend(ids_of(&response.products));
+    }
+    walked
+}
+
 #[tokio::test]
 async fn list_pages_are_newest_first_with_the_true_total_and_empty_past_the_end() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
     let mut newest_first = create_products(&mut client, 7, |_| 1).await;
     newest_first.reverse();
 
-    let page1 = list_products(&mut client, 1, 3, None).await.unwrap();
-    let page2 = list_products(&mut client, 2, 3, None).await.unwrap();
-    let page3 = list_products(&mut client, 3, 3, None).await.unwrap();
-    let page4 = list_products(&mut client, 4, 3, None).await.unwrap();
+    let pages = walk(&mut client, 1..=4, 3, 7).await;
     // The deepest page allowed (offset 10,000, the default MAX_LIST_OFFSET);
     // deeper is refused (see the catalog_* and api_bounds depth tests).
     let far_away = list_products(&mut client, 101, 100, None).await.unwrap();
@@ -486,20 +427,19 @@ async fn list_pages_are_newest_first_with_the_true_total_and_empty_past_the_end(
         "page u32::MAX",
     );
 
-    assert_eq!(ids_of(&page1.products), newest_first[0..3]);
-    assert_eq!(ids_of(&page2.products), newest_first[3..6]);
-    assert_eq!(ids_of(&page3.products), newest_first[6..7]);
-    assert!(page4.products.is_empty());
+    // Pages 1-3 hold 3, 3 and 1; page 4 is empty.
+    assert_eq!(pages, newest_first);
     assert!(far_away.products.is_empty());
-    for page in [&page1, &page2, &page3, &page4, &far_away] {
-        assert_eq!(page.total, 7);
+    assert_eq!(far_away.total, 7);
+    for (page, expected) in [(1, 3), (3, 1), (4, 0)] {
+        let listed = list_products(&mut client, page, 3, None).await.unwrap();
+        assert_eq!(listed.products.len(), expected, "page {page}");
     }
 }
 
 #[tokio::test]
 async fn a_list_returns_whole_products() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
     let product = create_product(&mut client, "Laptop", "999.99", 7).await;
 
     let page = list_products(&mut client, 1, 10, None).await.unwrap();
@@ -510,45 +450,31 @@ async fn a_list_returns_whole_products() {
 
 #[tokio::test]
 async fn walking_every_page_visits_each_product_once_in_newest_first_order() {
-    let service = spawn_catalog().await;
-    let client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
     // Created concurrently: creation times are close and may coincide.
     let creations = (0..23).map(|i| {
         let mut client = client.clone();
         async move { create_product(&mut client, &format!("p{i}"), "1.00", i).await }
     });
-    let created = futures::future::join_all(creations).await;
-    let mut client = client;
+    let mut expected = futures::future::join_all(creations).await;
 
-    let mut walked = Vec::new();
-    for page in 1..=6 {
-        let response = list_products(&mut client, page, 4, None).await.unwrap();
-        assert_eq!(response.total, 23);
-        walked.extend(response.products);
-    }
+    let walked = walk(&mut client, 1..=6, 4, 23).await;
 
-    let mut expected = created;
     expected.sort_by(|a, b| (created_at(b), &b.id).cmp(&(created_at(a), &a.id)));
-    assert_eq!(ids_of(&walked), ids_of(&expected));
+    assert_eq!(walked, ids_of(&expected));
 }
 
 #[tokio::test]
 async fn products_created_at_the_same_instant_are_ordered_by_id_and_pages_never_overlap() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (catalog, mut client) = catalog().await;
     let mut ids = create_products(&mut client, 10, |_| 1).await;
-    let mut db = catalog_database(&service).await;
+    let mut db = catalog_database(&catalog).await;
     sqlx::query("UPDATE products SET created_at = '2026-01-01T00:00:00Z'")
         .execute(&mut db)
         .await
         .unwrap();
 
-    let mut walked = Vec::new();
-    for page in 1..=4 {
-        let response = list_products(&mut client, page, 3, None).await.unwrap();
-        assert_eq!(response.total, 10);
-        walked.extend(ids_of(&response.products));
-    }
+    let walked = walk(&mut client, 1..=4, 3, 10).await;
 
     ids.sort();
     ids.reverse();
@@ -557,8 +483,7 @@ async fn products_created_at_the_same_instant_are_ordered_by_id_and_pages_never_
 
 #[tokio::test]
 async fn the_in_stock_filter_keeps_products_with_stock_or_without() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
     // Even positions have stock, odd ones are sold out.
     let ids = create_products(&mut client, 9, |i| if i % 2 == 0 { 3 } else { 0 }).await;
     let newest_first = |keep_even: bool| -> Vec<String> {
@@ -595,19 +520,14 @@ async fn the_in_stock_filter_keeps_products_with_stock_or_without() {
 
 #[tokio::test]
 async fn a_product_whose_stock_runs_out_moves_to_the_sold_out_list() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
     let product = create_product(&mut client, "Last one", "1.00", 1).await;
 
-    update(
-        &mut client,
-        UpdateProductRequest {
-            quantity: Some(0),
-            ..update_request(&product.id)
-        },
-    )
-    .await
-    .unwrap();
+    let sell_out = UpdateProductRequest {
+        quantity: Some(0),
+        ..update_request(&product.id)
+    };
+    update(&mut client, sell_out).await.unwrap();
 
     let in_stock = list_products(&mut client, 1, 10, Some(true)).await.unwrap();
     let sold_out = list_products(&mut client, 1, 10, Some(false))
@@ -619,8 +539,7 @@ async fn a_product_whose_stock_runs_out_moves_to_the_sold_out_list() {
 
 #[tokio::test]
 async fn a_bad_page_or_page_size_is_refused_naming_the_field() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
     create_product(&mut client, "Bystander", "1.00", 1).await;
 
     let cases = [
@@ -640,37 +559,38 @@ async fn a_bad_page_or_page_size_is_refused_naming_the_field() {
 
 // ---------------------------------------------------------------- validation
 
+/// Each `(case, request)` is refused naming exactly `fields`, and none
+/// writes anything.
+async fn refused_creations(cases: Vec<(String, CreateProductRequest)>, fields: &[&str]) {
+    let (_catalog, mut client) = catalog().await;
+    for (case, request) in cases {
+        assert_invalid(create(&mut client, request).await, fields, &case);
+    }
+    assert_eq!(product_count(&mut client).await, 0);
+}
+
 #[tokio::test]
 async fn a_create_with_a_bad_name_is_refused_naming_the_name_and_writes_nothing() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
-
     let cases = [
         ("empty", String::new()),
         ("256 characters", "a".repeat(256)),
         ("256 two-byte characters", "é".repeat(256)),
         ("NUL inside", "lap\0top".to_owned()),
     ];
-    for (case, name) in cases {
-        let result = client
-            .create_product(create_request(&name, Some(money("1.00")), 1))
-            .await;
-        assert_invalid(result, &["name"], case);
-    }
-
-    assert_eq!(product_count(&mut client).await, 0);
+    let cases = cases.map(|(case, name)| {
+        let request = create_request(&name, Some(money("1.00")), 1);
+        (case.to_owned(), request)
+    });
+    refused_creations(cases.into(), &["name"]).await;
 }
 
 #[tokio::test]
 async fn a_create_with_a_bad_price_is_refused_naming_the_price_and_writes_nothing() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
     let usd = |units: i64, nanos: i32| Money {
         currency_code: "USD".into(),
         units,
         nanos,
     };
-
     let cases = [
         ("zero", Some(money("0"))),
         ("negative", Some(money("-5.00"))),
@@ -693,57 +613,34 @@ async fn a_create_with_a_bad_price_is_refused_naming_the_price_and_writes_nothin
         ("units positive, nanos negative", Some(usd(1, -500_000_000))),
         ("units negative, nanos positive", Some(usd(-1, 500_000_000))),
     ];
-    for (case, price) in cases {
-        let result = client
-            .create_product(create_request("Laptop", price, 1))
-            .await;
-        assert_invalid(result, &["price"], case);
-    }
-
-    assert_eq!(product_count(&mut client).await, 0);
+    let cases = cases.map(|(case, price)| (case.to_owned(), create_request("Laptop", price, 1)));
+    refused_creations(cases.into(), &["price"]).await;
 }
 
 #[tokio::test]
 async fn a_create_with_negative_quantity_is_refused_naming_the_quantity_and_writes_nothing() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
-
-    for quantity in [-1, i32::MIN] {
-        let result = client
-            .create_product(create_request("Laptop", Some(money("1.00")), quantity))
-            .await;
-        assert_invalid(result, &["quantity"], &format!("quantity {quantity}"));
-    }
-
-    assert_eq!(product_count(&mut client).await, 0);
+    let cases = [-1, i32::MIN].map(|quantity| {
+        let request = create_request("Laptop", Some(money("1.00")), quantity);
+        (format!("quantity {quantity}"), request)
+    });
+    refused_creations(cases.into(), &["quantity"]).await;
 }
 
 #[tokio::test]
 async fn a_create_with_several_bad_fields_names_every_one() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
-
-    let result = client
-        .create_product(CreateProductRequest {
-            name: String::new(),
-            description: Some("bad\0description".into()),
-            price: None,
-            quantity: -1,
-        })
-        .await;
-
-    assert_invalid(
-        result,
-        &["name", "description", "price", "quantity"],
-        "all at once",
-    );
-    assert_eq!(product_count(&mut client).await, 0);
+    let everything_wrong = CreateProductRequest {
+        name: String::new(),
+        description: Some("bad\0description".into()),
+        price: None,
+        quantity: -1,
+    };
+    let cases = vec![("all at once".to_owned(), everything_wrong)];
+    refused_creations(cases, &["name", "description", "price", "quantity"]).await;
 }
 
 #[tokio::test]
 async fn get_update_and_delete_refuse_an_id_that_is_not_a_uuid() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
     let product = create_product(&mut client, "Bystander", "1.00", 1).await;
 
     for bad in [
@@ -752,28 +649,16 @@ async fn get_update_and_delete_refuse_an_id_that_is_not_a_uuid() {
         "not-a-uuid",
         "00000000-0000-0000-0000-00000000000g",
     ] {
-        assert_invalid(
-            get(&mut client, bad).await,
-            &["id"],
-            &format!("get {bad:?}"),
-        );
-        assert_invalid(
-            update(
-                &mut client,
-                UpdateProductRequest {
-                    name: Some("renamed".into()),
-                    ..update_request(bad)
-                },
-            )
-            .await,
-            &["id"],
-            &format!("update {bad:?}"),
-        );
-        assert_invalid(
-            delete(&mut client, bad).await,
-            &["id"],
-            &format!("delete {bad:?}"),
-        );
+        let got = get(&mut client, bad).await;
+        assert_invalid(got, &["id"], &format!("get {bad:?}"));
+        let rename = UpdateProductRequest {
+            name: Some("renamed".into()),
+            ..update_request(bad)
+        };
+        let updated = update(&mut client, rename).await;
+        assert_invalid(updated, &["id"], &format!("update {bad:?}"));
+        let deleted = delete(&mut client, bad).await;
+        assert_invalid(deleted, &["id"], &format!("delete {bad:?}"));
     }
 
     assert_eq!(get(&mut client, &product.id).await.unwrap(), product);

@@ -1,16 +1,22 @@
 //! The inventory reservation protocol over real gRPC against a real
 //! PostgreSQL: all-or-nothing reservations under concurrency, idempotency by
 //! reservation id, release / commit exactly once, and products that are part
-//! of a reservation cannot be deleted. Issue 2, acceptance 2-7.
+//! of a reservation cannot be deleted.
 
-use futures::future::join_all;
 use proto::{
-    catalog::v1::{DeleteProductRequest, GetProductRequest, UpdateProductRequest},
+    catalog::v1::{
+        DeleteProductRequest, GetProductRequest, Product, ReserveInventoryResponse,
+        UpdateProductRequest,
+    },
     errors::{meta, reason},
 };
-use tests::catalog::{
-    CatalogClient, catalog_client, commit, create_product, metadata_of, money, reason_of, release,
-    reserve, spawn_catalog, stock_of, violated_fields,
+use tests::{
+    RunningService,
+    catalog::{
+        CatalogClient, catalog, commit, create_product, metadata_of, money, reason_of, release,
+        reserve, stock_of, violated_fields,
+    },
+    concurrently,
 };
 use tonic::{Code, Status};
 
@@ -48,6 +54,38 @@ fn assert_refused(status: &Status, code: Code, expected_reason: &str) {
     assert_eq!(reason_of(status), expected_reason, "{status:?}");
 }
 
+/// Asserts a refusal of the reservation `id`: this code and reason, the id
+/// in the `ErrorInfo`.
+#[track_caller]
+fn assert_refused_for<T: std::fmt::Debug>(
+    result: Result<T, Status>,
+    code: Code,
+    expected_reason: &str,
+    id: &str,
+) {
+    let status = result.expect_err("refused");
+    assert_refused(&status, code, expected_reason);
+    assert_eq!(metadata_of(&status, meta::ID), id);
+}
+
+/// Asserts a refusal because the reservation `id` was released (or
+/// tombstoned before any reserve).
+#[track_caller]
+fn assert_released<T: std::fmt::Debug>(result: Result<T, Status>, id: &str) {
+    let reason = reason::RESERVATION_RELEASED;
+    assert_refused_for(result, Code::FailedPrecondition, reason, id);
+}
+
+/// Asserts the refusal of deleting a product that is part of a reservation.
+#[track_caller]
+fn assert_referenced(status: &Status) {
+    assert_refused(status, Code::FailedPrecondition, reason::PRODUCT_REFERENCED);
+    assert_eq!(
+        status.message(),
+        "Cannot delete product that is referenced in existing orders"
+    );
+}
+
 async fn delete(client: &mut CatalogClient, id: &str) -> Result<(), Status> {
     client
         .delete_product(DeleteProductRequest { id: id.to_owned() })
@@ -55,38 +93,80 @@ async fn delete(client: &mut CatalogClient, id: &str) -> Result<(), Status> {
         .map(|_| ())
 }
 
-async fn set_price(client: &mut CatalogClient, id: &str, name: &str, price: &str) {
+async fn update(client: &mut CatalogClient, request: UpdateProductRequest) {
     client
-        .update_product(UpdateProductRequest {
-            id: id.to_owned(),
-            name: Some(name.to_owned()),
-            price: Some(money(price)),
-            ..Default::default()
-        })
+        .update_product(request)
         .await
-        .expect("price updated");
+        .expect("product updated");
 }
 
-// ------------------------------------------------------------- 2: contention
+/// A product of stock 10 at 1.00 and a new reservation id.
+async fn product_and_id(client: &mut CatalogClient, name: &str) -> (Product, String) {
+    (create_product(client, name, "1.00", 10).await, new_id())
+}
+
+/// A "Widget" (1.00, stock 10) of which a reservation holds `quantity`.
+async fn held(
+    client: &mut CatalogClient,
+    quantity: i32,
+) -> (Product, String, ReserveInventoryResponse) {
+    let (product, reservation) = product_and_id(client, "Widget").await;
+    let taken = reserve(client, &reservation, &[(&product.id, quantity)])
+        .await
+        .expect("reserved");
+    (product, reservation, taken)
+}
+
+/// As [`held`], then released (which reports it released).
+async fn released(client: &mut CatalogClient, quantity: i32) -> (Product, String) {
+    let (product, reservation, _) = held(client, quantity).await;
+    assert!(release(client, &reservation).await.expect("released"));
+    (product, reservation)
+}
+
+/// A catalog, a client, [`pair`] and a new reservation id.
+async fn pair_to_reserve(
+    prices: [&str; 2],
+) -> (RunningService, CatalogClient, [Product; 2], String) {
+    let (catalog, mut client) = catalog().await;
+    let (products, reservation) = pair(&mut client, 0, prices).await;
+    (catalog, client, products, reservation)
+}
+
+/// The stock of each product, in order.
+async fn stocks(client: &mut CatalogClient, products: [&Product; 2]) -> [i32; 2] {
+    [
+        stock_of(client, &products[0].id).await,
+        stock_of(client, &products[1].id).await,
+    ]
+}
+
+/// Products `A<round>` and `B<round>` at these prices, stock 10 each, and a
+/// new reservation id.
+async fn pair(
+    client: &mut CatalogClient,
+    round: usize,
+    prices: [&str; 2],
+) -> ([Product; 2], String) {
+    let a = create_product(client, &format!("A{round}"), prices[0], 10).await;
+    let b = create_product(client, &format!("B{round}"), prices[1], 10).await;
+    ([a, b], new_id())
+}
+
+// ------------------------------------------------------------- contention
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_reservations_of_one_unit_on_stock_ten_succeed_exactly_ten_times() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
 
     for round in 1..=10 {
         let product = create_product(&mut client, &format!("Hot item {round}"), "9.99", 10).await;
 
-        let calls = (0..50).map(|_| {
-            let mut client = client.clone();
-            let product_id = product.id.clone();
-            tokio::spawn(async move { reserve(&mut client, &new_id(), &[(&product_id, 1)]).await })
-        });
-        let results: Vec<_> = join_all(calls)
-            .await
-            .into_iter()
-            .map(|joined| joined.expect("task completed"))
-            .collect();
+        let results = concurrently((0..50).map(|_| {
+            let (mut client, product_id) = (client.clone(), product.id.clone());
+            async move { reserve(&mut client, &new_id(), &[(&product_id, 1)]).await }
+        }))
+        .await;
 
         let (taken, refused): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
         assert_eq!(taken.len(), 10, "round {round}");
@@ -106,41 +186,34 @@ async fn fifty_concurrent_reservations_of_one_unit_on_stock_ten_succeed_exactly_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forty_crossed_two_line_reservations_never_deadlock_and_stock_adds_up_exactly() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
 
     for round in 1..=3 {
         // Each success takes 1 of A and 2 of B, so B (40) runs out after 20.
         let a = create_product(&mut client, &format!("A{round}"), "1.00", 25).await;
         let b = create_product(&mut client, &format!("B{round}"), "2.00", 40).await;
 
-        let calls = (0..40).map(|i| {
+        let results = concurrently((0..40).map(|i| {
             let mut client = client.clone();
             let (a, b) = (a.id.clone(), b.id.clone());
-            tokio::spawn(async move {
+            async move {
                 let items = if i % 2 == 0 {
                     [(a.as_str(), 1), (b.as_str(), 2)]
                 } else {
                     [(b.as_str(), 2), (a.as_str(), 1)]
                 };
                 reserve(&mut client, &new_id(), &items).await
-            })
-        });
-        let results: Vec<_> = join_all(calls)
-            .await
-            .into_iter()
-            .map(|joined| joined.expect("task completed"))
-            .collect();
-
-        for result in &results {
-            if let Err(status) = result {
-                assert_eq!(
-                    status.code(),
-                    Code::FailedPrecondition,
-                    "round {round}: only OK or FAILED_PRECONDITION may reach a caller, got {status:?}"
-                );
-                assert_insufficient(status, &b.id, &b.name, 0, 2);
             }
+        }))
+        .await;
+
+        for status in results.iter().filter_map(|r| r.as_ref().err()) {
+            assert_eq!(
+                status.code(),
+                Code::FailedPrecondition,
+                "round {round}: only OK or FAILED_PRECONDITION may reach a caller, got {status:?}"
+            );
+            assert_insufficient(status, &b.id, &b.name, 0, 2);
         }
         let successes = results.iter().filter(|r| r.is_ok()).count();
         assert_eq!(successes, 20, "round {round}");
@@ -155,12 +228,14 @@ async fn forty_crossed_two_line_reservations_never_deadlock_and_stock_adds_up_ex
             assert_eq!(ids, by_id, "lines come in product id order");
         }
         let successes = i32::try_from(successes).unwrap();
-        assert_eq!(stock_of(&mut client, &a.id).await, 25 - successes);
-        assert_eq!(stock_of(&mut client, &b.id).await, 40 - 2 * successes);
+        assert_eq!(
+            stocks(&mut client, [&a, &b]).await,
+            [25 - successes, 40 - 2 * successes]
+        );
     }
 }
 
-// ------------------------------------------------------- 4: all or nothing
+// --------------------------------------------------------- all or nothing
 
 /// Three products with stock 5, 5 and 1; returned in product id order, so the
 /// last one (stock 1) is also the last line in lock order.
@@ -173,15 +248,13 @@ async fn three_products_last_one_short(client: &mut CatalogClient) -> Vec<(Strin
     let mut products = Vec::new();
     for (i, id) in ids.into_iter().enumerate() {
         let name = format!("line {i}");
-        client
-            .update_product(UpdateProductRequest {
-                id: id.clone(),
-                name: Some(name.clone()),
-                quantity: Some(if i == 2 { 1 } else { 5 }),
-                ..Default::default()
-            })
-            .await
-            .expect("arranged");
+        let request = UpdateProductRequest {
+            id: id.clone(),
+            name: Some(name.clone()),
+            quantity: Some(if i == 2 { 1 } else { 5 }),
+            ..Default::default()
+        };
+        update(client, request).await;
         products.push((id, name));
     }
     products
@@ -189,46 +262,40 @@ async fn three_products_last_one_short(client: &mut CatalogClient) -> Vec<(Strin
 
 #[tokio::test]
 async fn a_reservation_whose_last_line_lacks_stock_moves_nothing() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
     let products = three_products_last_one_short(&mut client).await;
     let [(first, _), (second, _), (third, third_name)] = &products[..] else {
         unreachable!()
     };
 
-    let status = reserve(
-        &mut client,
-        &new_id(),
-        &[(first, 2), (second, 4), (third, 3)],
-    )
-    .await
-    .expect_err("the last line lacks stock");
+    let lines = [(first.as_str(), 2), (second, 4), (third, 3)];
+    let status = reserve(&mut client, &new_id(), &lines)
+        .await
+        .expect_err("the last line lacks stock");
 
     assert_insufficient(&status, third, third_name, 1, 3);
-    assert_eq!(stock_of(&mut client, first).await, 5);
-    assert_eq!(stock_of(&mut client, second).await, 5);
-    assert_eq!(stock_of(&mut client, third).await, 1);
+    for (id, stock) in [(first, 5), (second, 5), (third, 1)] {
+        assert_eq!(stock_of(&mut client, id).await, stock);
+    }
 }
 
 #[tokio::test]
 async fn a_refused_reservation_leaves_no_claim_so_its_id_succeeds_once_stock_arrives() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
     let product = create_product(&mut client, "Scarce", "3.00", 1).await;
     let reservation = new_id();
-    reserve(&mut client, &reservation, &[(&product.id, 2)])
+    let lines = [(product.id.as_str(), 2)];
+    reserve(&mut client, &reservation, &lines)
         .await
         .expect_err("not enough yet");
 
-    client
-        .update_product(UpdateProductRequest {
-            id: product.id.clone(),
-            quantity: Some(2),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let taken = reserve(&mut client, &reservation, &[(&product.id, 2)])
+    let restock = UpdateProductRequest {
+        id: product.id.clone(),
+        quantity: Some(2),
+        ..Default::default()
+    };
+    update(&mut client, restock).await;
+    let taken = reserve(&mut client, &reservation, &lines)
         .await
         .expect("the same id now succeeds");
 
@@ -238,18 +305,14 @@ async fn a_refused_reservation_leaves_no_claim_so_its_id_succeeds_once_stock_arr
 
 #[tokio::test]
 async fn a_reservation_naming_missing_products_is_not_found_listing_each_and_moves_nothing() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
     let present = create_product(&mut client, "Present", "3.00", 5).await;
     let (missing1, missing2) = (new_id(), new_id());
 
-    let status = reserve(
-        &mut client,
-        &new_id(),
-        &[(&missing1, 1), (&present.id, 2), (&missing2, 1)],
-    )
-    .await
-    .expect_err("missing products");
+    let lines = [(missing1.as_str(), 1), (&present.id, 2), (&missing2, 1)];
+    let status = reserve(&mut client, &new_id(), &lines)
+        .await
+        .expect_err("missing products");
 
     assert_refused(&status, Code::NotFound, reason::PRODUCTS_NOT_FOUND);
     assert_eq!(
@@ -259,38 +322,37 @@ async fn a_reservation_naming_missing_products_is_not_found_listing_each_and_mov
     assert_eq!(stock_of(&mut client, &present.id).await, 5);
 }
 
+/// A catalog, a "Widget" of stock 5, and a reservation of two lines of it
+/// with these quantities.
+async fn two_lines_of_one_product(
+    quantities: [i32; 2],
+) -> (
+    RunningService,
+    CatalogClient,
+    Product,
+    Result<ReserveInventoryResponse, Status>,
+) {
+    let (service, mut client) = catalog().await;
+    let product = create_product(&mut client, "Widget", "3.00", 5).await;
+    let lines = quantities.map(|quantity| (product.id.as_str(), quantity));
+    let reserved = reserve(&mut client, &new_id(), &lines).await;
+    (service, client, product, reserved)
+}
+
 #[tokio::test]
 async fn lines_of_one_product_are_summed_so_two_lines_of_three_on_stock_five_are_refused() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
-    let product = create_product(&mut client, "Widget", "3.00", 5).await;
+    let (_catalog, mut client, product, reserved) = two_lines_of_one_product([3, 3]).await;
 
-    let status = reserve(
-        &mut client,
-        &new_id(),
-        &[(&product.id, 3), (&product.id, 3)],
-    )
-    .await
-    .expect_err("6 > 5");
-
+    let status = reserved.expect_err("6 > 5");
     assert_insufficient(&status, &product.id, "Widget", 5, 6);
     assert_eq!(stock_of(&mut client, &product.id).await, 5);
 }
 
 #[tokio::test]
 async fn lines_of_one_product_are_summed_into_one_reserved_line() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
-    let product = create_product(&mut client, "Widget", "3.00", 5).await;
+    let (_catalog, mut client, product, reserved) = two_lines_of_one_product([2, 3]).await;
 
-    let response = reserve(
-        &mut client,
-        &new_id(),
-        &[(&product.id, 2), (&product.id, 3)],
-    )
-    .await
-    .expect("5 of 5");
-
+    let response = reserved.expect("5 of 5");
     assert_eq!(response.lines.len(), 1);
     assert_eq!(response.lines[0].quantity, 5);
     assert_eq!(response.lines[0].product_name, "Widget");
@@ -300,8 +362,7 @@ async fn lines_of_one_product_are_summed_into_one_reserved_line() {
 
 #[tokio::test]
 async fn a_reservation_with_bad_fields_is_refused_naming_each_and_moves_nothing() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
     let product = create_product(&mut client, "Widget", "3.00", 5).await;
     let p = product.id.as_str();
 
@@ -351,109 +412,85 @@ async fn a_reservation_with_bad_fields_is_refused_naming_each_and_moves_nothing(
     assert_eq!(stock_of(&mut client, &product.id).await, 5);
 }
 
-// ----------------------------------------------------------- 5: idempotency
+// ------------------------------------------------------------ idempotency
 
 #[tokio::test]
 async fn the_same_reservation_sent_twice_moves_stock_once_and_answers_identically() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
-    let a = create_product(&mut client, "A", "1.25", 10).await;
-    let b = create_product(&mut client, "B", "7.50", 10).await;
-    let reservation = new_id();
+    let (_catalog, mut client, [a, b], reservation) = pair_to_reserve(["1.25", "7.50"]).await;
     let items = [(a.id.as_str(), 2), (b.id.as_str(), 3)];
 
-    let first = reserve(&mut client, &reservation, &items)
-        .await
-        .expect("first");
-    let second = reserve(&mut client, &reservation, &items)
-        .await
-        .expect("again");
+    let first = reserve(&mut client, &reservation, &items).await.unwrap();
+    let second = reserve(&mut client, &reservation, &items).await.unwrap();
 
     assert_eq!(second, first);
     assert_eq!(first.reservation_id, reservation);
     assert_eq!(first.lines.len(), 2);
-    assert_eq!(stock_of(&mut client, &a.id).await, 8);
-    assert_eq!(stock_of(&mut client, &b.id).await, 7);
+    assert_eq!(stocks(&mut client, [&a, &b]).await, [8, 7]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_concurrent_copies_of_one_reservation_move_stock_once_and_answer_identically() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
 
     for round in 1..=5 {
-        let a = create_product(&mut client, &format!("A{round}"), "1.25", 10).await;
-        let b = create_product(&mut client, &format!("B{round}"), "7.50", 10).await;
-        let reservation = new_id();
+        let ([a, b], reservation) = pair(&mut client, round, ["1.25", "7.50"]).await;
 
-        let calls = (0..10).map(|_| {
+        let answers = concurrently((0..10).map(|_| {
             let mut client = client.clone();
             let (a, b, reservation) = (a.id.clone(), b.id.clone(), reservation.clone());
-            tokio::spawn(
-                async move { reserve(&mut client, &reservation, &[(&b, 3), (&a, 2)]).await },
-            )
-        });
-        let answers: Vec<_> = join_all(calls)
-            .await
-            .into_iter()
-            .map(|joined| {
-                joined
-                    .expect("task completed")
-                    .expect("every copy succeeds")
-            })
-            .collect();
+            async move { reserve(&mut client, &reservation, &[(&b, 3), (&a, 2)]).await }
+        }))
+        .await;
 
+        let answers: Vec<_> = answers
+            .into_iter()
+            .map(|a| a.expect("every copy succeeds"))
+            .collect();
         assert!(
             answers.iter().all(|answer| *answer == answers[0]),
             "round {round}"
         );
         assert_eq!(answers[0].lines.len(), 2);
-        assert_eq!(stock_of(&mut client, &a.id).await, 8, "round {round}");
-        assert_eq!(stock_of(&mut client, &b.id).await, 7, "round {round}");
+        assert_eq!(stocks(&mut client, [&a, &b]).await, [8, 7], "round {round}");
     }
 }
 
 #[tokio::test]
 async fn the_same_reservation_id_with_other_items_is_refused_as_a_mismatch_and_moves_nothing() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
-    let a = create_product(&mut client, "A", "1.00", 10).await;
-    let b = create_product(&mut client, "B", "1.00", 10).await;
-    let reservation = new_id();
+    let (_catalog, mut client, [a, b], reservation) = pair_to_reserve(["1.00", "1.00"]).await;
     reserve(&mut client, &reservation, &[(&a.id, 2)])
         .await
         .expect("reserved");
 
-    let other_quantity = reserve(&mut client, &reservation, &[(&a.id, 3)]).await;
-    let other_product = reserve(&mut client, &reservation, &[(&b.id, 2)]).await;
-    let extra_line = reserve(&mut client, &reservation, &[(&a.id, 2), (&b.id, 1)]).await;
-
-    for result in [other_quantity, other_product, extra_line] {
-        let status = result.expect_err("mismatch");
-        assert_refused(&status, Code::AlreadyExists, reason::RESERVATION_MISMATCH);
-        assert_eq!(metadata_of(&status, meta::ID), reservation);
+    for other in [
+        vec![(a.id.as_str(), 3)],
+        vec![(b.id.as_str(), 2)],
+        vec![(a.id.as_str(), 2), (b.id.as_str(), 1)],
+    ] {
+        let mismatch = reserve(&mut client, &reservation, &other).await;
+        let (code, reason) = (Code::AlreadyExists, reason::RESERVATION_MISMATCH);
+        assert_refused_for(mismatch, code, reason, &reservation);
     }
-    assert_eq!(stock_of(&mut client, &a.id).await, 8);
-    assert_eq!(stock_of(&mut client, &b.id).await, 10);
+    assert_eq!(stocks(&mut client, [&a, &b]).await, [8, 10]);
 }
 
 #[tokio::test]
 async fn the_unit_price_and_name_are_captured_when_stock_is_taken() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
     let product = create_product(&mut client, "Old name", "10.00", 10).await;
     let reservation = new_id();
-    let taken = reserve(&mut client, &reservation, &[(&product.id, 1)])
-        .await
-        .expect("reserved");
+    let lines = [(product.id.as_str(), 1)];
+    let taken = reserve(&mut client, &reservation, &lines).await.unwrap();
 
-    set_price(&mut client, &product.id, "New name", "12.50").await;
-    let replayed = reserve(&mut client, &reservation, &[(&product.id, 1)])
-        .await
-        .expect("replayed");
-    let fresh = reserve(&mut client, &new_id(), &[(&product.id, 1)])
-        .await
-        .expect("a new reservation");
+    let renamed = UpdateProductRequest {
+        id: product.id.clone(),
+        name: Some("New name".to_owned()),
+        price: Some(money("12.50")),
+        ..Default::default()
+    };
+    update(&mut client, renamed).await;
+    let replayed = reserve(&mut client, &reservation, &lines).await.unwrap();
+    let fresh = reserve(&mut client, &new_id(), &lines).await.unwrap();
 
     assert_eq!(taken.lines[0].unit_price, Some(money("10.00")));
     assert_eq!(replayed, taken);
@@ -463,15 +500,11 @@ async fn the_unit_price_and_name_are_captured_when_stock_is_taken() {
     assert_eq!(stock_of(&mut client, &product.id).await, 8);
 }
 
-// ------------------------------------------------------ 6: release / commit
+// ------------------------------------------------------- release / commit
 
 #[tokio::test]
 async fn releasing_twice_restores_stock_once() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
-    let a = create_product(&mut client, "A", "1.00", 10).await;
-    let b = create_product(&mut client, "B", "1.00", 10).await;
-    let reservation = new_id();
+    let (_catalog, mut client, [a, b], reservation) = pair_to_reserve(["1.00", "1.00"]).await;
     reserve(&mut client, &reservation, &[(&a.id, 3), (&b.id, 4)])
         .await
         .expect("reserved");
@@ -483,124 +516,78 @@ async fn releasing_twice_restores_stock_once() {
 
     assert!(first);
     assert!(!second);
-    assert_eq!(stock_of(&mut client, &a.id).await, 10);
-    assert_eq!(stock_of(&mut client, &b.id).await, 10);
+    assert_eq!(stocks(&mut client, [&a, &b]).await, [10, 10]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_concurrent_releases_restore_stock_once() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
 
     for round in 1..=5 {
-        let a = create_product(&mut client, &format!("A{round}"), "1.00", 10).await;
-        let b = create_product(&mut client, &format!("B{round}"), "1.00", 10).await;
-        let reservation = new_id();
+        let ([a, b], reservation) = pair(&mut client, round, ["1.00", "1.00"]).await;
         reserve(&mut client, &reservation, &[(&a.id, 3), (&b.id, 4)])
             .await
             .expect("reserved");
 
-        let calls = (0..10).map(|_| {
-            let mut client = client.clone();
-            let reservation = reservation.clone();
-            tokio::spawn(async move { release(&mut client, &reservation).await })
-        });
-        let released: Vec<bool> = join_all(calls)
-            .await
-            .into_iter()
-            .map(|joined| {
-                joined
-                    .expect("task completed")
-                    .expect("every release succeeds")
-            })
-            .collect();
+        let released = concurrently((0..10).map(|_| {
+            let (mut client, reservation) = (client.clone(), reservation.clone());
+            async move { release(&mut client, &reservation).await }
+        }))
+        .await;
 
+        let released: Vec<bool> = released.into_iter().map(|r| r.expect("released")).collect();
         assert_eq!(released.iter().filter(|&&r| r).count(), 1, "round {round}");
-        assert_eq!(stock_of(&mut client, &a.id).await, 10, "round {round}");
-        assert_eq!(stock_of(&mut client, &b.id).await, 10, "round {round}");
+        assert_eq!(
+            stocks(&mut client, [&a, &b]).await,
+            [10, 10],
+            "round {round}"
+        );
     }
 }
 
 #[tokio::test]
 async fn a_release_of_an_unknown_id_leaves_a_tombstone_so_a_later_reserve_is_refused() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
-    let product = create_product(&mut client, "Widget", "1.00", 10).await;
-    let reservation = new_id();
+    let (_catalog, mut client) = catalog().await;
+    let (product, reservation) = product_and_id(&mut client, "Widget").await;
 
     let released = release(&mut client, &reservation).await.expect("tombstone");
-    let late = reserve(&mut client, &reservation, &[(&product.id, 2)]).await;
-    let later = reserve(&mut client, &reservation, &[(&product.id, 2)]).await;
-
     assert!(!released, "nothing was held, so nothing was released");
-    for result in [late, later] {
-        let status = result.expect_err("tombstoned");
-        assert_refused(
-            &status,
-            Code::FailedPrecondition,
-            reason::RESERVATION_RELEASED,
-        );
-        assert_eq!(metadata_of(&status, meta::ID), reservation);
+    // A late reserve, and a later one: both refused.
+    for _ in 0..2 {
+        let refused = reserve(&mut client, &reservation, &[(&product.id, 2)]).await;
+        assert_released(refused, &reservation);
     }
     assert_eq!(stock_of(&mut client, &product.id).await, 10);
 }
 
 #[tokio::test]
 async fn a_released_reservation_cannot_take_stock_again() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
-    let product = create_product(&mut client, "Widget", "1.00", 10).await;
-    let reservation = new_id();
-    reserve(&mut client, &reservation, &[(&product.id, 2)])
-        .await
-        .unwrap();
-    assert!(release(&mut client, &reservation).await.unwrap());
+    let (_catalog, mut client) = catalog().await;
+    let (product, reservation) = released(&mut client, 2).await;
 
-    let status = reserve(&mut client, &reservation, &[(&product.id, 2)])
-        .await
-        .expect_err("released");
+    let again = reserve(&mut client, &reservation, &[(&product.id, 2)]).await;
 
-    assert_refused(
-        &status,
-        Code::FailedPrecondition,
-        reason::RESERVATION_RELEASED,
-    );
+    assert_released(again, &reservation);
     assert_eq!(stock_of(&mut client, &product.id).await, 10);
 }
 
 #[tokio::test]
 async fn a_committed_reservation_cannot_be_released_and_keeps_its_stock() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
-    let product = create_product(&mut client, "Widget", "1.00", 10).await;
-    let reservation = new_id();
-    reserve(&mut client, &reservation, &[(&product.id, 4)])
-        .await
-        .unwrap();
+    let (_catalog, mut client) = catalog().await;
+    let (product, reservation, _) = held(&mut client, 4).await;
     assert!(commit(&mut client, &reservation).await.unwrap());
 
-    let status = release(&mut client, &reservation)
-        .await
-        .expect_err("committed");
+    let refused = release(&mut client, &reservation).await;
 
-    assert_refused(
-        &status,
-        Code::FailedPrecondition,
-        reason::RESERVATION_COMMITTED,
-    );
-    assert_eq!(metadata_of(&status, meta::ID), reservation);
+    let (code, reason) = (Code::FailedPrecondition, reason::RESERVATION_COMMITTED);
+    assert_refused_for(refused, code, reason, &reservation);
     assert_eq!(stock_of(&mut client, &product.id).await, 6);
 }
 
 #[tokio::test]
 async fn committing_twice_is_fine_and_only_the_first_call_reports_committed() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
-    let product = create_product(&mut client, "Widget", "1.00", 10).await;
-    let reservation = new_id();
-    let taken = reserve(&mut client, &reservation, &[(&product.id, 4)])
-        .await
-        .unwrap();
+    let (_catalog, mut client) = catalog().await;
+    let (product, reservation, taken) = held(&mut client, 4).await;
 
     let first = commit(&mut client, &reservation).await.expect("committed");
     let second = commit(&mut client, &reservation).await.expect("idempotent");
@@ -616,45 +603,33 @@ async fn committing_twice_is_fine_and_only_the_first_call_reports_committed() {
 
 #[tokio::test]
 async fn committing_an_unknown_reservation_is_not_found() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
     let reservation = new_id();
 
-    let status = commit(&mut client, &reservation)
-        .await
-        .expect_err("unknown");
+    let refused = commit(&mut client, &reservation).await;
 
-    assert_refused(&status, Code::NotFound, reason::RESERVATION_NOT_FOUND);
-    assert_eq!(metadata_of(&status, meta::ID), reservation);
+    assert_refused_for(
+        refused,
+        Code::NotFound,
+        reason::RESERVATION_NOT_FOUND,
+        &reservation,
+    );
 }
 
 #[tokio::test]
 async fn committing_a_released_reservation_is_refused_and_moves_nothing() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
-    let product = create_product(&mut client, "Widget", "1.00", 10).await;
-    let reservation = new_id();
-    reserve(&mut client, &reservation, &[(&product.id, 4)])
-        .await
-        .unwrap();
-    assert!(release(&mut client, &reservation).await.unwrap());
+    let (_catalog, mut client) = catalog().await;
+    let (product, reservation) = released(&mut client, 4).await;
 
-    let status = commit(&mut client, &reservation)
-        .await
-        .expect_err("released");
+    let refused = commit(&mut client, &reservation).await;
 
-    assert_refused(
-        &status,
-        Code::FailedPrecondition,
-        reason::RESERVATION_RELEASED,
-    );
+    assert_released(refused, &reservation);
     assert_eq!(stock_of(&mut client, &product.id).await, 10);
 }
 
 #[tokio::test]
 async fn release_and_commit_refuse_a_reservation_id_that_is_not_a_uuid() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
 
     for bad in ["", "order-1", "00000000-0000-0000-0000"] {
         let released = release(&mut client, bad).await.expect_err(bad);
@@ -666,75 +641,45 @@ async fn release_and_commit_refuse_a_reservation_id_that_is_not_a_uuid() {
     }
 }
 
-// ------------------------------------------------- 7: referenced products
+// --------------------------------------------------- referenced products
 
 #[tokio::test]
 async fn deleting_a_product_with_a_held_reservation_is_refused_and_the_product_stays() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
-    let product = create_product(&mut client, "Ordered", "1.00", 10).await;
-    reserve(&mut client, &new_id(), &[(&product.id, 1)])
-        .await
-        .unwrap();
+    let (_catalog, mut client) = catalog().await;
+    let (product, _, _) = held(&mut client, 1).await;
 
     let status = delete(&mut client, &product.id)
         .await
         .expect_err("referenced");
 
-    assert_refused(
-        &status,
-        Code::FailedPrecondition,
-        reason::PRODUCT_REFERENCED,
-    );
-    assert_eq!(
-        status.message(),
-        "Cannot delete product that is referenced in existing orders"
-    );
+    assert_referenced(&status);
     assert_eq!(stock_of(&mut client, &product.id).await, 9);
 }
 
 #[tokio::test]
 async fn deleting_a_product_whose_reservations_were_released_or_committed_is_still_refused() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
-    let released = create_product(&mut client, "Released", "1.00", 10).await;
-    let committed = create_product(&mut client, "Committed", "1.00", 10).await;
-    let (r1, r2) = (new_id(), new_id());
-    reserve(&mut client, &r1, &[(&released.id, 1)])
-        .await
-        .unwrap();
-    reserve(&mut client, &r2, &[(&committed.id, 1)])
-        .await
-        .unwrap();
-    assert!(release(&mut client, &r1).await.unwrap());
-    assert!(commit(&mut client, &r2).await.unwrap());
+    let (_catalog, mut client) = catalog().await;
+    let (of_released, _) = released(&mut client, 1).await;
+    let (of_committed, reservation, _) = held(&mut client, 1).await;
+    assert!(commit(&mut client, &reservation).await.unwrap());
 
-    for product in [&released, &committed] {
+    for product in [&of_released, &of_committed] {
         let status = delete(&mut client, &product.id)
             .await
             .expect_err("referenced");
-        assert_refused(
-            &status,
-            Code::FailedPrecondition,
-            reason::PRODUCT_REFERENCED,
-        );
-        assert_eq!(
-            status.message(),
-            "Cannot delete product that is referenced in existing orders"
-        );
+        assert_referenced(&status);
         let still_there = client
             .get_product(GetProductRequest {
                 id: product.id.clone(),
             })
             .await;
-        assert!(still_there.is_ok(), "{} still exists", product.name);
+        assert!(still_there.is_ok(), "{} still exists", product.id);
     }
 }
 
 #[tokio::test]
 async fn a_refused_reservation_does_not_stop_its_products_from_being_deleted() {
-    let service = spawn_catalog().await;
-    let mut client = catalog_client(&service).await;
+    let (_catalog, mut client) = catalog().await;
     let product = create_product(&mut client, "Never taken", "1.00", 1).await;
     reserve(&mut client, &new_id(), &[(&product.id, 2)])
         .await

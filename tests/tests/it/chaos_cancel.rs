@@ -51,7 +51,6 @@ use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
-use tests::process::strip_ansi;
 
 use proto::{
     catalog::v1::{
@@ -64,13 +63,13 @@ use proto::{
         order_service_client::OrderServiceClient,
     },
 };
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 use tests::{
     chaos::{self, Cut, Outcome, Rng},
-    gateway::{WEBHOOK_SECRET, http_client, sign},
-    process::{CapturedOutput, ChildService, free_addr},
+    gateway::{Api, WEBHOOK_SECRET, sign},
+    process::{CapturedOutput, ChildPlatform, PlatformEnv, env, strip_ansi},
+    select, select_value,
 };
 use tokio::time::Instant;
 use tonic::transport::Channel;
@@ -120,13 +119,11 @@ async fn clients_going_away_and_expired_deadlines_leave_no_open_transaction_and_
     eprintln!("chaos_cancel: CHAOS_SEED={seed}, load {load:?}");
 
     let output = CapturedOutput::new();
-    let platform = Platform::start(&output).await;
-    let http = http_client();
-    platform.wait_ready(&http).await;
-    let catalogue = Catalogue::seed(&http, &platform.gateway_url).await;
-    let warm_up_orders = catalogue
-        .order_every_product_once(&http, &platform.gateway_url)
-        .await;
+    let platform = start_platform(&output).await;
+    let api = Api::new(platform.gateway_url());
+    api.wait_ready(200).await;
+    let catalogue = Catalogue::seed(&api).await;
+    let warm_up_orders = catalogue.order_every_product_once(&api).await;
     let shared = Arc::new(Shared {
         catalogue,
         known_orders: Mutex::new(warm_up_orders.clone()),
@@ -192,11 +189,8 @@ async fn clients_going_away_and_expired_deadlines_leave_no_open_transaction_and_
     }
 
     // (b), while the services still run.
-    for (service, url) in [
-        ("catalog-service", &platform.catalog_metrics),
-        ("order-service", &platform.order_metrics),
-    ] {
-        match tests::metric_sample(&http, url, RETURNED_IN_TRANSACTION).await {
+    for (service, url) in &platform.metrics_urls()[1..] {
+        match tests::metric_sample(&api.http, url, RETURNED_IN_TRANSACTION).await {
             None => failures.add(
                 "(b) guard metric",
                 format!("{service} does not expose {RETURNED_IN_TRANSACTION} at {url}"),
@@ -251,108 +245,19 @@ fn load_duration() -> Duration {
 // ---------------------------------------------------------------------------
 // The platform: three child processes, their output captured together.
 
-struct Platform {
-    catalog: ChildService,
-    order: ChildService,
-    gateway: ChildService,
-    catalog_database: String,
-    order_database: String,
-    catalog_metrics: String,
-    order_metrics: String,
-    gateway_url: String,
-}
-
-impl Platform {
-    async fn start(output: &CapturedOutput) -> Self {
-        let catalog_database = tests::fresh_database_url("catalog");
-        let order_database = tests::fresh_database_url("order");
-        let catalog_admin = free_addr();
-        let order_admin = free_addr();
-        // A short drain: `terminate` waits 30 s at most.
-        let grace = ("SHUTDOWN_GRACE_SECS", "5".to_owned());
-        let catalog = ChildService::start_captured(
-            "catalog-service",
-            &[
-                ("DATABASE_URL", catalog_database.clone()),
-                ("ADMIN_ADDR", catalog_admin.to_string()),
-                ("DB_MAX_CONNECTIONS", "6".to_owned()),
-                grace.clone(),
-            ],
-            output,
-        )
-        .await;
-        let order = ChildService::start_captured(
-            "order-service",
-            &[
-                ("DATABASE_URL", order_database.clone()),
-                ("ADMIN_ADDR", order_admin.to_string()),
-                ("CATALOG_URL", catalog.url()),
-                ("DB_MAX_CONNECTIONS", "6".to_owned()),
-                // The reconciler takes what the load leaves in flight within
-                // seconds, not the default minutes.
-                ("RESERVING_GRACE_SECS", "1".to_owned()),
-                ("RECONCILE_INTERVAL_SECS", "1".to_owned()),
-                ("CATALOG_TIMEOUT_MS", "2000".to_owned()),
-                grace.clone(),
-            ],
-            output,
-        )
-        .await;
-        // What `ChildService::start_gateway` sets, but with the output
-        // captured like the services'.
-        let gateway = ChildService::start_captured(
-            "gateway",
-            &[
-                ("CATALOG_URL", catalog.url()),
-                ("ORDER_URL", order.url()),
-                ("WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
-                ("OPEN_WRITES", "true".to_owned()),
-                grace,
-            ],
-            output,
-        )
-        .await;
-        let gateway_url = gateway.url();
-        Self {
-            catalog,
-            order,
-            gateway,
-            catalog_database,
-            order_database,
-            catalog_metrics: format!("http://{catalog_admin}/metrics"),
-            order_metrics: format!("http://{order_admin}/metrics"),
-            gateway_url,
-        }
-    }
-
-    /// Polls the gateway's `/ready` until 200 (at most 30 s).
-    async fn wait_ready(&self, http: &reqwest::Client) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ready = http
-                .get(format!("{}/ready", self.gateway_url))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == StatusCode::OK);
-            if ready {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the gateway was not ready within 30 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// SIGTERM to each, front to back; whether each exited with 0.
-    async fn stop(self) -> Vec<(&'static str, bool)> {
-        vec![
-            ("gateway", self.gateway.terminate().await),
-            ("order-service", self.order.terminate().await),
-            ("catalog-service", self.catalog.terminate().await),
-        ]
-    }
+async fn start_platform(output: &CapturedOutput) -> ChildPlatform {
+    ChildPlatform::start(PlatformEnv {
+        catalog: env("DB_MAX_CONNECTIONS=6"),
+        // The reconciler takes what the load leaves in flight within seconds,
+        // not the default minutes.
+        order: env(
+            "DB_MAX_CONNECTIONS=6 RESERVING_GRACE_SECS=1 RECONCILE_INTERVAL_SECS=1 \
+             CATALOG_TIMEOUT_MS=2000",
+        ),
+        output: Some(output),
+        ..Default::default()
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------
@@ -371,7 +276,7 @@ struct Catalogue {
 }
 
 impl Catalogue {
-    async fn seed(http: &reqwest::Client, gateway: &str) -> Self {
+    async fn seed(api: &Api) -> Self {
         let mut catalogue = Self {
             ordered: Vec::new(),
             spare: Vec::new(),
@@ -386,9 +291,12 @@ impl Catalogue {
                 (format!("Spare product {n}"), SPARE_PRODUCT_STOCK)
             };
             let body = json!({"name": name, "description": "chaos test", "price": "10.00", "quantity": stock});
-            let (status, product) =
-                post_json(http, &format!("{gateway}/api/products"), &body).await;
-            assert_eq!(status, StatusCode::CREATED, "creating {name}: {product}");
+            let product = api
+                .post("/api/products", &body)
+                .await
+                .expect(201)
+                .json
+                .clone();
             assert_eq!(product["quantity"], stock, "{product}");
             let id: Uuid = product["id"]
                 .as_str()
@@ -411,17 +319,14 @@ impl Catalogue {
     /// that is part of an order cannot be deleted), so a DELETE the load
     /// sends can never take away stock the conservation check counts.
     /// Returns the orders' ids.
-    async fn order_every_product_once(&self, http: &reqwest::Client, gateway: &str) -> Vec<String> {
+    async fn order_every_product_once(&self, api: &Api) -> Vec<String> {
         let mut ids = Vec::new();
         for product in &self.ordered {
-            let body =
-                json!({"customer_id": 1, "products": [{"product_id": product, "quantity": 1}]});
-            let (status, order) = post_json(http, &format!("{gateway}/api/orders"), &body).await;
-            assert_eq!(status, StatusCode::CREATED, "warm-up order: {order}");
+            let order = api.create_order(1, &[(&product.to_string(), 1)]).await;
+            order.expect(201);
+            let id = order.json["id"].as_str();
             ids.push(
-                order["id"]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("no order id in {order}"))
+                id.unwrap_or_else(|| panic!("no order id in {}", order.json))
                     .to_owned(),
             );
         }
@@ -431,17 +336,6 @@ impl Catalogue {
     fn name(&self, product: &Uuid) -> &str {
         self.names.get(product).map_or("?", String::as_str)
     }
-}
-
-async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> (StatusCode, Value) {
-    let response = http
-        .post(url)
-        .json(body)
-        .send()
-        .await
-        .expect("gateway reachable");
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// What every client of the load shares.
@@ -535,13 +429,9 @@ impl Endpoint {
 
 /// Complete requests are the most common (they create the orders the cuts
 /// then change); each cut gets its share.
-const CUT_WEIGHTS: [(Cut, u64); 5] = [
-    (Cut::Complete, 40),
-    (Cut::BeforeSending, 15),
-    (Cut::MidBody, 15),
-    (Cut::AfterSending, 15),
-    (Cut::MidResponse, 15),
-];
+fn cut_weights() -> [(Cut, u64); 5] {
+    Cut::ALL.map(|cut| (cut, if cut == Cut::Complete { 40 } else { 15 }))
+}
 
 /// A request about to be sent, with what its answer must be checked for.
 struct Planned {
@@ -567,7 +457,7 @@ impl HttpClient {
     async fn run(mut self, until: Instant) -> HttpTally {
         while Instant::now() < until {
             let planned = self.plan();
-            let cut = self.rng.weighted(&CUT_WEIGHTS);
+            let cut = self.rng.weighted(&cut_weights());
             let exchange = chaos::exchange(self.gateway, &planned.request, cut, &mut self.rng);
             match tokio::time::timeout(REQUEST_LIMIT, exchange).await {
                 Ok(outcome) => self.record(&planned, cut, outcome),
@@ -869,22 +759,26 @@ impl HttpTally {
             );
         }
         for (endpoint, attempts) in self.by_endpoint() {
-            let statuses: Vec<String> = self
-                .statuses
-                .iter()
-                .filter(|((e, _), _)| *e == endpoint)
-                .map(|((_, status), n)| format!("{status}×{n}"))
-                .collect();
             eprintln!(
                 "  {}: {attempts} sent; answers read whole: {}",
                 endpoint.route(),
-                statuses.join(" ")
+                counts_of(&self.statuses, endpoint)
             );
         }
         for line in &self.samples {
             eprintln!("  sample: {line}");
         }
     }
+}
+
+/// `"<second>×<n> ..."` for the counts whose key starts with `first`.
+fn counts_of<A: PartialEq, B: std::fmt::Display>(
+    counts: &BTreeMap<(A, B), u64>,
+    first: A,
+) -> String {
+    let matching = counts.iter().filter(|((a, _), _)| *a == first);
+    let shown: Vec<String> = matching.map(|((_, b), n)| format!("{b}×{n}")).collect();
+    shown.join(" ")
 }
 
 fn merge_counts<K: Ord>(into: &mut BTreeMap<K, u64>, from: BTreeMap<K, u64>) {
@@ -1018,23 +912,21 @@ impl GrpcCaller {
                     .chance(25)
                     .then(|| format!("chaos-grpc-{}-{}", self.index, rng.next_u64())),
             }),
-            Rpc::UpdateOrderStatus => GrpcCall::UpdateOrderStatus(UpdateOrderStatusRequest {
-                id: shared.some_order(rng),
-                status: if rng.chance(50) {
-                    OrderStatus::Completed
-                } else {
-                    OrderStatus::Canceled
-                } as i32,
-            }),
-            Rpc::ApplyPayment => GrpcCall::ApplyPayment(ApplyPaymentRequest {
-                order_id: shared.some_order(rng),
-                payment_status: if rng.chance(70) {
-                    PaymentStatus::Paid
-                } else {
-                    PaymentStatus::Failed
-                } as i32,
-                event_id: rng.chance(50).then(|| Uuid::new_v4().to_string()),
-            }),
+            Rpc::UpdateOrderStatus => {
+                let id = shared.some_order(rng);
+                let to = rng.weighted(&[(OrderStatus::Completed, 50), (OrderStatus::Canceled, 50)]);
+                let status = to as i32;
+                GrpcCall::UpdateOrderStatus(UpdateOrderStatusRequest { id, status })
+            }
+            Rpc::ApplyPayment => {
+                let payment =
+                    rng.weighted(&[(PaymentStatus::Paid, 70), (PaymentStatus::Failed, 30)]);
+                GrpcCall::ApplyPayment(ApplyPaymentRequest {
+                    order_id: shared.some_order(rng),
+                    payment_status: payment as i32,
+                    event_id: rng.chance(50).then(|| Uuid::new_v4().to_string()),
+                })
+            }
             Rpc::ListOrders => GrpcCall::ListOrders(ListOrdersRequest {
                 page: rng.range(1, 5) as u32,
                 page_size: 20,
@@ -1078,41 +970,30 @@ async fn send(
     catalog: &mut CatalogClient,
     deadline: Option<Duration>,
 ) -> Result<Option<String>, tonic::Status> {
-    fn request<T>(message: T, deadline: Option<Duration>) -> tonic::Request<T> {
+    /// The message as a request with the deadline, if any.
+    fn r<T>(message: T, deadline: Option<Duration>) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         if let Some(deadline) = deadline {
             request.set_timeout(deadline);
         }
         request
     }
-    match call {
-        GrpcCall::CreateOrder(m) => orders
-            .create_order(request(m, deadline))
-            .await
-            .map(|r| Some(r.into_inner().id)),
-        GrpcCall::UpdateOrderStatus(m) => orders
-            .update_order_status(request(m, deadline))
-            .await
-            .map(|_| None),
-        GrpcCall::ApplyPayment(m) => orders
-            .apply_payment(request(m, deadline))
-            .await
-            .map(|_| None),
-        GrpcCall::ListOrders(m) => orders.list_orders(request(m, deadline)).await.map(|_| None),
-        GrpcCall::GetOrder(m) => orders.get_order(request(m, deadline)).await.map(|_| None),
-        GrpcCall::ListProducts(m) => catalog
-            .list_products(request(m, deadline))
-            .await
-            .map(|_| None),
-        GrpcCall::GetProduct(m) => catalog
-            .get_product(request(m, deadline))
-            .await
-            .map(|_| None),
-        GrpcCall::UpdateProduct(m) => catalog
-            .update_product(request(m, deadline))
-            .await
-            .map(|_| None),
-    }
+    let answered = match call {
+        GrpcCall::CreateOrder(m) => {
+            let created = orders.create_order(r(m, deadline)).await?;
+            return Ok(Some(created.into_inner().id));
+        }
+        GrpcCall::UpdateOrderStatus(m) => {
+            orders.update_order_status(r(m, deadline)).await.map(drop)
+        }
+        GrpcCall::ApplyPayment(m) => orders.apply_payment(r(m, deadline)).await.map(drop),
+        GrpcCall::ListOrders(m) => orders.list_orders(r(m, deadline)).await.map(drop),
+        GrpcCall::GetOrder(m) => orders.get_order(r(m, deadline)).await.map(drop),
+        GrpcCall::ListProducts(m) => catalog.list_products(r(m, deadline)).await.map(drop),
+        GrpcCall::GetProduct(m) => catalog.get_product(r(m, deadline)).await.map(drop),
+        GrpcCall::UpdateProduct(m) => catalog.update_product(r(m, deadline)).await.map(drop),
+    };
+    answered.map(|()| None)
 }
 
 /// What the gRPC callers did and saw.
@@ -1143,17 +1024,11 @@ impl GrpcTally {
         );
         for rpc in Rpc::ALL {
             let count = |give_up| self.attempts.get(&(rpc, give_up)).unwrap_or(&0);
-            let outcomes: Vec<String> = self
-                .outcomes
-                .iter()
-                .filter(|((r, _), _)| *r == rpc)
-                .map(|((_, outcome), n)| format!("{outcome}×{n}"))
-                .collect();
             eprintln!(
                 "  {rpc:?}: {} with a deadline, {} dropped early; {}",
                 count(GiveUp::Deadline),
                 count(GiveUp::Drop),
-                outcomes.join(" ")
+                counts_of(&self.outcomes, rpc)
             );
         }
     }
@@ -1212,16 +1087,12 @@ fn check_exercised(http: &HttpTally, grpc: &GrpcTally, failures: &mut Failures) 
         );
     }
     let stuck: Vec<&String> = http.stuck.iter().chain(&grpc.stuck).collect();
-    if !stuck.is_empty() {
-        failures.add(
-            "no request is stuck",
-            format!(
-                "{} requests or calls had no end: {}",
-                stuck.len(),
-                first(&stuck, 10)
-            ),
-        );
-    }
+    failures.add_if_any(
+        "no request is stuck",
+        "requests or calls had no end".to_owned(),
+        &stuck,
+        10,
+    );
     if !http.violations.is_empty() {
         failures.add(
             "answers within the contract",
@@ -1242,7 +1113,7 @@ fn check_exercised(http: &HttpTally, grpc: &GrpcTally, failures: &mut Failures) 
 /// row) and both databases stay unchanged for a second: requests the clients
 /// abandoned may still be running when the load stops. `Err` describes the
 /// state after [`SETTLE_LIMIT`].
-async fn settle(platform: &Platform, load_ended: Instant) -> Result<Duration, String> {
+async fn settle(platform: &ChildPlatform, load_ended: Instant) -> Result<Duration, String> {
     tokio::time::sleep_until(load_ended + RECONCILER_PASS).await;
     let mut orders_db = connect(&platform.order_database).await;
     let mut catalog_db = connect(&platform.catalog_database).await;
@@ -1250,30 +1121,17 @@ async fn settle(platform: &Platform, load_ended: Instant) -> Result<Duration, St
     let mut previous = String::new();
     let mut unchanged_polls = 0;
     loop {
+        let db = &mut orders_db;
         let reserving: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM orders WHERE status = 'reserving'")
-                .fetch_one(&mut orders_db)
-                .await
-                .expect("orders readable");
-        let outbox: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
-            .fetch_one(&mut orders_db)
-            .await
-            .expect("outbox readable");
-        let orders: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, count(*) FROM orders GROUP BY status ORDER BY status")
-                .fetch_all(&mut orders_db)
-                .await
-                .expect("orders readable");
-        let reservations: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT state, count(*) FROM reservations GROUP BY state ORDER BY state",
-        )
-        .fetch_all(&mut catalog_db)
-        .await
-        .expect("reservations readable");
-        let stock: Option<i64> = sqlx::query_scalar("SELECT sum(quantity)::bigint FROM products")
-            .fetch_one(&mut catalog_db)
-            .await
-            .expect("products readable");
+            select_value(db, "SELECT count(*) FROM orders WHERE status = 'reserving'").await;
+        let outbox: i64 = select_value(db, "SELECT count(*) FROM outbox").await;
+        let by_status = "SELECT status, count(*) FROM orders GROUP BY status ORDER BY status";
+        let orders: Vec<(String, i64)> = select(db, by_status).await;
+        let db = &mut catalog_db;
+        let by_state = "SELECT state, count(*) FROM reservations GROUP BY state ORDER BY state";
+        let reservations: Vec<(String, i64)> = select(db, by_state).await;
+        let stock: Option<i64> =
+            select_value(db, "SELECT sum(quantity)::bigint FROM products").await;
         let state = format!(
             "{reserving} orders reserving, {outbox} outbox rows; orders {orders:?}, \
              reservations {reservations:?}, total stock {stock:?}"
@@ -1320,34 +1178,21 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    async fn read(platform: &Platform) -> Self {
+    async fn read(platform: &ChildPlatform) -> Self {
         let mut orders_db = connect(&platform.order_database).await;
-        let orders: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, status FROM orders")
-            .fetch_all(&mut orders_db)
-            .await
-            .expect("orders readable");
-        let items: Vec<(Uuid, Uuid, i64)> =
-            sqlx::query_as("SELECT order_id, product_id, quantity::bigint FROM order_items")
-                .fetch_all(&mut orders_db)
-                .await
-                .expect("order items readable");
+        let db = &mut orders_db;
+        let orders: Vec<(Uuid, String)> = select(db, "SELECT id, status FROM orders").await;
+        let items_sql = "SELECT order_id, product_id, quantity::bigint FROM order_items";
+        let items: Vec<(Uuid, Uuid, i64)> = select(db, items_sql).await;
         let _ = orders_db.close().await;
         let mut catalog_db = connect(&platform.catalog_database).await;
-        let stock: Vec<(Uuid, i64)> = sqlx::query_as("SELECT id, quantity::bigint FROM products")
-            .fetch_all(&mut catalog_db)
-            .await
-            .expect("products readable");
+        let db = &mut catalog_db;
+        let stock: Vec<(Uuid, i64)> = select(db, "SELECT id, quantity::bigint FROM products").await;
         let reservations: Vec<(Uuid, String)> =
-            sqlx::query_as("SELECT id, state FROM reservations")
-                .fetch_all(&mut catalog_db)
-                .await
-                .expect("reservations readable");
-        let lines: Vec<(Uuid, Uuid, i64)> = sqlx::query_as(
-            "SELECT reservation_id, product_id, quantity::bigint FROM reservation_lines",
-        )
-        .fetch_all(&mut catalog_db)
-        .await
-        .expect("reservation lines readable");
+            select(db, "SELECT id, state FROM reservations").await;
+        let lines_sql =
+            "SELECT reservation_id, product_id, quantity::bigint FROM reservation_lines";
+        let lines: Vec<(Uuid, Uuid, i64)> = select(db, lines_sql).await;
         let _ = catalog_db.close().await;
         Self {
             orders: orders.into_iter().collect(),
@@ -1479,36 +1324,27 @@ fn check_reservations_agree(snapshot: &Snapshot, failures: &mut Failures) {
             .get(id)
             .map_or("no reservation".to_owned(), |s| format!("reservation {s}"))
     };
+    // Ids of `these` that are not in `those`, each with what `describe` says.
+    let missing =
+        |these: &BTreeSet<Uuid>, those: &BTreeSet<Uuid>, describe: &dyn Fn(&Uuid) -> String| {
+            let ids = these.difference(those);
+            ids.map(|id| format!("{id} ({})", describe(id)))
+                .collect::<Vec<String>>()
+        };
     for (state, status) in [("held", "pending"), ("committed", "completed")] {
         let reservations = snapshot.reservations_in(state);
         let orders = snapshot.orders_in(&[status]);
-        let without_order: Vec<String> = reservations
-            .difference(&orders)
-            .map(|id| format!("{id} ({})", order_status(id)))
-            .collect();
-        if !without_order.is_empty() {
-            failures.add(
-                "(d) reservations agree with orders",
-                format!(
-                    "{} reservations {state} whose order is not {status}: {}",
-                    without_order.len(),
-                    first(&without_order, 10)
-                ),
-            );
-        }
-        let without_reservation: Vec<String> = orders
-            .difference(&reservations)
-            .map(|id| format!("{id} ({})", reservation_state(id)))
-            .collect();
-        if !without_reservation.is_empty() {
-            failures.add(
-                "(d) reservations agree with orders",
-                format!(
-                    "{} orders {status} whose reservation is not {state}: {}",
-                    without_reservation.len(),
-                    first(&without_reservation, 10)
-                ),
-            );
+        for (what, extra) in [
+            (
+                format!("reservations {state} whose order is not {status}"),
+                missing(&reservations, &orders, &order_status),
+            ),
+            (
+                format!("orders {status} whose reservation is not {state}"),
+                missing(&orders, &reservations, &reservation_state),
+            ),
+        ] {
+            failures.add_if_any("(d) reservations agree with orders", what, &extra, 10);
         }
     }
     let not_released: Vec<String> = snapshot
@@ -1517,16 +1353,12 @@ fn check_reservations_agree(snapshot: &Snapshot, failures: &mut Failures) {
         .filter(|id| snapshot.reservations.get(*id).map(String::as_str) != Some("released"))
         .map(|id| format!("{id} ({})", reservation_state(id)))
         .collect();
-    if !not_released.is_empty() {
-        failures.add(
-            "(d) reservations agree with orders",
-            format!(
-                "{} canceled orders whose reservation is not released: {}",
-                not_released.len(),
-                first(&not_released, 10)
-            ),
-        );
-    }
+    failures.add_if_any(
+        "(d) reservations agree with orders",
+        "canceled orders whose reservation is not released".to_owned(),
+        &not_released,
+        10,
+    );
     let empty = Lines::new();
     let differing: Vec<String> = snapshot
         .orders_in(&["pending", "completed"])
@@ -1544,31 +1376,23 @@ fn check_reservations_agree(snapshot: &Snapshot, failures: &mut Failures) {
                 .then(|| format!("{id}: order items {items:?}, reservation lines {lines:?}"))
         })
         .collect();
-    if !differing.is_empty() {
-        failures.add(
-            "(d) reservations agree with orders",
-            format!(
-                "{} live orders whose reservation lines differ from their items: {}",
-                differing.len(),
-                first(&differing, 5)
-            ),
-        );
-    }
+    failures.add_if_any(
+        "(d) reservations agree with orders",
+        "live orders whose reservation lines differ from their items".to_owned(),
+        &differing,
+        5,
+    );
 }
 
 /// (e) The reconciler took every order the load left in the saga.
 fn check_nothing_reserving(snapshot: &Snapshot, failures: &mut Failures) {
     let reserving: Vec<Uuid> = snapshot.orders_in(&["reserving"]).into_iter().collect();
-    if !reserving.is_empty() {
-        failures.add(
-            "(e) no order left reserving",
-            format!(
-                "{} orders still reserving: {}",
-                reserving.len(),
-                first(&reserving, 10)
-            ),
-        );
-    }
+    failures.add_if_any(
+        "(e) no order left reserving",
+        "orders still reserving".to_owned(),
+        &reserving,
+        10,
+    );
 }
 
 /// (f) An order a client was told exists, exists, visibly.
@@ -1651,6 +1475,21 @@ struct Failures(Vec<(String, String)>);
 impl Failures {
     fn add(&mut self, property: &str, detail: String) {
         self.0.push((property.to_owned(), detail));
+    }
+
+    /// When there are `items`: a failure of `property`, "<how many> <what>:
+    /// <the first `shown`>".
+    fn add_if_any<T: std::fmt::Display>(
+        &mut self,
+        property: &str,
+        what: String,
+        items: &[T],
+        shown: usize,
+    ) {
+        if !items.is_empty() {
+            let detail = format!("{} {what}: {}", items.len(), first(items, shown));
+            self.add(property, detail);
+        }
     }
 
     fn assert_none(self) {

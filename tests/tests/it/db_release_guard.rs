@@ -14,21 +14,24 @@
 use std::time::{Duration, Instant};
 
 use sqlx::{Connection, Executor, PgPool, postgres::PgPoolOptions};
-use tests::fresh_database_url;
+use tests::{TestDatabase, admin_connection};
 
 static NO_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate::Migrator::DEFAULT;
 
-/// A guarded pool of `size` connections on a fresh database.
-async fn guarded_pool(size: u32) -> platform::db::Database {
+/// A guarded pool of `size` connections on a fresh database (held as long
+/// as the pool is used).
+async fn guarded_pool(size: u32) -> (platform::db::Database, TestDatabase) {
+    let database = TestDatabase::fresh("guard");
     let settings = platform::db::DbSettings {
-        url: fresh_database_url("guard"),
+        url: database.url().into(),
         max_connections: size,
         create_if_missing: true,
         migrate: false,
     };
-    platform::db::connect(&settings, &NO_MIGRATIONS)
+    let pool = platform::db::connect(&settings, &NO_MIGRATIONS)
         .await
-        .expect("database reachable")
+        .expect("database reachable");
+    (pool, database)
 }
 
 /// A guarded pool and an observer: a connection of its own, outside the pool,
@@ -36,16 +39,19 @@ async fn guarded_pool(size: u32) -> platform::db::Database {
 struct Fixture {
     db: platform::db::Database,
     observer: sqlx::PgConnection,
+    _database: TestDatabase,
 }
 
 impl Fixture {
     async fn new() -> Self {
         // One connection: every borrower gets the one the last one returned.
-        let db = guarded_pool(1).await;
-        let url = db.pool.connect_options().get_database().map(str::to_owned);
-        let url = format!("{}/{}", tests::postgres_server_url(), url.unwrap());
-        let observer = sqlx::PgConnection::connect(&url).await.unwrap();
-        Self { db, observer }
+        let (db, database) = guarded_pool(1).await;
+        let observer = sqlx::PgConnection::connect(&database.url()).await.unwrap();
+        Self {
+            db,
+            observer,
+            _database: database,
+        }
     }
 
     /// Whether the next borrower gets a session inside a transaction block,
@@ -65,6 +71,22 @@ impl Fixture {
             .await
             .unwrap();
         state.starts_with("idle in transaction")
+    }
+
+    /// Gives back a connection inside a transaction block: `BEGIN` sent
+    /// behind sqlx's back (its own rollback-on-drop has nothing to undo),
+    /// then `statement`, whose result is returned. Then checks that the
+    /// guard caught it and the next borrower is not in a transaction.
+    async fn leave_inside_a_transaction(&mut self, statement: &'static str) -> sqlx::Result<()> {
+        let db = self.db.clone();
+        let done = {
+            let mut conn = db.pool.acquire().await.unwrap();
+            conn.execute("BEGIN").await.unwrap();
+            conn.execute(statement).await.map(|_| ())
+        };
+        wait_for_caught(&db.release_guard, 1).await;
+        assert!(!self.next_borrower_is_in_a_transaction().await);
+        done
     }
 }
 
@@ -101,21 +123,14 @@ async fn clean_connections_go_back_to_the_pool_uncounted() {
 #[tokio::test]
 async fn a_connection_left_inside_a_transaction_is_closed_and_counted() {
     let mut fixture = Fixture::new().await;
-    let db = fixture.db.clone();
-    {
-        let mut conn = db.pool.acquire().await.unwrap();
-        // sqlx does not know: its own rollback-on-drop has nothing to undo.
-        conn.execute("BEGIN").await.unwrap();
-        conn.execute("CREATE TABLE left_open (id int)")
-            .await
-            .unwrap();
-    }
-    wait_for_caught(&db.release_guard, 1).await;
+    fixture
+        .leave_inside_a_transaction("CREATE TABLE left_open (id int)")
+        .await
+        .unwrap();
 
-    assert!(!fixture.next_borrower_is_in_a_transaction().await);
     // The open transaction died with its session: nothing it did remains.
     let table: Option<String> = sqlx::query_scalar("SELECT to_regclass('left_open')::text")
-        .fetch_one(&db.pool)
+        .fetch_one(&fixture.db.pool)
         .await
         .unwrap();
     assert_eq!(table, None);
@@ -124,18 +139,11 @@ async fn a_connection_left_inside_a_transaction_is_closed_and_counted() {
 #[tokio::test]
 async fn a_connection_left_inside_an_aborted_transaction_is_closed_and_counted() {
     let mut fixture = Fixture::new().await;
-    let db = fixture.db.clone();
-    {
-        let mut conn = db.pool.acquire().await.unwrap();
-        conn.execute("BEGIN").await.unwrap();
-        let refused = conn.execute("SELECT 1 / 0").await;
-        assert!(refused.is_err());
-    }
-    wait_for_caught(&db.release_guard, 1).await;
+    let refused = fixture.leave_inside_a_transaction("SELECT 1 / 0").await;
+    assert!(refused.is_err());
 
-    assert!(!fixture.next_borrower_is_in_a_transaction().await);
     sqlx::query("SELECT 1")
-        .execute(&db.pool)
+        .execute(&fixture.db.pool)
         .await
         .expect("the next borrower works");
 }
@@ -177,21 +185,20 @@ async fn begins_cancelled_mid_flight_never_leak_a_transaction_to_the_next_borrow
 #[ignore = "a measurement: run on demand (see the module header)"]
 async fn guard_cost_per_release() {
     const ROUNDS: u32 = 20_000;
-    let guarded = guarded_pool(1).await;
-    let url = fresh_database_url("guard");
-    {
-        // Created by the guarded pool's bootstrap for the other URL.
-        let admin_url = url.rsplit_once('/').unwrap().0.to_owned() + "/postgres";
-        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-        let name = url.rsplit_once('/').unwrap().1;
-        admin
-            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .await
-            .unwrap();
-    }
+    let (guarded, _guarded_database) = guarded_pool(1).await;
+    // Created here: only the guarded pool's bootstrap creates its own.
+    let database = TestDatabase::fresh("guard");
+    admin_connection()
+        .await
+        .execute(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE \"{}\"",
+            database.name()
+        )))
+        .await
+        .unwrap();
     let plain = PgPoolOptions::new()
         .max_connections(1)
-        .connect(&url)
+        .connect(&database.url())
         .await
         .unwrap();
     let time = |pool: PgPool| async move {

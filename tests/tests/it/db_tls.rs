@@ -32,7 +32,10 @@ async fn server_certificate_file() -> String {
 /// `(encrypted, in clear)` counts of the server's connections to the
 /// database `service` runs on.
 async fn connections_by_encryption(service: &RunningService) -> (i64, i64) {
-    let database = service.database.as_ref().expect("a service with a database");
+    let database = service
+        .database
+        .as_ref()
+        .expect("a service with a database");
     sqlx::query_as(
         "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl) \
          FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.datname = $1",
@@ -49,10 +52,10 @@ async fn connections_by_encryption(service: &RunningService) -> (i64, i64) {
 async fn both_services_work_over_tls(host: &str, ssl_parameters: &str) {
     let with_tls = |url: &str| format!("{}?{ssl_parameters}", url.replace("127.0.0.1", host));
     let mut config = catalog_config();
-    config.database_url = with_tls(&config.database_url);
+    config.service.database_url = with_tls(&config.service.database_url).into();
     let catalog = start_catalog(config).await.service;
     let mut config = order_config(&catalog.url());
-    config.database_url = with_tls(&config.database_url);
+    config.service.database_url = with_tls(&config.service.database_url).into();
     let orders = start_order(config).await.service;
 
     let mut catalog_client = catalog_client(&catalog).await;
@@ -132,11 +135,12 @@ async fn a_server_certificate_that_does_not_chain_to_sslrootcert_is_refused_at_s
         mut config,
         database: _database,
     } = catalog_config();
-    config.database_url = format!(
+    config.service.database_url = format!(
         "{}?sslmode=verify-ca&sslrootcert={}",
-        config.database_url,
+        config.service.database_url.as_str(),
         other_root.display()
-    );
+    )
+    .into();
     config.service.db_max_connections = 1;
     let refused = catalog_service::Application::build(config).await;
     let error = format!("{:#}", refused.err().expect("the catalog refuses to start"));

@@ -1,5 +1,6 @@
-//! Fault tests (issue 7): the three real binaries as child processes, a stream
-//! of order creations, cancels and completions from several concurrent HTTP
+//! A fault in the middle of a stream of orders loses no order and moves no
+//! stock twice: the three real binaries as child processes, a stream of
+//! order creations, cancels and completions from several concurrent HTTP
 //! clients through the gateway, and one fault in the middle of it:
 //!
 //! 1. catalog-service killed with SIGKILL, then restarted on the same database
@@ -26,7 +27,6 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -34,13 +34,15 @@ use std::{
     time::Duration,
 };
 
-use reqwest::{Client, StatusCode};
+use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 use tests::{
-    gateway::http_client,
+    chaos::Rng,
+    database_name,
+    gateway::{Api, Reply},
     pgcluster::PrivatePostgres,
-    process::{ChildService, free_addr},
+    process::{ChildPlatform, PlatformEnv, env},
 };
 use tokio::{task::JoinHandle, time::Instant};
 use uuid::Uuid;
@@ -73,301 +75,123 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn catalog_killed_mid_stream_and_restarted_loses_no_order_and_conserves_stock() {
-    let mut platform = Platform::start(Databases::fresh_on_shared_server()).await;
-    let workload = Workload::create(&platform.api).await;
-
-    let stream = Stream::start(&platform.api, &workload);
-    stream.wait_for_ops(OPS_BEFORE_FAULT).await;
-    platform.kill_catalog().await;
-    stream.outage().await;
+    let mut run = Run::start(None).await;
+    run.platform.catalog.kill9().await;
+    run.stream.outage().await;
     // Orders created while the catalog was down were abandoned before their
     // answer (rejected); their releases wait in the outbox for the catalog.
-    let left = InFlight::read(&platform.databases.order).await;
+    let left = InFlight::read(&run.platform.order_database).await;
     eprintln!("left for the reconciler at the restart: {left:?}");
     assert!(left.outbox > 0, "no saga was cut short: {left:?}");
-    platform.restart_catalog().await;
-    let logs = stream.finish().await;
+    run.platform.catalog.restart().await;
 
-    let counts = settle_and_check(&platform, &workload, &logs).await;
-    assert!(
-        counts.unavailable > 0,
-        "no request met the outage: {counts:?}"
-    );
-    platform.stop().await;
+    run.settle_and_check().await.stop_cleanly().await;
 }
 
 #[tokio::test]
 async fn order_service_killed_mid_stream_and_restarted_reconciles_in_flight_orders() {
-    let mut platform = Platform::start(Databases::fresh_on_shared_server()).await;
-    let workload = Workload::create(&platform.api).await;
-
-    let stream = Stream::start(&platform.api, &workload);
-    stream.wait_for_ops(OPS_BEFORE_FAULT).await;
+    let mut run = Run::start(None).await;
     // Strike while a saga is between its first and last step, if one is
     // seen within a few seconds (the stream keeps several in flight).
-    InFlight::wait_for_reserving(&platform.databases.order).await;
-    platform.kill_order().await;
-    let left = InFlight::read(&platform.databases.order).await;
+    InFlight::wait_for_reserving(&run.platform.order_database).await;
+    run.platform.order.kill9().await;
+    let left = InFlight::read(&run.platform.order_database).await;
     eprintln!("left in flight by the kill: {left:?}");
-    stream.outage().await;
-    platform.restart_order().await;
-    let logs = stream.finish().await;
+    run.stream.outage().await;
+    run.platform.order.restart().await;
 
-    let counts = settle_and_check(&platform, &workload, &logs).await;
-    assert!(
-        counts.unavailable > 0,
-        "no request met the outage: {counts:?}"
-    );
-    platform.stop().await;
+    run.settle_and_check().await.stop_cleanly().await;
 }
 
 #[tokio::test]
 async fn postgres_restarted_mid_stream_services_reconnect_and_ready_reflects_outage() {
     let mut postgres = PrivatePostgres::start().await;
-    let mut platform = Platform::start(Databases::fresh_on(&postgres.url())).await;
-    platform
-        .wait_ready(StatusCode::OK, "before the outage")
-        .await;
-    let workload = Workload::create(&platform.api).await;
-
-    let stream = Stream::start(&platform.api, &workload);
-    stream.wait_for_ops(OPS_BEFORE_FAULT).await;
+    let on_private = |service: &str| format!("{}/{}", postgres.url(), database_name(service));
+    let run = Run::start(Some((on_private("catalog"), on_private("order")))).await;
     let down = Instant::now();
     postgres.stop().await;
-    platform
-        .wait_ready(StatusCode::SERVICE_UNAVAILABLE, "while PostgreSQL is down")
-        .await;
-    stream.outage().await;
+    // Not ready while PostgreSQL is down.
+    run.api.wait_ready(503).await;
+    run.stream.outage().await;
     // The outage's length (not a synchronisation): past the gateway's
     // deadline, so requests begun during it cannot all wait it out.
     tokio::time::sleep_until(down + POSTGRES_OUTAGE).await;
     postgres.start_server().await;
     let back = Instant::now();
-    platform
-        .wait_ready(StatusCode::OK, "after PostgreSQL is back")
-        .await;
+    run.api.wait_ready(200).await;
     eprintln!(
         "/ready was 200 again {:?} after PostgreSQL restarted",
         back.elapsed()
     );
-    let logs = stream.finish().await;
 
-    let counts = settle_and_check(&platform, &workload, &logs).await;
-    assert!(
-        counts.unavailable > 0,
-        "no request met the outage: {counts:?}"
-    );
+    let mut platform = run.settle_and_check().await;
     // Nobody restarted a service: the very processes started first recovered.
-    for service in [&mut platform.catalog, &mut platform.order] {
-        let service = service.as_mut().expect("service running");
+    for service in [
+        &mut platform.catalog,
+        &mut platform.order,
+        &mut platform.gateway,
+    ] {
         assert!(service.is_running(), "{} exited", service.name);
     }
-    assert!(platform.gateway.is_running(), "the gateway exited");
-    platform.stop().await;
+    platform.stop_cleanly().await;
+}
+
+/// One test's run: the platform, a client of its gateway, the products, and
+/// the stream of orders, which has done [`OPS_BEFORE_FAULT`] operations when
+/// [`Run::start`] returns: time for the fault.
+struct Run {
+    platform: ChildPlatform,
+    api: Api,
+    workload: Workload,
+    stream: Stream,
+}
+
+impl Run {
+    async fn start(databases: Option<(String, String)>) -> Self {
+        let platform = start_platform(databases).await;
+        let api = Api::new(platform.gateway_url());
+        api.wait_ready(200).await;
+        let workload = Workload::create(&api).await;
+        let stream = Stream::start(&api, &workload);
+        stream.wait_for_ops(OPS_BEFORE_FAULT).await;
+        Self {
+            platform,
+            api,
+            workload,
+            stream,
+        }
+    }
+
+    /// Lets the stream finish, then [`settle_and_check`]; the platform, for
+    /// the test to stop.
+    async fn settle_and_check(self) -> ChildPlatform {
+        let logs = self.stream.finish().await;
+        settle_and_check(&self.platform, &self.api, &self.workload, &logs).await;
+        self.platform
+    }
 }
 
 // ---------------------------------------------------------------------------
-// The platform: three child processes at fixed addresses.
+// The platform: three child processes; a restarted service comes back on the
+// same database at the same address (which its clients keep dialling).
 
-/// The two services' databases (created by the services at start).
-struct Databases {
-    catalog: String,
-    order: String,
-}
-
-impl Databases {
-    fn fresh_on_shared_server() -> Self {
-        Self {
-            catalog: tests::fresh_database_url("catalog"),
-            order: tests::fresh_database_url("order"),
-        }
-    }
-
-    fn fresh_on(server_url: &str) -> Self {
-        let fresh = |service: &str| format!("{server_url}/t_{service}_{}", Uuid::new_v4().simple());
-        Self {
-            catalog: fresh("catalog"),
-            order: fresh("order"),
-        }
-    }
-}
-
-struct Platform {
-    catalog: Option<ChildService>,
-    order: Option<ChildService>,
-    gateway: ChildService,
-    /// What a restart starts the service with again: same database, same
-    /// address (which the order service and the gateway keep dialling).
-    catalog_env: Vec<(&'static str, String)>,
-    order_env: Vec<(&'static str, String)>,
-    databases: Databases,
-    api: Api,
-}
-
-impl Platform {
-    async fn start(databases: Databases) -> Self {
-        let catalog_addr = free_addr();
-        let order_addr = free_addr();
-        let catalog_env = vec![
-            ("DATABASE_URL", databases.catalog.clone()),
-            ("LISTEN_ADDR", catalog_addr.to_string()),
-            ("DB_MAX_CONNECTIONS", "4".to_owned()),
-            ("HEALTH_CHECK_INTERVAL_MS", "200".to_owned()),
-            ("SHUTDOWN_GRACE_SECS", "5".to_owned()),
-        ];
-        let order_env = vec![
-            ("DATABASE_URL", databases.order.clone()),
-            ("LISTEN_ADDR", order_addr.to_string()),
-            ("CATALOG_URL", url_of(catalog_addr)),
-            ("DB_MAX_CONNECTIONS", "4".to_owned()),
-            ("HEALTH_CHECK_INTERVAL_MS", "200".to_owned()),
-            ("SHUTDOWN_GRACE_SECS", "5".to_owned()),
-            ("CATALOG_TIMEOUT_MS", CATALOG_TIMEOUT_MS.to_string()),
-            ("CATALOG_CONNECT_TIMEOUT_MS", "300".to_owned()),
-            ("RECONCILE_INTERVAL_SECS", "1".to_owned()),
-            ("RESERVING_GRACE_SECS", RESERVING_GRACE_SECS.to_string()),
-            ("OUTBOX_RETRY_BASE_MS", "50".to_owned()),
-        ];
-        let catalog = ChildService::start("catalog-service", &catalog_env).await;
-        let order = ChildService::start("order-service", &order_env).await;
-        let gateway = ChildService::start_gateway(
-            url_of(catalog_addr),
-            url_of(order_addr),
-            &[
-                // Longer than the slowest saga (two catalog deadlines and a
-                // few statements), so a slow order is not cut off as 504.
-                ("GRPC_TIMEOUT_MS", "5000".to_owned()),
-                ("GRPC_CONNECT_TIMEOUT_MS", "300".to_owned()),
-                ("SHUTDOWN_GRACE_SECS", "5".to_owned()),
-            ],
-        )
-        .await;
-        let api = Api {
-            http: http_client(),
-            base_url: gateway.url(),
-        };
-        Self {
-            catalog: Some(catalog),
-            order: Some(order),
-            gateway,
-            catalog_env,
-            order_env,
-            databases,
-            api,
-        }
-    }
-
-    async fn kill_catalog(&mut self) {
-        self.catalog.take().expect("catalog running").kill9().await;
-    }
-
-    /// Same database, same address.
-    async fn restart_catalog(&mut self) {
-        self.catalog = Some(ChildService::start("catalog-service", &self.catalog_env).await);
-    }
-
-    async fn kill_order(&mut self) {
-        self.order
-            .take()
-            .expect("order service running")
-            .kill9()
-            .await;
-    }
-
-    /// Same database, same address.
-    async fn restart_order(&mut self) {
-        self.order = Some(ChildService::start("order-service", &self.order_env).await);
-    }
-
-    /// Polls `/ready` until it answers `status` (at most 30 s).
-    async fn wait_ready(&self, status: StatusCode, when: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut last = None;
-        while Instant::now() < deadline {
-            let answer = self.api.get("/ready").await;
-            if matches!(&answer, Ok((s, _)) if *s == status) {
-                return;
-            }
-            last = Some(answer);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("/ready never answered {status} {when}; last answer: {last:?}");
-    }
-
-    async fn stop(self) {
-        assert!(self.gateway.terminate().await, "gateway exits cleanly");
-        if let Some(order) = self.order {
-            assert!(order.terminate().await, "order service exits cleanly");
-        }
-        if let Some(catalog) = self.catalog {
-            assert!(catalog.terminate().await, "catalog exits cleanly");
-        }
-    }
-}
-
-fn url_of(addr: SocketAddr) -> String {
-    format!("http://{addr}")
-}
-
-/// The gateway over HTTP; an answer is its status and JSON body (or the
-/// transport error).
-#[derive(Clone)]
-struct Api {
-    http: Client,
-    base_url: String,
-}
-
-type Answer = Result<(StatusCode, Value), String>;
-
-impl Api {
-    async fn get(&self, path: &str) -> Answer {
-        read(
-            self.http
-                .get(format!("{}{path}", self.base_url))
-                .send()
-                .await,
-        )
-        .await
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> Answer {
-        let url = format!("{}{path}", self.base_url);
-        read(self.http.post(url).json(body).send().await).await
-    }
-
-    async fn put(&self, path: &str, body: &Value) -> Answer {
-        let url = format!("{}{path}", self.base_url);
-        read(self.http.put(url).json(body).send().await).await
-    }
-
-    /// Every item of a paged list (all pages), or why not.
-    async fn all_pages(&self, path: &str) -> Result<Vec<Value>, String> {
-        let mut items = Vec::new();
-        for page in 1.. {
-            let (status, body) = self
-                .get(&format!("{path}?page={page}&page_size=100"))
-                .await?;
-            if status != StatusCode::OK {
-                return Err(format!("GET {path} page {page}: {status} {body}"));
-            }
-            let batch = body["items"].as_array().cloned().unwrap_or_default();
-            if batch.is_empty() {
-                return Ok(items);
-            }
-            items.extend(batch);
-        }
-        unreachable!("the page loop ends on an empty page")
-    }
-}
-
-async fn read(sent: reqwest::Result<reqwest::Response>) -> Answer {
-    let response = sent.map_err(|e| format!("transport: {e}"))?;
-    let status = response.status();
-    let bytes = response.bytes().await.map_err(|e| format!("body: {e}"))?;
-    Ok((
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    ))
+async fn start_platform(databases: Option<(String, String)>) -> ChildPlatform {
+    let mut order = env(
+        "HEALTH_CHECK_INTERVAL_MS=200 CATALOG_CONNECT_TIMEOUT_MS=300 \
+         RECONCILE_INTERVAL_SECS=1 OUTBOX_RETRY_BASE_MS=50",
+    );
+    order.push(("CATALOG_TIMEOUT_MS", CATALOG_TIMEOUT_MS.to_string()));
+    order.push(("RESERVING_GRACE_SECS", RESERVING_GRACE_SECS.to_string()));
+    ChildPlatform::start(PlatformEnv {
+        databases,
+        catalog: env("HEALTH_CHECK_INTERVAL_MS=200"),
+        order,
+        // Longer than the slowest saga (two catalog deadlines and a few
+        // statements), so a slow order is not cut off as 504.
+        gateway: env("GRPC_TIMEOUT_MS=5000 GRPC_CONNECT_TIMEOUT_MS=300"),
+        ..Default::default()
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------
@@ -383,9 +207,8 @@ impl Workload {
     async fn create(api: &Api) -> Self {
         let mut initial = BTreeMap::new();
         for n in 0..PRODUCTS {
-            let body = json!({"name": format!("Fault product {n}"), "price": "4.25", "quantity": INITIAL_STOCK});
-            let (status, product) = api.post("/api/products", &body).await.expect("gateway up");
-            assert_eq!(status, StatusCode::CREATED, "{product}");
+            let name = format!("Fault product {n}");
+            let product = api.create_product(&name, "4.25", INITIAL_STOCK).await;
             let id = product["id"].as_str().expect("product id").to_owned();
             initial.insert(id, INITIAL_STOCK);
         }
@@ -440,7 +263,7 @@ impl Stream {
                 let client = OrderClient {
                     api: api.clone(),
                     products: products.clone(),
-                    rng: SplitMix(0x5eed_0000 + n as u64),
+                    rng: Rng::new(0x5eed_0000 + n as u64),
                     customer_id: 1_000 + n as i64,
                     log: ClientLog::default(),
                 };
@@ -493,7 +316,7 @@ impl Stream {
 struct OrderClient {
     api: Api,
     products: Vec<String>,
-    rng: SplitMix,
+    rng: Rng,
     customer_id: i64,
     log: ClientLog,
 }
@@ -539,23 +362,24 @@ impl OrderClient {
             })
             .collect();
         let body = json!({"customer_id": self.customer_id, "products": products});
-        let answer = self.api.post("/api/orders", &body).await;
-        match &answer {
-            Ok((StatusCode::CREATED, order)) if order["status"] == "pending" => {
+        let answer = self
+            .api
+            .try_send(Method::POST, "/api/orders", Some(&body))
+            .await;
+        match answer.as_ref().map(answered) {
+            Ok((201, order)) if order["status"] == "pending" => {
                 let id = order["id"].as_str().expect("order id").to_owned();
                 self.log.accepted.insert(id, BTreeSet::from(["pending"]));
                 self.log.counts.created += 1;
             }
-            Ok((StatusCode::BAD_REQUEST, problem))
+            Ok((400, problem))
                 if problem["detail"]
                     .as_str()
                     .is_some_and(|d| d.contains("Insufficient stock")) =>
             {
                 self.log.counts.refused += 1;
             }
-            Ok((StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT, _)) => {
-                self.log.counts.unavailable += 1;
-            }
+            Ok((503 | 504, _)) => self.log.counts.unavailable += 1,
             _ => self
                 .log
                 .anomalies
@@ -565,15 +389,16 @@ impl OrderClient {
 
     async fn change(&mut self, id: &str, target: &'static str) {
         let path = format!("/api/orders/{id}/status");
-        let answer = self.api.put(&path, &json!({"status": target})).await;
-        match &answer {
-            Ok((StatusCode::OK, order)) if order["status"] == target => {
+        let body = json!({"status": target});
+        let answer = self.api.try_send(Method::PUT, &path, Some(&body)).await;
+        match answer.as_ref().map(answered) {
+            Ok((200, order)) if order["status"] == target => {
                 self.log
                     .accepted
                     .insert(id.to_owned(), BTreeSet::from([target]));
                 self.log.counts.changed += 1;
             }
-            Ok((StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT, _)) => {
+            Ok((503 | 504, _)) => {
                 // Maybe applied, maybe not.
                 self.log
                     .accepted
@@ -593,17 +418,9 @@ impl OrderClient {
     }
 }
 
-/// A tiny deterministic generator (SplitMix64): the same run every time.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) % n
-    }
+/// An answer's status code and JSON body.
+fn answered(reply: &Reply) -> (u16, &Value) {
+    (reply.status.as_u16(), &reply.json)
 }
 
 // ---------------------------------------------------------------------------
@@ -672,13 +489,12 @@ struct Observed {
 }
 
 impl Observed {
-    async fn read(platform: &Platform) -> Result<Self, String> {
-        let InFlight { reserving, outbox } = InFlight::try_read(&platform.databases.order)
+    async fn read(platform: &ChildPlatform, api: &Api) -> Result<Self, String> {
+        let InFlight { reserving, outbox } = InFlight::try_read(&platform.order_database)
             .await
             .map_err(|e| format!("orders database: {e}"))?;
-        let stock = platform
-            .api
-            .all_pages("/api/products")
+        let stock = api
+            .try_all_pages("/api/products")
             .await?
             .into_iter()
             .map(|p| {
@@ -686,9 +502,8 @@ impl Observed {
                 (id, p["quantity"].as_i64().expect("quantity"))
             })
             .collect();
-        let orders = platform
-            .api
-            .all_pages("/api/orders")
+        let orders = api
+            .try_all_pages("/api/orders")
             .await?
             .into_iter()
             .map(|o| (o["id"].as_str().expect("order id").to_owned(), o))
@@ -739,9 +554,15 @@ impl Observed {
 
 /// Waits until the reconciler has finished (bounded), then asserts every
 /// accepted order is there as its client last saw it, stock conservation
-/// exactly, and that the catalog's reservations agree with the orders.
-/// Returns what the stream did, summed over its clients.
-async fn settle_and_check(platform: &Platform, workload: &Workload, logs: &[ClientLog]) -> Counts {
+/// exactly, that the catalog's reservations agree with the orders, that no
+/// answer was outside the contract, and that the fault was felt (some
+/// request met the outage).
+async fn settle_and_check(
+    platform: &ChildPlatform,
+    api: &Api,
+    workload: &Workload,
+    logs: &[ClientLog],
+) {
     let mut counts = Counts::default();
     let mut accepted = BTreeMap::new();
     let mut anomalies = Vec::new();
@@ -760,7 +581,7 @@ async fn settle_and_check(platform: &Platform, workload: &Workload, logs: &[Clie
     let started = Instant::now();
     let deadline = started + SETTLE_LIMIT;
     let observed = loop {
-        let observed = Observed::read(platform).await;
+        let observed = Observed::read(platform, api).await;
         match &observed {
             Ok(state) if state.settled() && state.conservation_errors(workload).is_empty() => {
                 break observed.expect("checked");
@@ -790,12 +611,9 @@ async fn settle_and_check(platform: &Platform, workload: &Workload, logs: &[Clie
             .orders
             .get(id)
             .unwrap_or_else(|| panic!("accepted order {id} is not listed"));
-        let (status, order) = platform
-            .api
-            .get(&format!("/api/orders/{id}"))
-            .await
-            .expect("gateway up");
-        assert_eq!(status, StatusCode::OK, "accepted order {id}: {order}");
+        let reply = api.get(&format!("/api/orders/{id}")).await;
+        let order = &reply.json;
+        assert_eq!(reply.status, 200, "accepted order {id}: {order}");
         assert_eq!(&order["status"], &listed["status"], "{id}");
         let now = order["status"].as_str().expect("status");
         assert!(
@@ -810,14 +628,17 @@ async fn settle_and_check(platform: &Platform, workload: &Workload, logs: &[Clie
         anomalies.is_empty(),
         "answers outside the contract (a backend down is 503 or 504, never 500): {anomalies:#?}"
     );
-    counts
+    assert!(
+        counts.unavailable > 0,
+        "no request met the outage: {counts:?}"
+    );
 }
 
 /// The catalog's view: a held reservation for each pending order, a
 /// committed one for each completed order, and no other reservation holding
 /// stock.
-async fn check_reservations_agree(platform: &Platform, observed: &Observed) {
-    let mut catalog_db = PgConnection::connect(&platform.databases.catalog)
+async fn check_reservations_agree(platform: &ChildPlatform, observed: &Observed) {
+    let mut catalog_db = PgConnection::connect(&platform.catalog_database)
         .await
         .expect("catalog database reachable");
     let rows: Vec<(Uuid, String)> =

@@ -54,7 +54,10 @@ fn assert_refused<T: std::fmt::Debug>(result: Result<T, Status>, who: &str) {
 async fn assert_payment_refused(channel: Channel, who: &str) {
     let mut client = OrderServiceClient::new(channel);
     let order = uuid::Uuid::new_v4().to_string();
-    assert_refused(pay(&mut client, &order, PaymentStatus::Paid, None).await, who);
+    assert_refused(
+        pay(&mut client, &order, PaymentStatus::Paid, None).await,
+        who,
+    );
 }
 
 /// ListProducts over `channel` is refused by the connection.
@@ -64,7 +67,9 @@ async fn assert_listing_refused(channel: Channel, who: &str) {
         page_size: 10,
         in_stock: None,
     };
-    let listed = CatalogServiceClient::new(channel).list_products(request).await;
+    let listed = CatalogServiceClient::new(channel)
+        .list_products(request)
+        .await;
     assert_refused(listed, who);
 }
 
@@ -342,7 +347,10 @@ async fn the_binaries_serve_mutual_tls_and_probe_it() {
         ("LISTEN_ADDR", "127.0.0.1:0".to_owned()),
         ("ADMIN_ADDR", "127.0.0.1:0".to_owned()),
         ("DATABASE_URL", untouched.url()),
-        ("TLS_CERT_FILE", certs.path("catalog-service.pem").display().to_string()),
+        (
+            "TLS_CERT_FILE",
+            certs.path("catalog-service.pem").display().to_string(),
+        ),
     ];
     let (started, said) = run("catalog-service", &[], &half).await;
     assert!(!started);
@@ -406,7 +414,11 @@ async fn the_binaries_serve_mutual_tls_and_probe_it() {
     assert_eq!(stock_of(&mut catalog_client, &product.id).await, 3);
     // And a caller without a certificate is refused by the real binary too.
     let anonymous = tls_channel(order.addr, "localhost", &certs.ca_only());
-    assert_payment_refused(anonymous, "ApplyPayment without a client certificate (binary)").await;
+    assert_payment_refused(
+        anonymous,
+        "ApplyPayment without a client certificate (binary)",
+    )
+    .await;
 
     assert!(order.terminate().await, "order-service exits 0 on SIGTERM");
     assert!(

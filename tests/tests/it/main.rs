@@ -1,9 +1,11 @@
 //! The integration tests, one binary: every module is an area (`api_*`: the
 //! gateway over HTTP; `catalog_*`, `order_*`: the services over gRPC; `ops_*`,
 //! `fault_*`, `chaos_*`: the real binaries as processes; `db_*`: the database
-//! plumbing; `docs_*`: the diagrams against the code). One binary links the
-//! workspace once instead of once per file; nextest still runs every test in a
-//! process of its own. Pick an area with `-E 'test(/^chaos_cancel::/)'`.
+//! plumbing; `docs_*`: the documentation against the running code). One
+//! binary links the workspace once instead of once per file; nextest still
+//! runs every test in a process of its own. Pick an area with
+//! `-E 'test(/^chaos_cancel::/)'`. What needs no running code (the diagrams'
+//! names, the dashboard's structure) is `cargo xtask check`.
 
 mod api_auth;
 mod api_bounds;
@@ -21,10 +23,11 @@ mod catalog_reservations;
 mod chaos_cancel;
 mod db_release_guard;
 mod db_tls;
-mod docs_diagrams;
+mod docs_state_machines;
 mod fault_recovery;
 mod grpc_mtls;
 mod ops_balancing;
+mod ops_binaries;
 mod ops_dashboard;
 mod ops_metrics;
 mod ops_tracing;

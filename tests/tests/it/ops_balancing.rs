@@ -12,16 +12,16 @@ use std::{
     time::Duration,
 };
 
-use serde_json::{Value, json};
 use tests::{
-    fresh_database_url,
-    process::{ChildService, free_addr},
+    TestDatabase,
+    gateway::Api,
+    process::{ChildPlatform, ChildService, PlatformEnv, env, free_addr},
 };
 use tokio::sync::Mutex;
 
-async fn reservations_taken(http: &reqwest::Client, admin: std::net::SocketAddr) -> f64 {
+async fn reservations_taken(api: &Api, admin: std::net::SocketAddr) -> f64 {
     tests::metric_sample(
-        http,
+        &api.http,
         &format!("http://{admin}/metrics"),
         "catalog_reservations_total{outcome=\"reserved\"}",
     )
@@ -31,89 +31,52 @@ async fn reservations_taken(http: &reqwest::Client, admin: std::net::SocketAddr)
 
 #[tokio::test]
 async fn two_catalog_replicas_share_the_load_and_losing_one_loses_no_order() {
-    let catalog_db = fresh_database_url("catalog");
-    let order_db = fresh_database_url("order");
-    let (admin_a, admin_b) = (free_addr(), free_addr());
-    let catalog_a = ChildService::start(
+    // Replica B first, on the catalog database; then the platform, whose
+    // order service balances over A and B.
+    let (catalog_db, order_db) = (TestDatabase::fresh("catalog"), TestDatabase::fresh("order"));
+    let (addr_a, admin_b) = (free_addr(), free_addr());
+    let mut catalog_b = ChildService::start(
         "catalog-service",
         &[
-            ("DATABASE_URL", catalog_db.clone()),
-            ("ADMIN_ADDR", admin_a.to_string()),
-        ],
-    )
-    .await;
-    let catalog_b = ChildService::start(
-        "catalog-service",
-        &[
-            ("DATABASE_URL", catalog_db.clone()),
+            ("DATABASE_URL", catalog_db.url()),
             ("ADMIN_ADDR", admin_b.to_string()),
+            ("DB_MAX_CONNECTIONS", "4".to_owned()),
         ],
     )
     .await;
-    let order = ChildService::start(
-        "order-service",
-        &[
-            ("DATABASE_URL", fresh_database_url("order")),
-            (
-                "CATALOG_URL",
-                format!("{},{}", catalog_a.url(), catalog_b.url()),
-            ),
-            ("CATALOG_REFRESH_MS", "100".to_owned()),
-            ("CATALOG_TIMEOUT_MS", "1000".to_owned()),
-            ("RECONCILE_INTERVAL_SECS", "1".to_owned()),
-            ("RESERVING_GRACE_SECS", "3".to_owned()),
-            ("OUTBOX_RETRY_BASE_MS", "100".to_owned()),
-        ],
-    )
+    let mut order_env = env(
+        "CATALOG_REFRESH_MS=100 CATALOG_TIMEOUT_MS=1000 RECONCILE_INTERVAL_SECS=1 \
+         RESERVING_GRACE_SECS=3 OUTBOX_RETRY_BASE_MS=100",
+    );
+    order_env.push((
+        "CATALOG_URL",
+        format!("http://{addr_a},{}", catalog_b.url()),
+    ));
+    let platform = ChildPlatform::start(PlatformEnv {
+        databases: Some((catalog_db.url(), order_db.url())),
+        catalog: vec![("LISTEN_ADDR", addr_a.to_string())],
+        order: order_env,
+        ..Default::default()
+    })
     .await;
-    let gateway = ChildService::start_gateway(catalog_a.url(), order.url(), &[]).await;
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let base = gateway.url();
+    let admin_a = platform.catalog_admin;
+    let api = Api::new(platform.gateway_url());
 
     const INITIAL_STOCK: i64 = 10_000;
-    let product: Value = http
-        .post(format!("{base}/api/products"))
-        .json(&json!({"name": "Widget", "price": "1.00", "quantity": INITIAL_STOCK}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let product = api.create_product("Widget", "1.00", INITIAL_STOCK).await;
     let product_id = product["id"].as_str().unwrap().to_owned();
     // Order id -> quantity, for every 201.
     let accepted: Arc<Mutex<BTreeMap<String, i64>>> = Arc::default();
-    let place = {
-        let (http, base, product_id, accepted) = (
-            http.clone(),
-            base.clone(),
-            product_id.clone(),
-            accepted.clone(),
-        );
-        move |quantity: i64| {
-            let (http, base, product_id, accepted) = (
-                http.clone(),
-                base.clone(),
-                product_id.clone(),
-                accepted.clone(),
-            );
-            async move {
-                let response = http
-                    .post(format!("{base}/api/orders"))
-                    .json(&json!({"customer_id": 1, "products": [{"product_id": product_id, "quantity": quantity}]}))
-                    .send()
-                    .await
-                    .unwrap();
-                let status = response.status().as_u16();
-                if status == 201 {
-                    let body: Value = response.json().await.unwrap();
-                    accepted
-                        .lock()
-                        .await
-                        .insert(body["id"].as_str().unwrap().to_owned(), quantity);
-                }
-                status
+    let shared = (api.clone(), product_id.clone(), accepted.clone());
+    let place = move |quantity: i64| {
+        let (api, product_id, accepted) = shared.clone();
+        async move {
+            let reply = api.create_order(1, &[(&product_id, quantity)]).await;
+            if reply.status == 201 {
+                let id = reply.json["id"].as_str().unwrap().to_owned();
+                accepted.lock().await.insert(id, quantity);
             }
+            reply.status.as_u16()
         }
     };
 
@@ -122,8 +85,8 @@ async fn two_catalog_replicas_share_the_load_and_losing_one_loses_no_order() {
         assert_eq!(place(1).await, 201);
     }
     let (taken_a, taken_b) = (
-        reservations_taken(&http, admin_a).await,
-        reservations_taken(&http, admin_b).await,
+        reservations_taken(&api, admin_a).await,
+        reservations_taken(&api, admin_b).await,
     );
     assert_eq!(taken_a + taken_b, 40.0);
     assert!(
@@ -169,25 +132,13 @@ async fn two_catalog_replicas_share_the_load_and_losing_one_loses_no_order() {
     // the reconciler has released what was in flight on B.
     let accepted = accepted.lock().await.clone();
     for id in accepted.keys() {
-        let response = http
-            .get(format!("{base}/api/orders/{id}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "order {id} got a 201");
+        let reply = api.get(&format!("/api/orders/{id}")).await;
+        assert_eq!(reply.status, 200, "order {id} got a 201");
     }
     let held: i64 = accepted.values().sum();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let product: Value = http
-            .get(format!("{base}/api/products/{product_id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let stock = product["quantity"].as_i64().unwrap();
+        let stock = api.stock_of(&product_id).await;
         if stock + held == INITIAL_STOCK {
             break;
         }
@@ -195,9 +146,9 @@ async fn two_catalog_replicas_share_the_load_and_losing_one_loses_no_order() {
             panic!(
                 "stock {stock} + held {held} != {INITIAL_STOCK} after the reconciler's grace; \
                  orders by status: {:?}; reservations by state: {:?}",
-                tally(&order_db, "SELECT status, count(*), 0::bigint FROM orders GROUP BY status").await,
+                tally(&platform.order_database, "SELECT status, count(*), 0::bigint FROM orders GROUP BY status").await,
                 tally(
-                    &catalog_db,
+                    &platform.catalog_database,
                     "SELECT r.state, count(*), COALESCE(sum(l.quantity), 0)::bigint FROM reservations r \
                      LEFT JOIN reservation_lines l ON l.reservation_id = r.id GROUP BY r.state"
                 )
@@ -207,9 +158,7 @@ async fn two_catalog_replicas_share_the_load_and_losing_one_loses_no_order() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    assert!(gateway.terminate().await);
-    assert!(order.terminate().await);
-    assert!(catalog_a.terminate().await);
+    platform.stop_cleanly().await;
 }
 
 /// Rows of `(label, count, units)` from a diagnostic query, for failure messages.

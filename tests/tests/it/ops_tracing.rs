@@ -5,47 +5,37 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
-use serde_json::json;
-use tests::{fresh_database_url, otlp::OtlpReceiver, process::ChildService};
+use tests::{
+    gateway::Api,
+    otlp::OtlpReceiver,
+    process::{ChildPlatform, PlatformEnv},
+};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 #[tokio::test]
 async fn one_order_request_is_one_trace_with_spans_from_all_three_services() {
     let receiver = OtlpReceiver::start().await;
-    let otel = |name: &str| {
-        vec![
+    let otel = |name: &str| vec![("OTEL_SERVICE_NAME", name.to_owned())];
+    let platform = ChildPlatform::start(PlatformEnv {
+        all: vec![
             ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
-            ("OTEL_SERVICE_NAME", name.to_owned()),
             // Export within 100 ms instead of the default 5 s.
             ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
-        ]
-    };
-    let mut catalog_env = otel("catalog-service");
-    catalog_env.push(("DATABASE_URL", fresh_database_url("catalog")));
-    let catalog = ChildService::start("catalog-service", &catalog_env).await;
-    let mut order_env = otel("order-service");
-    order_env.push(("DATABASE_URL", fresh_database_url("order")));
-    order_env.push(("CATALOG_URL", catalog.url()));
-    let order = ChildService::start("order-service", &order_env).await;
-    let gateway = ChildService::start_gateway(catalog.url(), order.url(), &otel("gateway")).await;
-
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let product: serde_json::Value = http
-        .post(format!("{}/api/products", gateway.url()))
-        .json(&json!({"name": "Traced", "price": "10.00", "quantity": 5}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let created = http
-        .post(format!("{}/api/orders", gateway.url()))
+        ],
+        catalog: otel("catalog-service"),
+        order: otel("order-service"),
+        gateway: otel("gateway"),
+        ..Default::default()
+    })
+    .await;
+    let api = Api::new(platform.gateway_url());
+    let product = api.create_product("Traced", "10.00", 5).await;
+    let created = api
+        .http
+        .post(api.url("/api/orders"))
         .header("traceparent", format!("00-{TRACE_ID}-00f067aa0ba902b7-01"))
-        .json(
-            &json!({"customer_id": 7, "products": [{"product_id": product["id"], "quantity": 2}]}),
-        )
+        .json(&serde_json::json!({"customer_id": 7, "products": [{"product_id": product["id"], "quantity": 2}]}))
         .send()
         .await
         .unwrap();
@@ -89,7 +79,5 @@ async fn one_order_request_is_one_trace_with_spans_from_all_three_services() {
         "spans whose parent is not in the trace: {orphans:#?}"
     );
 
-    assert!(gateway.terminate().await);
-    assert!(order.terminate().await);
-    assert!(catalog.terminate().await);
+    platform.stop_cleanly().await;
 }

@@ -1,7 +1,7 @@
 //! CreateOrder with an idempotency key: the same request again, in sequence or
 //! at once, gives one order and one reservation; another request under the
 //! same key is refused; a definite refusal is replayed; an unknown outcome
-//! frees the key for a retry. Issue 3, acceptance 6.
+//! frees the key for a retry; keys are kept a day, then pruned.
 
 use futures::future::join_all;
 use proto::{errors::reason, order::v1::OrderStatus};
@@ -181,36 +181,38 @@ async fn an_unknown_outcome_frees_the_key_for_a_retry() {
     assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 6);
 }
 
+/// Moves every idempotency key's creation back by `age`, then runs a
+/// reconciler pass; how many keys it pruned.
+async fn age_keys_and_reconcile(w: &World, age: &str) -> u64 {
+    sqlx::query("UPDATE idempotency_keys SET created_at = now() - $1::interval")
+        .bind(age)
+        .execute(&mut w.orders_db().await)
+        .await
+        .unwrap();
+    w.reconcile().await.keys_pruned
+}
+
 #[tokio::test]
 async fn keys_are_kept_a_day_and_then_pruned() {
     let mut w = world().await;
-    let product = create_product(&mut w.catalog_client, "Old", "1.00", 10).await;
-    let first = create_order(&mut w.client, 8, &[(&product.id, 1)], Some("old-key"))
+    let product = w.product("Old", "1.00", 10).await;
+    let lines = [(product.as_str(), 1)];
+    let first = create_order(&mut w.client, 8, &lines, Some("old-key"))
         .await
         .unwrap();
-    let mut db = orders_database(&w.orders.service).await;
+
     // 23 hours old: kept.
-    sqlx::query("UPDATE idempotency_keys SET created_at = now() - interval '23 hours'")
-        .execute(&mut db)
-        .await
-        .unwrap();
-    let report = w.orders.reconciler.reconcile_once().await.unwrap();
-    assert_eq!(report.keys_pruned, 0);
-    let again = create_order(&mut w.client, 8, &[(&product.id, 1)], Some("old-key"))
+    assert_eq!(age_keys_and_reconcile(&w, "23 hours").await, 0);
+    let again = create_order(&mut w.client, 8, &lines, Some("old-key"))
         .await
         .unwrap();
     assert_eq!(again.id, first.id);
 
     // Older than a day: pruned, and the key is free again.
-    sqlx::query("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
-        .execute(&mut db)
-        .await
-        .unwrap();
-    let report = w.orders.reconciler.reconcile_once().await.unwrap();
-    assert_eq!(report.keys_pruned, 1);
-    let fresh = create_order(&mut w.client, 8, &[(&product.id, 1)], Some("old-key"))
+    assert_eq!(age_keys_and_reconcile(&w, "25 hours").await, 1);
+    let fresh = create_order(&mut w.client, 8, &lines, Some("old-key"))
         .await
         .unwrap();
     assert_ne!(fresh.id, first.id);
-    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 8);
+    assert_eq!(w.stock(&product).await, 8);
 }

@@ -7,47 +7,24 @@
 
 use proto::{
     errors::{meta, reason},
-    order::v1::{Order, OrderStatus, PaymentStatus},
+    order::v1::{
+        Order, OrderStatus,
+        PaymentStatus::{self, Failed, Paid, Unpaid},
+    },
 };
 use tests::{
-    RunningService,
-    catalog::{
-        catalog_client, create_product, metadata_of, reason_of, spawn_catalog, violated_fields,
-    },
+    catalog::{metadata_of, reason_of, violated_fields},
     metric_sample,
-    order::{
-        OrderClient, create_order, get_order, order_client, orders_database, pay, set_status,
-        spawn_order,
-    },
+    order::{World, pay, world},
 };
 use tonic::{Code, Status};
 
-struct World {
-    _catalog: RunningService,
-    _orders: RunningService,
-    client: OrderClient,
-    product_id: String,
-}
-
-async fn world() -> World {
-    let catalog = spawn_catalog().await;
-    let orders = spawn_order(&catalog.url()).await;
-    let mut catalog_client = catalog_client(&catalog).await;
-    let product = create_product(&mut catalog_client, "Paid thing", "19.99", 1_000).await;
-    World {
-        client: order_client(&orders).await,
-        _catalog: catalog,
-        _orders: orders,
-        product_id: product.id,
-    }
-}
-
-impl World {
-    async fn new_order(&mut self) -> Order {
-        create_order(&mut self.client, 31, &[(&self.product_id, 1)], None)
-            .await
-            .unwrap()
-    }
+/// A world with a product to order, and a new pending order of it.
+async fn world_with_an_order() -> (World, String, Order) {
+    let mut w = world().await;
+    let product = w.product("Paid thing", "19.99", 1_000).await;
+    let order = w.order(31, &product, 1).await;
+    (w, product, order)
 }
 
 #[track_caller]
@@ -66,225 +43,6 @@ fn assert_not_pending(status: &Status, current: &str) {
     assert!(status.message().contains("pending"), "{}", status.message());
 }
 
-#[tokio::test]
-async fn unpaid_to_paid_and_paid_is_final() {
-    let mut w = world().await;
-    let order = w.new_order().await;
-    assert_eq!(order.payment_status, PaymentStatus::Unpaid as i32);
-
-    let paid = pay(&mut w.client, &order.id, PaymentStatus::Paid, None)
-        .await
-        .unwrap();
-    assert_eq!(paid.payment_status, PaymentStatus::Paid as i32);
-    assert_eq!(paid.status, OrderStatus::Pending as i32);
-    let at = |order: &Order| proto::time::from_timestamp(order.updated_at.as_ref().unwrap());
-    assert!(at(&paid) > at(&order), "a change moves updated_at");
-
-    // The same status again: success, nothing changes (not even updated_at).
-    let again = pay(&mut w.client, &order.id, PaymentStatus::Paid, None)
-        .await
-        .unwrap();
-    assert_eq!(again, paid);
-
-    // paid -> failed is refused.
-    let refused = pay(&mut w.client, &order.id, PaymentStatus::Failed, None)
-        .await
-        .unwrap_err();
-    assert_payment_refused(&refused, "paid", "failed");
-    assert_eq!(get_order(&mut w.client, &order.id).await.unwrap(), paid);
-}
-
-#[tokio::test]
-async fn unpaid_to_failed_then_failed_to_paid() {
-    let mut w = world().await;
-    let order = w.new_order().await;
-
-    let failed = pay(&mut w.client, &order.id, PaymentStatus::Failed, None)
-        .await
-        .unwrap();
-    assert_eq!(failed.payment_status, PaymentStatus::Failed as i32);
-    let again = pay(&mut w.client, &order.id, PaymentStatus::Failed, None)
-        .await
-        .unwrap();
-    assert_eq!(again, failed);
-
-    // A retried payment succeeded.
-    let paid = pay(&mut w.client, &order.id, PaymentStatus::Paid, None)
-        .await
-        .unwrap();
-    assert_eq!(paid.payment_status, PaymentStatus::Paid as i32);
-    assert_eq!(paid.status, OrderStatus::Pending as i32);
-}
-
-#[tokio::test]
-async fn only_paid_or_failed_can_be_applied() {
-    let mut w = world().await;
-    let order = w.new_order().await;
-    for status in [PaymentStatus::Unpaid, PaymentStatus::Unspecified] {
-        let refused = pay(&mut w.client, &order.id, status, None)
-            .await
-            .unwrap_err();
-        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
-        assert_eq!(violated_fields(&refused), ["payment_status"]);
-    }
-    let malformed = pay(&mut w.client, "not-an-id", PaymentStatus::Paid, Some(""))
-        .await
-        .unwrap_err();
-    assert_eq!(violated_fields(&malformed), ["order_id", "event_id"]);
-    assert_eq!(
-        get_order(&mut w.client, &order.id)
-            .await
-            .unwrap()
-            .payment_status,
-        PaymentStatus::Unpaid as i32
-    );
-}
-
-#[tokio::test]
-async fn orders_that_are_not_pending_take_no_payment() {
-    let mut w = world().await;
-    let completed = w.new_order().await;
-    set_status(&mut w.client, &completed.id, OrderStatus::Completed)
-        .await
-        .unwrap();
-    let canceled = w.new_order().await;
-    set_status(&mut w.client, &canceled.id, OrderStatus::Canceled)
-        .await
-        .unwrap();
-
-    for (order, current) in [(&completed, "completed"), (&canceled, "canceled")] {
-        for to in [PaymentStatus::Paid, PaymentStatus::Failed] {
-            let refused = pay(&mut w.client, &order.id, to, Some("evt-not-pending"))
-                .await
-                .unwrap_err();
-            assert_not_pending(&refused, current);
-        }
-        assert_eq!(
-            get_order(&mut w.client, &order.id)
-                .await
-                .unwrap()
-                .payment_status,
-            PaymentStatus::Unpaid as i32
-        );
-    }
-    // A paid order that was completed still refuses, even the same status.
-    let paid = w.new_order().await;
-    pay(&mut w.client, &paid.id, PaymentStatus::Paid, None)
-        .await
-        .unwrap();
-    set_status(&mut w.client, &paid.id, OrderStatus::Completed)
-        .await
-        .unwrap();
-    let refused = pay(&mut w.client, &paid.id, PaymentStatus::Paid, None)
-        .await
-        .unwrap_err();
-    assert_not_pending(&refused, "completed");
-}
-
-#[tokio::test]
-async fn a_repeated_event_is_a_no_op() {
-    let mut w = world().await;
-    let order = w.new_order().await;
-
-    let failed = pay(
-        &mut w.client,
-        &order.id,
-        PaymentStatus::Failed,
-        Some("evt-1"),
-    )
-    .await
-    .unwrap();
-    assert_eq!(failed.payment_status, PaymentStatus::Failed as i32);
-    let paid = pay(&mut w.client, &order.id, PaymentStatus::Paid, Some("evt-2"))
-        .await
-        .unwrap();
-    assert_eq!(paid.payment_status, PaymentStatus::Paid as i32);
-
-    // evt-1 delivered again, late: not a paid -> failed refusal, a no-op that
-    // returns the order as it is.
-    let replayed = pay(
-        &mut w.client,
-        &order.id,
-        PaymentStatus::Failed,
-        Some("evt-1"),
-    )
-    .await
-    .unwrap();
-    assert_eq!(replayed, paid);
-    // A new event with that status is refused by the rules.
-    let refused = pay(
-        &mut w.client,
-        &order.id,
-        PaymentStatus::Failed,
-        Some("evt-3"),
-    )
-    .await
-    .unwrap_err();
-    assert_payment_refused(&refused, "paid", "failed");
-
-    // Seen events stay no-ops after the order completes; new ones are refused.
-    set_status(&mut w.client, &order.id, OrderStatus::Completed)
-        .await
-        .unwrap();
-    let replayed = pay(&mut w.client, &order.id, PaymentStatus::Paid, Some("evt-2"))
-        .await
-        .unwrap();
-    assert_eq!(replayed.status, OrderStatus::Completed as i32);
-    assert_eq!(replayed.payment_status, PaymentStatus::Paid as i32);
-    let refused = pay(&mut w.client, &order.id, PaymentStatus::Paid, Some("evt-4"))
-        .await
-        .unwrap_err();
-    assert_not_pending(&refused, "completed");
-}
-
-#[tokio::test]
-async fn a_refused_event_is_not_remembered() {
-    let mut w = world().await;
-    let first = w.new_order().await;
-    let second = w.new_order().await;
-    pay(&mut w.client, &first.id, PaymentStatus::Paid, None)
-        .await
-        .unwrap();
-
-    // Refused on the first order: the event id is not taken...
-    let refused = pay(
-        &mut w.client,
-        &first.id,
-        PaymentStatus::Failed,
-        Some("evt-x"),
-    )
-    .await
-    .unwrap_err();
-    assert_payment_refused(&refused, "paid", "failed");
-    // ...so it is applied when it comes for an order that takes it.
-    let applied = pay(
-        &mut w.client,
-        &second.id,
-        PaymentStatus::Failed,
-        Some("evt-x"),
-    )
-    .await
-    .unwrap();
-    assert_eq!(applied.payment_status, PaymentStatus::Failed as i32);
-}
-
-#[tokio::test]
-async fn concurrent_deliveries_of_one_event_apply_once() {
-    let mut w = world().await;
-    for round in 0..20 {
-        let order = w.new_order().await;
-        let event = format!("evt-{round}");
-        let (mut one, mut two) = (w.client.clone(), w.client.clone());
-        let (first, second) = tokio::join!(
-            pay(&mut one, &order.id, PaymentStatus::Paid, Some(&event)),
-            pay(&mut two, &order.id, PaymentStatus::Paid, Some(&event)),
-        );
-        let (first, second) = (first.unwrap(), second.unwrap());
-        assert_eq!(first, second, "round {round}");
-        assert_eq!(first.payment_status, PaymentStatus::Paid as i32);
-    }
-}
-
 #[track_caller]
 fn assert_event_id_reused(status: &Status) {
     assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
@@ -298,50 +56,182 @@ fn assert_event_id_reused(status: &Status) {
     );
 }
 
+/// The order's payment status as GetOrder shows it.
+async fn payment_of(w: &mut World, order: &Order) -> i32 {
+    w.get(&order.id).await.unwrap().payment_status
+}
+
 #[tokio::test]
-async fn an_event_id_reused_for_another_order_or_status_is_refused() {
-    let mut w = world().await;
-    let a = w.new_order().await;
-    let b = w.new_order().await;
-    pay(&mut w.client, &a.id, PaymentStatus::Paid, Some("evt-a"))
+async fn unpaid_to_paid_and_paid_is_final() {
+    let (mut w, _, order) = world_with_an_order().await;
+    assert_eq!(order.payment_status, Unpaid as i32);
+
+    let paid = w.pay(&order.id, Paid, None).await.unwrap();
+    assert_eq!(paid.payment_status, Paid as i32);
+    assert_eq!(paid.status, OrderStatus::Pending as i32);
+    let at = |order: &Order| proto::time::from_timestamp(order.updated_at.as_ref().unwrap());
+    assert!(at(&paid) > at(&order), "a change moves updated_at");
+
+    // The same status again: success, nothing changes (not even updated_at).
+    let again = w.pay(&order.id, Paid, None).await.unwrap();
+    assert_eq!(again, paid);
+
+    // paid -> failed is refused.
+    let refused = w.pay(&order.id, Failed, None).await.unwrap_err();
+    assert_payment_refused(&refused, "paid", "failed");
+    assert_eq!(w.get(&order.id).await.unwrap(), paid);
+}
+
+#[tokio::test]
+async fn unpaid_to_failed_then_failed_to_paid() {
+    let (mut w, _, order) = world_with_an_order().await;
+
+    let failed = w.pay(&order.id, Failed, None).await.unwrap();
+    assert_eq!(failed.payment_status, Failed as i32);
+    let again = w.pay(&order.id, Failed, None).await.unwrap();
+    assert_eq!(again, failed);
+
+    // A retried payment succeeded.
+    let paid = w.pay(&order.id, Paid, None).await.unwrap();
+    assert_eq!(paid.payment_status, Paid as i32);
+    assert_eq!(paid.status, OrderStatus::Pending as i32);
+}
+
+#[tokio::test]
+async fn only_paid_or_failed_can_be_applied() {
+    let (mut w, _, order) = world_with_an_order().await;
+    for status in [Unpaid, PaymentStatus::Unspecified] {
+        let refused = w.pay(&order.id, status, None).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+        assert_eq!(violated_fields(&refused), ["payment_status"]);
+    }
+    let malformed = w.pay("not-an-id", Paid, Some("")).await.unwrap_err();
+    assert_eq!(violated_fields(&malformed), ["order_id", "event_id"]);
+    assert_eq!(payment_of(&mut w, &order).await, Unpaid as i32);
+}
+
+#[tokio::test]
+async fn orders_that_are_not_pending_take_no_payment() {
+    let (mut w, product, completed) = world_with_an_order().await;
+    w.set_status(&completed.id, OrderStatus::Completed)
+        .await
+        .unwrap();
+    let canceled = w.order(31, &product, 1).await;
+    w.set_status(&canceled.id, OrderStatus::Canceled)
         .await
         .unwrap();
 
+    for (order, current) in [(&completed, "completed"), (&canceled, "canceled")] {
+        for to in [Paid, Failed] {
+            let refused = w
+                .pay(&order.id, to, Some("evt-not-pending"))
+                .await
+                .unwrap_err();
+            assert_not_pending(&refused, current);
+        }
+        assert_eq!(payment_of(&mut w, order).await, Unpaid as i32);
+    }
+    // A paid order that was completed still refuses, even the same status.
+    let paid = w.order(31, &product, 1).await;
+    w.pay(&paid.id, Paid, None).await.unwrap();
+    w.set_status(&paid.id, OrderStatus::Completed)
+        .await
+        .unwrap();
+    let refused = w.pay(&paid.id, Paid, None).await.unwrap_err();
+    assert_not_pending(&refused, "completed");
+}
+
+#[tokio::test]
+async fn a_repeated_event_is_a_no_op() {
+    let (mut w, _, order) = world_with_an_order().await;
+
+    let failed = w.pay(&order.id, Failed, Some("evt-1")).await.unwrap();
+    assert_eq!(failed.payment_status, Failed as i32);
+    let paid = w.pay(&order.id, Paid, Some("evt-2")).await.unwrap();
+    assert_eq!(paid.payment_status, Paid as i32);
+
+    // evt-1 delivered again, late: not a paid -> failed refusal, a no-op that
+    // returns the order as it is.
+    let replayed = w.pay(&order.id, Failed, Some("evt-1")).await.unwrap();
+    assert_eq!(replayed, paid);
+    // A new event with that status is refused by the rules.
+    let refused = w.pay(&order.id, Failed, Some("evt-3")).await.unwrap_err();
+    assert_payment_refused(&refused, "paid", "failed");
+
+    // Seen events stay no-ops after the order completes; new ones are refused.
+    w.set_status(&order.id, OrderStatus::Completed)
+        .await
+        .unwrap();
+    let replayed = w.pay(&order.id, Paid, Some("evt-2")).await.unwrap();
+    assert_eq!(replayed.status, OrderStatus::Completed as i32);
+    assert_eq!(replayed.payment_status, Paid as i32);
+    let refused = w.pay(&order.id, Paid, Some("evt-4")).await.unwrap_err();
+    assert_not_pending(&refused, "completed");
+}
+
+#[tokio::test]
+async fn a_refused_event_is_not_remembered() {
+    let (mut w, product, first) = world_with_an_order().await;
+    let second = w.order(31, &product, 1).await;
+    w.pay(&first.id, Paid, None).await.unwrap();
+
+    // Refused on the first order: the event id is not taken...
+    let refused = w.pay(&first.id, Failed, Some("evt-x")).await.unwrap_err();
+    assert_payment_refused(&refused, "paid", "failed");
+    // ...so it is applied when it comes for an order that takes it.
+    let applied = w.pay(&second.id, Failed, Some("evt-x")).await.unwrap();
+    assert_eq!(applied.payment_status, Failed as i32);
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_of_one_event_apply_once() {
+    let (mut w, product, _) = world_with_an_order().await;
+    for event in (0..20).map(|round| format!("evt-{round}")) {
+        let order = w.order(31, &product, 1).await;
+        let (mut one, mut two) = (w.client.clone(), w.client.clone());
+        let (first, second) = tokio::join!(
+            pay(&mut one, &order.id, Paid, Some(&event)),
+            pay(&mut two, &order.id, Paid, Some(&event)),
+        );
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert_eq!(first, second, "{event}");
+        assert_eq!(first.payment_status, Paid as i32);
+    }
+}
+
+#[tokio::test]
+async fn an_event_id_reused_for_another_order_or_status_is_refused() {
+    let (mut w, product, a) = world_with_an_order().await;
+    let b = w.order(31, &product, 1).await;
+    w.pay(&a.id, Paid, Some("evt-a")).await.unwrap();
+
     // Another order, another status, or both: refused, nothing applied.
-    for (order, status) in [
-        (&b, PaymentStatus::Paid),
-        (&b, PaymentStatus::Failed),
-        (&a, PaymentStatus::Failed),
-    ] {
-        let refused = pay(&mut w.client, &order.id, status, Some("evt-a"))
-            .await
-            .unwrap_err();
+    for (order, status) in [(&b, Paid), (&b, Failed), (&a, Failed)] {
+        let refused = w.pay(&order.id, status, Some("evt-a")).await.unwrap_err();
         assert_event_id_reused(&refused);
     }
-    let b_now = get_order(&mut w.client, &b.id).await.unwrap();
-    assert_eq!(b_now, b, "b untouched");
+    assert_eq!(w.get(&b.id).await.unwrap(), b, "b untouched");
     // The same delivery again is still a no-op.
-    let again = pay(&mut w.client, &a.id, PaymentStatus::Paid, Some("evt-a"))
-        .await
-        .unwrap();
-    assert_eq!(again.payment_status, PaymentStatus::Paid as i32);
+    let again = w.pay(&a.id, Paid, Some("evt-a")).await.unwrap();
+    assert_eq!(again.payment_status, Paid as i32);
     // A refusal records nothing: b's event under its own id applies.
-    let paid = pay(&mut w.client, &b.id, PaymentStatus::Paid, Some("evt-b"))
-        .await
-        .unwrap();
-    assert_eq!(paid.payment_status, PaymentStatus::Paid as i32);
+    let paid = w.pay(&b.id, Paid, Some("evt-b")).await.unwrap();
+    assert_eq!(paid.payment_status, Paid as i32);
 }
 
 #[tokio::test]
 async fn concurrent_deliveries_of_one_id_for_two_orders_apply_one() {
-    let mut w = world().await;
+    let (mut w, product, _) = world_with_an_order().await;
     for round in 0..10 {
-        let (a, b) = (w.new_order().await, w.new_order().await);
+        let (a, b) = (
+            w.order(31, &product, 1).await,
+            w.order(31, &product, 1).await,
+        );
         let event = format!("evt-race-{round}");
         let (mut one, mut two) = (w.client.clone(), w.client.clone());
         let (first, second) = tokio::join!(
-            pay(&mut one, &a.id, PaymentStatus::Paid, Some(&event)),
-            pay(&mut two, &b.id, PaymentStatus::Paid, Some(&event)),
+            pay(&mut one, &a.id, Paid, Some(&event)),
+            pay(&mut two, &b.id, Paid, Some(&event)),
         );
         let (applied, refused) = match (first, second) {
             (Ok(_), Err(refused)) => (&a, refused),
@@ -350,73 +240,38 @@ async fn concurrent_deliveries_of_one_id_for_two_orders_apply_one() {
         };
         assert_event_id_reused(&refused);
         for order in [&a, &b] {
-            let expected = if order.id == applied.id {
-                PaymentStatus::Paid
-            } else {
-                PaymentStatus::Unpaid
-            };
-            let now = get_order(&mut w.client, &order.id).await.unwrap();
-            assert_eq!(now.payment_status, expected as i32, "round {round}");
+            let expected = if order.id == applied.id { Paid } else { Unpaid };
+            assert_eq!(
+                payment_of(&mut w, order).await,
+                expected as i32,
+                "round {round}"
+            );
         }
     }
 }
 
 #[tokio::test]
 async fn events_recorded_before_statuses_were_kept_are_judged_by_order() {
-    let mut w = world().await;
-    let a = w.new_order().await;
-    let b = w.new_order().await;
+    let (mut w, product, a) = world_with_an_order().await;
+    let b = w.order(31, &product, 1).await;
     // A row as the previous version wrote it: no payment status.
-    let mut db = orders_database(&w._orders).await;
     sqlx::query("INSERT INTO payment_events (event_id, order_id) VALUES ('evt-legacy', $1::uuid)")
         .bind(&a.id)
-        .execute(&mut db)
+        .execute(&mut w.orders_db().await)
         .await
         .unwrap();
-    let repeat = pay(
-        &mut w.client,
-        &a.id,
-        PaymentStatus::Failed,
-        Some("evt-legacy"),
-    )
-    .await
-    .unwrap();
+    let repeat = w.pay(&a.id, Failed, Some("evt-legacy")).await.unwrap();
     assert_eq!(repeat, a, "a repeat: nothing applied");
-    let refused = pay(
-        &mut w.client,
-        &b.id,
-        PaymentStatus::Paid,
-        Some("evt-legacy"),
-    )
-    .await
-    .unwrap_err();
+    let refused = w.pay(&b.id, Paid, Some("evt-legacy")).await.unwrap_err();
     assert_event_id_reused(&refused);
 }
 
 #[tokio::test]
 async fn payment_events_past_the_retention_are_pruned_by_the_reconciler() {
-    let mut w = tests::order::world().await;
-    let product = create_product(&mut w.catalog_client, "Pruned", "1.00", 10).await;
-    let order = create_order(&mut w.client, 5, &[(&product.id, 1)], None)
-        .await
-        .unwrap();
-    pay(
-        &mut w.client,
-        &order.id,
-        PaymentStatus::Failed,
-        Some("evt-old"),
-    )
-    .await
-    .unwrap();
-    pay(
-        &mut w.client,
-        &order.id,
-        PaymentStatus::Paid,
-        Some("evt-recent"),
-    )
-    .await
-    .unwrap();
-    let mut db = orders_database(&w.orders.service).await;
+    let (mut w, _, order) = world_with_an_order().await;
+    w.pay(&order.id, Failed, Some("evt-old")).await.unwrap();
+    w.pay(&order.id, Paid, Some("evt-recent")).await.unwrap();
+    let mut db = w.orders_db().await;
     let age = |event: &'static str, days: i32| {
         sqlx::query(
             "UPDATE payment_events SET created_at = now() - make_interval(days => $2) \
@@ -428,8 +283,7 @@ async fn payment_events_past_the_retention_are_pruned_by_the_reconciler() {
     // 29 days: kept; 31 days: past the default retention of 30.
     age("evt-recent", 29).execute(&mut db).await.unwrap();
     age("evt-old", 31).execute(&mut db).await.unwrap();
-    let report = w.orders.reconciler.reconcile_once().await.unwrap();
-    assert_eq!(report.events_pruned, 1);
+    assert_eq!(w.reconcile().await.events_pruned, 1);
     let left: Vec<String> = sqlx::query_scalar("SELECT event_id FROM payment_events")
         .fetch_all(&mut db)
         .await
@@ -446,15 +300,13 @@ async fn payment_events_past_the_retention_are_pruned_by_the_reconciler() {
     .execute(&mut db)
     .await
     .unwrap();
-    let report = w.orders.reconciler.reconcile_once().await.unwrap();
-    assert_eq!(report.events_pruned, 2_500);
+    assert_eq!(w.reconcile().await.events_pruned, 2_500);
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM payment_events")
         .fetch_one(&mut db)
         .await
         .unwrap();
     assert_eq!(count, 1);
-    let again = w.orders.reconciler.reconcile_once().await.unwrap();
-    assert_eq!(again.events_pruned, 0);
+    assert_eq!(w.reconcile().await.events_pruned, 0);
 
     // Counted like the other reconciler actions.
     let metrics = format!("http://{}/metrics", w.orders.admin_addr);
@@ -467,13 +319,6 @@ async fn payment_events_past_the_retention_are_pruned_by_the_reconciler() {
     assert_eq!(pruned, Some(2_501.0));
 
     // A forgotten id is a new event again, judged by the rules.
-    let refused = pay(
-        &mut w.client,
-        &order.id,
-        PaymentStatus::Failed,
-        Some("evt-old"),
-    )
-    .await
-    .unwrap_err();
+    let refused = w.pay(&order.id, Failed, Some("evt-old")).await.unwrap_err();
     assert_payment_refused(&refused, "paid", "failed");
 }

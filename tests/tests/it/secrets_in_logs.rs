@@ -1,4 +1,4 @@
-//! No secret ever shows (issue 7): the three real binaries run a full scenario
+//! No secret ever shows: the three real binaries run a full scenario
 //! with known secrets (webhook secrets, an API key, a database password in the
 //! services' database URLs) and debug logging, and none of those secrets, nor
 //! a wrong API key or a wrong database password a client or operator used,
@@ -15,16 +15,18 @@
 //! Once with human-readable logs, once with `LOG_FORMAT=json`. About 10-20 s
 //! each. `SECRETS_TEST_DUMP=<dir>` writes what was searched into `<dir>`.
 
-use std::{net::SocketAddr, time::Duration};
-use tests::process::strip_ansi;
+use std::time::Duration;
 
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 use tests::{
+    database_name,
     gateway::{http_client, now_unix, sign, sign_timestamped},
     pgcluster::PrivatePostgres,
-    process::{CapturedOutput, ChildService, free_addr, run_to_exit},
+    process::{
+        CapturedOutput, ChildPlatform, PlatformEnv, env, free_addr, run_to_exit, strip_ansi,
+    },
 };
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -60,8 +62,8 @@ async fn no_secret_shows(format: LogFormat) {
     let mut postgres = PrivatePostgres::start().await;
     create_role_with_password(&postgres).await;
     let output = CapturedOutput::new();
-    let platform = Platform::start(&postgres, format, &output).await;
-    let mut http = Recorder::new(&platform.gateway_url);
+    let platform = start_platform(&postgres, format, &output).await;
+    let mut http = Recorder::new(&platform.gateway_url());
 
     let webhook_signatures = run_scenario(&mut http, &mut postgres).await;
 
@@ -72,23 +74,20 @@ async fn no_secret_shows(format: LogFormat) {
                 .await;
         }
     }
-    platform.stop().await;
+    platform.stop_cleanly().await;
 
     // An operator's typo in the password: the service refuses to start.
-    let wrong = database_url(&postgres, WRONG_DB_PASSWORD, "catalog");
-    let status = run_to_exit(
-        "catalog-service",
-        &[
-            ("DATABASE_URL", wrong),
-            ("LISTEN_ADDR", free_addr().to_string()),
-            ("ADMIN_ADDR", free_addr().to_string()),
-            ("RUST_LOG", "debug".to_owned()),
-            ("LOG_FORMAT", format.env_value()),
-        ],
-        &output,
-        Duration::from_secs(30),
-    )
-    .await;
+    let mut env = logging(format);
+    env.extend([
+        (
+            "DATABASE_URL",
+            database_url(&postgres, WRONG_DB_PASSWORD, "catalog"),
+        ),
+        ("LISTEN_ADDR", free_addr().to_string()),
+        ("ADMIN_ADDR", free_addr().to_string()),
+    ]);
+    let limit = Duration::from_secs(30);
+    let status = run_to_exit("catalog-service", &[], &env, &output, limit).await;
     assert!(!status.success(), "started with a wrong password");
     // Human-readable lines are coloured: search them without the escapes,
     // which could otherwise cut a secret in two.
@@ -189,30 +188,15 @@ async fn run_scenario(
     http.send(Method::GET, &path, None, None).await;
 
     // Orders: created, refused (no stock, unknown product, invalid), canceled.
-    let order = |product: &str, quantity: i64| json!({"customer_id": 4242, "products": [{"product_id": product, "quantity": quantity}]});
     let mut orders = Vec::new();
     for _ in 0..2 {
-        let (status, created) = http
-            .send(
-                Method::POST,
-                "/api/orders",
-                Some(&order(&products[0], 2)),
-                None,
-            )
-            .await;
+        let (status, created) = http.order(&products[0], 2).await;
         assert_eq!(status, StatusCode::CREATED, "{created}");
         orders.push(created["id"].as_str().expect("order id").to_owned());
     }
-    http.send(
-        Method::POST,
-        "/api/orders",
-        Some(&order(&products[1], 5)),
-        None,
-    )
-    .await;
+    http.order(&products[1], 5).await;
     let unknown = Uuid::new_v4().to_string();
-    http.send(Method::POST, "/api/orders", Some(&order(&unknown, 1)), None)
-        .await;
+    http.order(&unknown, 1).await;
     http.send(
         Method::POST,
         "/api/orders",
@@ -256,26 +240,13 @@ async fn run_scenario(
     postgres.stop().await;
     http.wait_ready(StatusCode::SERVICE_UNAVAILABLE).await;
     http.send(Method::GET, "/api/products", None, None).await;
-    http.send(
-        Method::POST,
-        "/api/orders",
-        Some(&order(&products[0], 1)),
-        None,
-    )
-    .await;
+    http.order(&products[0], 1).await;
     http.send(Method::PUT, &status_path, Some(&cancel), Some(API_KEY))
         .await;
     http.webhook(&paid, Some(&signature)).await;
     postgres.start_server().await;
     http.wait_ready(StatusCode::OK).await;
-    let (status, created) = http
-        .send(
-            Method::POST,
-            "/api/orders",
-            Some(&order(&products[0], 1)),
-            None,
-        )
-        .await;
+    let (status, created) = http.order(&products[0], 1).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     http.send(Method::GET, "/metrics", None, None).await;
 
@@ -305,11 +276,19 @@ async fn create_role_with_password(postgres: &PrivatePostgres) {
 /// `postgres://shop_owner:<percent-encoded password>@127.0.0.1:<port>/t_<service>_<uuid>`
 fn database_url(postgres: &PrivatePostgres, password: &str, service: &str) -> String {
     format!(
-        "postgres://{DB_ROLE}:{}@127.0.0.1:{}/t_{service}_{}",
+        "postgres://{DB_ROLE}:{}@127.0.0.1:{}/{}",
         percent_encode(password, true),
         postgres.port(),
-        Uuid::new_v4().simple()
+        database_name(service)
     )
+}
+
+/// Debug logging in `format`, for every process.
+fn logging(format: LogFormat) -> Vec<(&'static str, String)> {
+    vec![
+        ("RUST_LOG", "debug".to_owned()),
+        ("LOG_FORMAT", format.env_value()),
+    ]
 }
 
 impl LogFormat {
@@ -322,86 +301,44 @@ impl LogFormat {
     }
 }
 
-struct Platform {
-    catalog: ChildService,
-    order: ChildService,
-    gateway: ChildService,
-    catalog_admin: SocketAddr,
-    order_admin: SocketAddr,
-    gateway_url: String,
-}
-
-impl Platform {
-    async fn start(postgres: &PrivatePostgres, format: LogFormat, output: &CapturedOutput) -> Self {
-        let logging = [
-            ("RUST_LOG", "debug".to_owned()),
-            ("LOG_FORMAT", format.env_value()),
-        ];
-        let catalog_admin = free_addr();
-        let order_admin = free_addr();
-        let mut env = logging.to_vec();
-        env.extend([
-            (
-                "DATABASE_URL",
-                database_url(postgres, DB_PASSWORD, "catalog"),
-            ),
-            ("ADMIN_ADDR", catalog_admin.to_string()),
-            ("DB_MAX_CONNECTIONS", "4".to_owned()),
-            ("HEALTH_CHECK_INTERVAL_MS", "200".to_owned()),
-            ("SHUTDOWN_GRACE_SECS", "5".to_owned()),
-        ]);
-        let catalog = ChildService::start_captured("catalog-service", &env, output).await;
-        let mut env = logging.to_vec();
-        env.extend([
-            ("DATABASE_URL", database_url(postgres, DB_PASSWORD, "order")),
-            ("ADMIN_ADDR", order_admin.to_string()),
-            ("CATALOG_URL", catalog.url()),
-            ("DB_MAX_CONNECTIONS", "4".to_owned()),
-            ("HEALTH_CHECK_INTERVAL_MS", "200".to_owned()),
-            ("SHUTDOWN_GRACE_SECS", "5".to_owned()),
-            ("CATALOG_TIMEOUT_MS", "1000".to_owned()),
-            ("RECONCILE_INTERVAL_SECS", "1".to_owned()),
-            ("RESERVING_GRACE_SECS", "3".to_owned()),
-            ("OUTBOX_RETRY_BASE_MS", "50".to_owned()),
-        ]);
-        let order = ChildService::start_captured("order-service", &env, output).await;
-        let mut env = logging.to_vec();
-        env.extend([
-            ("CATALOG_URL", catalog.url()),
-            ("ORDER_URL", order.url()),
-            (
-                "WEBHOOK_SECRET",
-                format!("{OLD_WEBHOOK_SECRET},{NEW_WEBHOOK_SECRET}"),
-            ),
-            // `name=key:rights` at the time of writing; a gateway that does not
-            // know API_KEYS ignores it, one that does must never log the key.
-            // (If the format changes and the gateway refuses this value, it
-            // exits at start and the test says so with its output.)
-            (
-                "API_KEYS",
-                format!("secrets-test={API_KEY}:products,orders"),
-            ),
-            ("GRPC_TIMEOUT_MS", "3000".to_owned()),
-            ("SHUTDOWN_GRACE_SECS", "5".to_owned()),
-        ]);
-        let gateway = ChildService::start_captured("gateway", &env, output).await;
-        let gateway_url = gateway.url();
-        Self {
-            catalog,
-            order,
-            gateway,
-            catalog_admin,
-            order_admin,
-            gateway_url,
-        }
-    }
-
-    /// SIGTERM to each, so that everything they had to say is written.
-    async fn stop(self) {
-        assert!(self.gateway.terminate().await, "gateway exits cleanly");
-        assert!(self.order.terminate().await, "order service exits cleanly");
-        assert!(self.catalog.terminate().await, "catalog exits cleanly");
-    }
+/// The three binaries on the private cluster, as the role with a password,
+/// logging at debug level, everything they write in `output`.
+async fn start_platform(
+    postgres: &PrivatePostgres,
+    format: LogFormat,
+    output: &CapturedOutput,
+) -> ChildPlatform {
+    let databases = (
+        database_url(postgres, DB_PASSWORD, "catalog"),
+        database_url(postgres, DB_PASSWORD, "order"),
+    );
+    let mut gateway = vec![
+        (
+            "WEBHOOK_SECRET",
+            format!("{OLD_WEBHOOK_SECRET},{NEW_WEBHOOK_SECRET}"),
+        ),
+        // `name=key:rights` at the time of writing; a gateway that does not
+        // know API_KEYS ignores it, one that does must never log the key.
+        // (If the format changes and the gateway refuses this value, it
+        // exits at start and the test says so with its output.)
+        (
+            "API_KEYS",
+            format!("secrets-test={API_KEY}:products,orders"),
+        ),
+    ];
+    gateway.extend(env("GRPC_TIMEOUT_MS=3000"));
+    ChildPlatform::start(PlatformEnv {
+        databases: Some(databases),
+        all: logging(format),
+        catalog: env("HEALTH_CHECK_INTERVAL_MS=200"),
+        order: env(
+            "HEALTH_CHECK_INTERVAL_MS=200 CATALOG_TIMEOUT_MS=1000 RECONCILE_INTERVAL_SECS=1 \
+             RESERVING_GRACE_SECS=3 OUTBOX_RETRY_BASE_MS=50",
+        ),
+        gateway,
+        output: Some(output),
+    })
+    .await
 }
 
 /// An HTTP client that keeps every response it got (status line, headers,
@@ -450,6 +387,13 @@ impl Recorder {
             request = request.bearer_auth(key);
         }
         self.record(&method, path, request).await
+    }
+
+    /// POST /api/orders of `quantity` of `product` (no key: orders need none).
+    async fn order(&mut self, product: &str, quantity: i64) -> (StatusCode, Value) {
+        let body = json!({"customer_id": 4242, "products": [{"product_id": product, "quantity": quantity}]});
+        self.send(Method::POST, "/api/orders", Some(&body), None)
+            .await
     }
 
     async fn webhook(&mut self, body: &[u8], signature: Option<&str>) -> (StatusCode, Value) {
