@@ -372,7 +372,7 @@ impl Api {
     }
 }
 
-/// The original signature form: hex of HMAC-SHA256(secret, body). Computed
+/// The `X-Signature` form: hex of HMAC-SHA256(secret, body). Computed
 /// here with the `hmac` crate, independently of the gateway's own code.
 pub fn sign(secret: &str, body: &[u8]) -> String {
     use hmac::{Hmac, KeyInit, Mac};

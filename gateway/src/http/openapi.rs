@@ -38,7 +38,7 @@ use crate::{models, security::api_keys::Right};
         description = "Products, orders and payment webhooks.\n\n\
             **Errors** are RFC 9457 problem details (`application/problem+json`: `type`, `title`, `status`, \
             `detail`); 422 adds `errors: [{field, message}]` naming every field that failed.\n\n\
-            **Request bodies** are JSON objects. Unknown fields are ignored (as in the original service). A key \
+            **Request bodies** are JSON objects. Unknown fields are ignored. A key \
             given twice is refused (422; 400 on the webhook) rather than silently keeping one of the values. \
             Integers out of range are refused (422). Money is accepted as a JSON number or a decimal string and \
             read exactly (never through a binary float); responses write it as a string with two decimals. \

@@ -185,7 +185,7 @@ pub struct OrderListQuery {
     /// Only orders with this payment status.
     #[param(inline)]
     pub payment_status: Option<PaymentStatus>,
-    /// Only this customer's orders (an extension of the original API).
+    /// Only this customer's orders.
     #[param(minimum = 1)]
     pub customer_id: Option<i64>,
 }

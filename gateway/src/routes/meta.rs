@@ -87,8 +87,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     state.metrics.render()
 }
 
-/// ReDoc, reading `/openapi.json`. Its script comes from a CDN, as in the
-/// original service; `/docs` is the page that works offline.
+/// ReDoc, reading `/openapi.json`. Its script comes from a CDN, so the page
+/// needs internet access; `/docs` is the page that works offline.
 #[utoipa::path(
     get, path = "/redoc", tag = "service",
     responses((status = 200, description = "The ReDoc page", content_type = "text/html"))
