@@ -152,6 +152,40 @@ async fn a_refused_request_is_refused_again_the_same_way() {
 }
 
 #[tokio::test]
+async fn a_refusal_stored_by_an_earlier_version_is_replayed_the_same_way() {
+    let mut w = world().await;
+    let product = create_product(&mut w.catalog_client, "Rare", "5.00", 1).await;
+    let refused = create_order(&mut w.client, 8, &[(&product.id, 2)], Some("old-row"))
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&refused), reason::INSUFFICIENT_STOCK);
+
+    // What versions before `orders.refusal` stored: the gRPC status their
+    // caller got (code, message, detail bytes), and no refusal.
+    let mut db = orders_database(&w.orders.service).await;
+    let rewritten = sqlx::query(
+        "UPDATE orders SET refusal = NULL, rejection_code = $1, rejection_message = $2, \
+         rejection_details = $3 WHERE status = 'rejected'",
+    )
+    .bind(refused.code() as i32)
+    .bind(refused.message())
+    .bind(refused.details().to_vec())
+    .execute(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(rewritten.rows_affected(), 1);
+
+    let replayed = create_order(&mut w.client, 8, &[(&product.id, 2)], Some("old-row"))
+        .await
+        .unwrap_err();
+    assert_eq!(replayed.code(), refused.code());
+    assert_eq!(replayed.message(), refused.message());
+    assert_eq!(replayed.details(), refused.details());
+    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 1);
+    assert_eq!(orders_written(&w).await, 1);
+}
+
+#[tokio::test]
 async fn an_unknown_outcome_frees_the_key_for_a_retry() {
     let mut w = world_with(|config| config.catalog_timeout_ms = 300).await;
     let product = create_product(&mut w.catalog_client, "Retry", "7.00", 10).await;
