@@ -9,7 +9,7 @@ use tests::{
     catalog::{create_product, reason_of, stock_of, violated_fields},
     order::{ProxyMode, World, create_order, orders_database, set_status, world, world_with},
 };
-use tonic::Code;
+use tonic::{Code, Status};
 
 /// Orders written to the database, hidden ones included.
 async fn orders_written(w: &World) -> i64 {
@@ -18,6 +18,16 @@ async fn orders_written(w: &World) -> i64 {
         .fetch_one(&mut db)
         .await
         .unwrap()
+}
+
+/// `replayed` is `refused` again (code, message, detail bytes), and the replay
+/// took no stock and wrote no order.
+async fn assert_replayed(w: &mut World, replayed: &Status, refused: &Status, product_id: &str) {
+    assert_eq!(replayed.code(), refused.code());
+    assert_eq!(replayed.message(), refused.message());
+    assert_eq!(replayed.details(), refused.details());
+    assert_eq!(stock_of(&mut w.catalog_client, product_id).await, 1);
+    assert_eq!(orders_written(w).await, 1);
 }
 
 #[tokio::test]
@@ -144,11 +154,7 @@ async fn a_refused_request_is_refused_again_the_same_way() {
         .await
         .unwrap_err();
 
-    assert_eq!(replayed.code(), refused.code());
-    assert_eq!(replayed.message(), refused.message());
-    assert_eq!(replayed.details(), refused.details());
-    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 1);
-    assert_eq!(orders_written(&w).await, 1);
+    assert_replayed(&mut w, &replayed, &refused, &product.id).await;
 }
 
 #[tokio::test]
@@ -178,11 +184,7 @@ async fn a_refusal_stored_by_an_earlier_version_is_replayed_the_same_way() {
     let replayed = create_order(&mut w.client, 8, &[(&product.id, 2)], Some("old-row"))
         .await
         .unwrap_err();
-    assert_eq!(replayed.code(), refused.code());
-    assert_eq!(replayed.message(), refused.message());
-    assert_eq!(replayed.details(), refused.details());
-    assert_eq!(stock_of(&mut w.catalog_client, &product.id).await, 1);
-    assert_eq!(orders_written(&w).await, 1);
+    assert_replayed(&mut w, &replayed, &refused, &product.id).await;
 }
 
 #[tokio::test]
