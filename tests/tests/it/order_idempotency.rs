@@ -20,9 +20,24 @@ async fn orders_written(w: &World) -> i64 {
         .unwrap()
 }
 
-/// `replayed` is `refused` again (code, message, detail bytes), and the replay
-/// took no stock and wrote no order.
-async fn assert_replayed(w: &mut World, replayed: &Status, refused: &Status, product_id: &str) {
+/// The one unit of a product asked for twice under `key`: refused for
+/// stock. Returns the product's id and the refusal.
+async fn refused_for_stock(w: &mut World, key: &str) -> (String, Status) {
+    let product = create_product(&mut w.catalog_client, "Rare", "5.00", 1).await;
+    let refused = create_order(&mut w.client, 8, &[(&product.id, 2)], Some(key))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(reason_of(&refused), reason::INSUFFICIENT_STOCK);
+    (product.id, refused)
+}
+
+/// The same request again is `refused` again (code, message, detail bytes),
+/// and the replay took no stock and wrote no order.
+async fn assert_replayed(w: &mut World, key: &str, product_id: &str, refused: &Status) {
+    let replayed = create_order(&mut w.client, 8, &[(product_id, 2)], Some(key))
+        .await
+        .unwrap_err();
     assert_eq!(replayed.code(), refused.code());
     assert_eq!(replayed.message(), refused.message());
     assert_eq!(replayed.details(), refused.details());
@@ -142,30 +157,14 @@ async fn the_same_key_with_another_request_is_refused() {
 #[tokio::test]
 async fn a_refused_request_is_refused_again_the_same_way() {
     let mut w = world().await;
-    let product = create_product(&mut w.catalog_client, "Rare", "5.00", 1).await;
-
-    let refused = create_order(&mut w.client, 8, &[(&product.id, 2)], Some("too-many"))
-        .await
-        .unwrap_err();
-    assert_eq!(refused.code(), Code::FailedPrecondition);
-    assert_eq!(reason_of(&refused), reason::INSUFFICIENT_STOCK);
-
-    let replayed = create_order(&mut w.client, 8, &[(&product.id, 2)], Some("too-many"))
-        .await
-        .unwrap_err();
-
-    assert_replayed(&mut w, &replayed, &refused, &product.id).await;
+    let (product_id, refused) = refused_for_stock(&mut w, "too-many").await;
+    assert_replayed(&mut w, "too-many", &product_id, &refused).await;
 }
 
 #[tokio::test]
 async fn a_refusal_stored_by_an_earlier_version_is_replayed_the_same_way() {
     let mut w = world().await;
-    let product = create_product(&mut w.catalog_client, "Rare", "5.00", 1).await;
-    let refused = create_order(&mut w.client, 8, &[(&product.id, 2)], Some("old-row"))
-        .await
-        .unwrap_err();
-    assert_eq!(reason_of(&refused), reason::INSUFFICIENT_STOCK);
-
+    let (product_id, refused) = refused_for_stock(&mut w, "old-row").await;
     // What versions before `orders.refusal` stored: the gRPC status their
     // caller got (code, message, detail bytes), and no refusal.
     let mut db = orders_database(&w.orders.service).await;
@@ -180,11 +179,7 @@ async fn a_refusal_stored_by_an_earlier_version_is_replayed_the_same_way() {
     .await
     .unwrap();
     assert_eq!(rewritten.rows_affected(), 1);
-
-    let replayed = create_order(&mut w.client, 8, &[(&product.id, 2)], Some("old-row"))
-        .await
-        .unwrap_err();
-    assert_replayed(&mut w, &replayed, &refused, &product.id).await;
+    assert_replayed(&mut w, "old-row", &product_id, &refused).await;
 }
 
 #[tokio::test]
