@@ -1,5 +1,7 @@
 //! Services every gRPC server of the platform registers beside its own:
-//! reflection (v1 and v1alpha: grpcurl 1.8 still asks for v1alpha).
+//! reflection (v1 and v1alpha: grpcurl 1.8 still asks for v1alpha), which
+//! describes the service's own API and `grpc.health.v1.Health`, so that
+//! `grpcurl ... grpc.health.v1.Health/Check` works without a local .proto.
 
 use tonic_reflection::server::{v1, v1alpha};
 
@@ -8,6 +10,7 @@ use proto::FILE_DESCRIPTOR_SET;
 pub fn reflection_v1() -> v1::ServerReflectionServer<impl v1::ServerReflection> {
     tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("the embedded descriptor set is valid: it was produced by protoc at build time")
 }
@@ -15,6 +18,7 @@ pub fn reflection_v1() -> v1::ServerReflectionServer<impl v1::ServerReflection> 
 pub fn reflection_v1alpha() -> v1alpha::ServerReflectionServer<impl v1alpha::ServerReflection> {
     tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .expect("the embedded descriptor set is valid: it was produced by protoc at build time")
 }

@@ -26,6 +26,7 @@ mod db_tls;
 mod docs_state_machines;
 mod fault_recovery;
 mod grpc_mtls;
+mod grpc_reflection;
 mod ops_balancing;
 mod ops_binaries;
 mod ops_dashboard;
