@@ -7,20 +7,21 @@ use tonic_reflection::server::{v1, v1alpha};
 
 use proto::FILE_DESCRIPTOR_SET;
 
-pub fn reflection_v1() -> v1::ServerReflectionServer<impl v1::ServerReflection> {
+/// The descriptors reflection serves: the platform's protos and health's.
+fn described() -> tonic_reflection::server::Builder<'static> {
     tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .expect("the embedded descriptor set is valid: it was produced by protoc at build time")
+}
+
+const VALID: &str = "the embedded descriptor sets are valid: protoc produced them at build time";
+
+pub fn reflection_v1() -> v1::ServerReflectionServer<impl v1::ServerReflection> {
+    described().build_v1().expect(VALID)
 }
 
 pub fn reflection_v1alpha() -> v1alpha::ServerReflectionServer<impl v1alpha::ServerReflection> {
-    tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .expect("the embedded descriptor set is valid: it was produced by protoc at build time")
+    described().build_v1alpha().expect(VALID)
 }
 
 /// Asks the gRPC health service at `addr` about the overall `""` service;
