@@ -25,12 +25,6 @@ impl From<String> for DatabaseUrl {
     }
 }
 
-impl From<&str> for DatabaseUrl {
-    fn from(url: &str) -> Self {
-        Self(url.to_owned())
-    }
-}
-
 impl std::ops::Deref for DatabaseUrl {
     type Target = str;
 
