@@ -105,6 +105,7 @@ fn refused(refusal: Refusal) -> Status {
         ReservationReleased(_) => (Code::FailedPrecondition, reason::RESERVATION_RELEASED),
         ReservationCommitted(_) => (Code::FailedPrecondition, reason::RESERVATION_COMMITTED),
         ReservationMismatch(_) => (Code::AlreadyExists, reason::RESERVATION_MISMATCH),
+        VersionMismatch { .. } => (Code::FailedPrecondition, reason::VERSION_MISMATCH),
         Invalid(_) => unreachable!("answered above"),
     };
     let message = refusal.to_string();
@@ -127,6 +128,10 @@ fn refused(refusal: Refusal) -> Status {
         | ReservationReleased(id)
         | ReservationCommitted(id)
         | ReservationMismatch(id) => vec![(meta::ID, id.to_string())],
+        VersionMismatch { id, current, .. } => vec![
+            (meta::ID, id.to_string()),
+            (meta::CURRENT_VERSION, current.to_string()),
+        ],
         Invalid(_) => Vec::new(),
     };
     errors::with_info(code, message, reason, metadata)
@@ -201,6 +206,25 @@ mod tests {
             metadata[meta::PRODUCT_IDS],
             format!("{},{}", ids[0], ids[1])
         );
+    }
+
+    #[test]
+    fn a_version_mismatch_names_the_current_version() {
+        let id = Uuid::from_u128(7);
+        let status = Status::from(CatalogError::from(Refusal::VersionMismatch {
+            id,
+            expected: 3,
+            current: 5,
+        }));
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert_eq!(
+            status.message(),
+            format!("Product {id} has changed: its version is 5, not 3")
+        );
+        let (reason, metadata) = errors::error_info(&status).unwrap();
+        assert_eq!(reason, reason::VERSION_MISMATCH);
+        assert_eq!(metadata[meta::CURRENT_VERSION], "5");
+        assert_eq!(metadata[meta::ID], id.to_string());
     }
 
     #[test]

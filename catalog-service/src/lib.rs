@@ -20,7 +20,8 @@
 //!   one transaction (claims, replays, the stock ledger).
 //! - [`domain`]: every rule as plain types and functions, no I/O and no
 //!   sqlx/tonic/proto: `domain::product` (names, descriptions, prices, stock,
-//!   room for held units), `domain::reservation` (request normalisation, the
+//!   room for held units, the version check of conditional writes),
+//!   `domain::reservation` (request normalisation, the
 //!   all-or-nothing judgement on a stock ledger, replays, stored states),
 //!   and the refusals (`domain::Refusal`, `domain::Violation`).
 //! - [`store`]: every SQL statement and row mapping, no rule:

@@ -18,7 +18,7 @@ pub use reservations::reserve_batch;
 use crate::{
     domain::{
         Refusal,
-        product::{NewProduct, Product, ProductPatch, StockFilter, stock},
+        product::{NewProduct, Product, ProductPatch, StockFilter, stock, version},
     },
     error::CatalogError,
     metrics::CatalogMetrics,
@@ -69,25 +69,36 @@ impl Catalog {
     }
 
     /// Changes only the fields the patch names, in one transaction. An empty
-    /// patch changes nothing, not even `updated_at`. A new stock level must
-    /// leave room for the units pending orders hold
-    /// ([`stock::room_for_held`]), checked under the product's row lock.
+    /// patch changes nothing, not even `updated_at` (nor the version). A new
+    /// stock level must leave room for the units pending orders hold
+    /// ([`stock::room_for_held`]), and an `expected_version` must still be
+    /// the product's ([`version::check`]): both are checked under the
+    /// product's row lock, held until the write commits, so no other change
+    /// (an edit, a reservation) can come between the check and the write.
     #[tracing::instrument(skip(self, patch))]
     pub async fn update_product(
         &self,
         id: Uuid,
         patch: ProductPatch,
+        expected_version: Option<i64>,
     ) -> Result<Product, CatalogError> {
         if patch.is_empty() {
-            return self.product(id).await;
+            // Nothing is written: the condition is checked against a read.
+            let product = self.product(id).await?;
+            version::check(id, expected_version, product.version)?;
+            return Ok(product);
         }
         let mut tx = self.store.begin().await?;
-        if let Some(quantity) = patch.quantity {
-            if !tx.lock_product(id).await? {
-                return Err(Refusal::ProductNotFound(id).into());
+        // An unconditional edit of other fields needs no lock of its own:
+        // its UPDATE takes the row lock, and no rule reads the row first.
+        if expected_version.is_some() || patch.quantity.is_some() {
+            let current = tx.lock_product(id).await?;
+            let current = current.ok_or(Refusal::ProductNotFound(id))?;
+            version::check(id, expected_version, current)?;
+            if let Some(quantity) = patch.quantity {
+                let held = tx.held_units(id).await?;
+                stock::room_for_held(quantity.units(), held).map_err(Refusal::invalid)?;
             }
-            let held = tx.held_units(id).await?;
-            stock::room_for_held(quantity.units(), held).map_err(Refusal::invalid)?;
         }
         let updated = tx.update_product(id, &patch).await?;
         let updated = updated.ok_or(Refusal::ProductNotFound(id))?;
@@ -95,9 +106,27 @@ impl Catalog {
         Ok(updated)
     }
 
-    /// Deletes a product no reservation names.
-    pub async fn delete_product(&self, id: Uuid) -> Result<(), CatalogError> {
-        if !self.store.delete_product(id).await? {
+    /// Deletes a product no reservation names; with `expected_version`,
+    /// only if that is still its version (checked under the row lock, in the
+    /// deleting transaction). The unconditional delete stays one statement.
+    pub async fn delete_product(
+        &self,
+        id: Uuid,
+        expected_version: Option<i64>,
+    ) -> Result<(), CatalogError> {
+        let deleted = match expected_version {
+            None => self.store.delete_product(id).await?,
+            Some(expected) => {
+                let mut tx = self.store.begin().await?;
+                let current = tx.lock_product(id).await?;
+                let current = current.ok_or(Refusal::ProductNotFound(id))?;
+                version::check(id, Some(expected), current)?;
+                let deleted = tx.delete_product(id).await?;
+                tx.commit().await?;
+                deleted
+            }
+        };
+        if !deleted {
             return Err(Refusal::ProductNotFound(id).into());
         }
         tracing::info!(product_id = %id, "product deleted");

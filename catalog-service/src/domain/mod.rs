@@ -55,6 +55,14 @@ pub enum Refusal {
     /// A product some reservation names cannot be deleted.
     #[error("Cannot delete product that is referenced in existing orders")]
     ProductReferenced(Uuid),
+    /// A conditional write (an expected version) met a product that has
+    /// changed since its author read it; nothing was written.
+    #[error("Product {id} has changed: its version is {current}, not {expected}")]
+    VersionMismatch {
+        id: Uuid,
+        expected: i64,
+        current: i64,
+    },
     #[error("Reservation {0} not found")]
     ReservationNotFound(Uuid),
     /// Released (or tombstoned by a release that came first): it never takes

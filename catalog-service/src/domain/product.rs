@@ -1,6 +1,7 @@
 //! Products: validated values (newtypes whose constructors enforce the
-//! contract's rules), what a product is, and how stock and the units pending
-//! orders hold must relate.
+//! contract's rules), what a product is, how stock and the units pending
+//! orders hold must relate, and when a write conditioned on a version may
+//! proceed ([`version`]).
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -27,6 +28,10 @@ pub struct Product {
     pub quantity: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Counts the row's changes (1 when created); the database bumps it on
+    /// every change, stock included, so it tells two states of a product
+    /// apart. See [`version`].
+    pub version: i64,
 }
 
 /// 1..=255 characters, no NUL (PostgreSQL text cannot hold one).
@@ -185,6 +190,51 @@ impl ProductPatch {
             && self.description.is_none()
             && self.price.is_none()
             && self.quantity.is_none()
+    }
+}
+
+/// Optimistic concurrency: a write that names the version its author read
+/// is refused once the product has moved on.
+pub mod version {
+    use uuid::Uuid;
+
+    use crate::domain::Refusal;
+
+    /// Whether a write conditioned on `expected` (none: unconditional) may
+    /// change product `id`, whose version is `current`. The caller must hold
+    /// the product's row lock until the write is done, so that the version
+    /// it checked is still the one it writes over.
+    pub fn check(id: Uuid, expected: Option<i64>, current: i64) -> Result<(), Refusal> {
+        match expected {
+            Some(expected) if expected != current => Err(Refusal::VersionMismatch {
+                id,
+                expected,
+                current,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn only_a_named_other_version_is_refused() {
+            let id = Uuid::nil();
+            assert_eq!(check(id, None, 7), Ok(()));
+            assert_eq!(check(id, Some(7), 7), Ok(()));
+            assert_eq!(
+                check(id, Some(6), 7),
+                Err(Refusal::VersionMismatch {
+                    id,
+                    expected: 6,
+                    current: 7
+                })
+            );
+            // Versions start at 1: 0 (or anything negative) never matches.
+            assert!(check(id, Some(0), 1).is_err());
+        }
     }
 }
 

@@ -83,8 +83,8 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<pb::UpdateProductRequest>,
     ) -> RpcResult<pb::Product> {
-        let (id, patch) = self.wire.patch(request.into_inner())?;
-        let updated = self.app.update_product(id, patch).await?;
+        let (id, patch, expected_version) = self.wire.patch(request.into_inner())?;
+        let updated = self.app.update_product(id, patch, expected_version).await?;
         reply(self.wire.product(updated))
     }
 
@@ -94,7 +94,8 @@ impl CatalogService for CatalogApi {
         request: Request<pb::DeleteProductRequest>,
     ) -> RpcResult<pb::DeleteProductResponse> {
         let id = wire::id("id", &request.get_ref().id)?;
-        self.app.delete_product(id).await?;
+        let expected_version = request.get_ref().expected_version;
+        self.app.delete_product(id, expected_version).await?;
         reply(Ok(pb::DeleteProductResponse {}))
     }
 

@@ -95,12 +95,14 @@ impl Wire {
         })
     }
 
-    /// An UpdateProduct request: the product's id and the fields it sets
-    /// (`clear_description` clears the description).
+    /// An UpdateProduct request: the product's id, the fields it sets
+    /// (`clear_description` clears the description) and the version it is
+    /// conditioned on (any value: one that is not the product's is refused
+    /// as a mismatch, not as an invalid field).
     pub fn patch(
         &self,
         request: pb::UpdateProductRequest,
-    ) -> Result<(Uuid, ProductPatch), CatalogError> {
+    ) -> Result<(Uuid, ProductPatch, Option<i64>), CatalogError> {
         let mut checks = Checks::default();
         let id = checks.take(uuid("id", &request.id));
         let name = request
@@ -137,7 +139,7 @@ impl Wire {
             price: price.flatten(),
             quantity: quantity.flatten(),
         };
-        Ok((id.expect("checked"), patch))
+        Ok((id.expect("checked"), patch, request.expected_version))
     }
 
     pub fn product(&self, product: Product) -> Result<pb::Product, CatalogError> {
@@ -149,6 +151,7 @@ impl Wire {
             quantity: product.quantity,
             created_at: Some(proto::time::to_timestamp(product.created_at)),
             updated_at: Some(proto::time::to_timestamp(product.updated_at)),
+            version: product.version,
         })
     }
 

@@ -3,7 +3,8 @@
 //! applies `crate::domain` between them).
 //!
 //! - this file: the pool, transactions ([`Tx`]) and row mapping;
-//! - `products`: product reads and writes, and the held-units sum;
+//! - `products`: product reads and writes, the row lock (which also reads
+//!   the version a conditional write checks), and the held-units sum;
 //! - `reservations`: claims, stock taken and given back, stored lines and
 //!   states.
 //!
@@ -76,6 +77,6 @@ macro_rules! from_columns {
     };
 }
 
-from_columns!(Product: id, name, description, price, quantity, created_at, updated_at);
+from_columns!(Product: id, name, description, price, quantity, created_at, updated_at, version);
 from_columns!(StockRow: id, name, price, quantity);
 from_columns!(ReservedLine: product_id, product_name, quantity, unit_price);

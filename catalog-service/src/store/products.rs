@@ -1,8 +1,11 @@
 //! Product statements: insert, read, list (one snapshot for page and total),
-//! patch, delete, and what a stock change must check first (the row lock and
-//! the units pending orders hold).
+//! patch, delete, and what a stock change or a conditional write must check
+//! first (the row lock, which reads the version, and the units pending
+//! orders hold). `version` is never written here: the database's trigger
+//! (migration `product_version`) bumps it on every change of a row.
 
 use proto::paging::{self, PageRequest};
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use super::{Store, Tx};
@@ -20,7 +23,7 @@ const PRODUCT_REFERENCED_FK: &str = "reservation_lines_product_fk";
 /// The columns of a [`Product`], for `SELECT` and `RETURNING` lists.
 macro_rules! columns {
     () => {
-        "id, name, description, price, quantity, created_at, updated_at"
+        "id, name, description, price, quantity, created_at, updated_at, version"
     };
 }
 
@@ -127,30 +130,42 @@ impl Store {
     /// some reservation names is refused ([`Refusal::ProductReferenced`]).
     #[tracing::instrument(skip(self))]
     pub async fn delete_product(&self, id: Uuid) -> Result<bool, CatalogError> {
-        let result = sqlx::query("DELETE FROM products WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await;
-        match result {
-            Ok(done) => Ok(done.rows_affected() == 1),
-            Err(sqlx::Error::Database(db)) if db.constraint() == Some(PRODUCT_REFERENCED_FK) => {
-                Err(Refusal::ProductReferenced(id).into())
-            }
-            Err(other) => Err(other.into()),
+        delete(&self.pool, id).await
+    }
+}
+
+/// `DELETE` of one product, alone or in a transaction: whether there was
+/// one; [`Refusal::ProductReferenced`] when a reservation names it.
+async fn delete<'e>(executor: impl PgExecutor<'e>, id: Uuid) -> Result<bool, CatalogError> {
+    let result = sqlx::query("DELETE FROM products WHERE id = $1")
+        .bind(id)
+        .execute(executor)
+        .await;
+    match result {
+        Ok(done) => Ok(done.rows_affected() == 1),
+        Err(sqlx::Error::Database(db)) if db.constraint() == Some(PRODUCT_REFERENCED_FK) => {
+            Err(Refusal::ProductReferenced(id).into())
         }
+        Err(other) => Err(other.into()),
     }
 }
 
 impl Tx {
-    /// Locks the product's row (reservations and releases take it too);
-    /// `false` when there is no such product.
-    pub async fn lock_product(&mut self, id: Uuid) -> Result<bool, CatalogError> {
-        let exists: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM products WHERE id = $1 FOR UPDATE")
-                .bind(id)
-                .fetch_optional(&mut *self.0)
-                .await?;
-        Ok(exists.is_some())
+    /// Locks the product's row (reservations and releases take it too) and
+    /// returns its version, which no other transaction can change until
+    /// this one ends; `None` when there is no such product.
+    pub async fn lock_product(&mut self, id: Uuid) -> Result<Option<i64>, CatalogError> {
+        let version = sqlx::query_scalar("SELECT version FROM products WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *self.0)
+            .await?;
+        Ok(version)
+    }
+
+    /// As [`Store::delete_product`], in this transaction (after
+    /// [`Tx::lock_product`], for a delete conditioned on the version).
+    pub async fn delete_product(&mut self, id: Uuid) -> Result<bool, CatalogError> {
+        delete(&mut *self.0, id).await
     }
 
     /// Units of the product that held reservations hold. A statement of its

@@ -80,4 +80,16 @@ impl Services {
             .await
             .map_err(|status| ApiError::from_grpc(status, subject))
     }
+
+    /// As [`Self::call`], failing with the service's status itself, for a
+    /// handler that acts on a refusal's details before it becomes an answer
+    /// (it then maps the status with `ApiError::from_grpc`, the one mapping).
+    pub async fn try_call<Req, Resp>(
+        &self,
+        rpc: Rpc<Req, Resp>,
+        message: Req,
+    ) -> Result<Resp, tonic::Status> {
+        let request = self.backends.request(message, &self.context);
+        self.backends.send(rpc, request).await
+    }
 }

@@ -162,7 +162,10 @@ async fn changes_made_behind_the_gateways_back_reach_the_cache() {
     stock(&p, &id).await;
     stock(&p, &id).await;
     catalog
-        .delete_product(proto::catalog::v1::DeleteProductRequest { id: id.clone() })
+        .delete_product(proto::catalog::v1::DeleteProductRequest {
+            id: id.clone(),
+            expected_version: None,
+        })
         .await
         .unwrap();
     let started = Instant::now();

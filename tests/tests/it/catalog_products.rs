@@ -65,7 +65,10 @@ async fn update(
 async fn delete(client: &mut CatalogClient, id: &str) -> Result<(), Status> {
     let id = id.to_owned();
     client
-        .delete_product(DeleteProductRequest { id })
+        .delete_product(DeleteProductRequest {
+            id,
+            expected_version: None,
+        })
         .await
         .map(drop)
 }

@@ -88,7 +88,10 @@ fn assert_referenced(status: &Status) {
 
 async fn delete(client: &mut CatalogClient, id: &str) -> Result<(), Status> {
     client
-        .delete_product(DeleteProductRequest { id: id.to_owned() })
+        .delete_product(DeleteProductRequest {
+            id: id.to_owned(),
+            expected_version: None,
+        })
         .await
         .map(|_| ())
 }

@@ -956,6 +956,7 @@ impl GrpcCaller {
                     price: reprice.then(|| tests::catalog::money(&random_price(rng))),
                     quantity: None,
                     clear_description: false,
+                    expected_version: None,
                 })
             }
         }

@@ -3,7 +3,9 @@
 //!
 //! A REST read otherwise costs a gRPC hop, a SQL query and two JSON/protobuf
 //! translations, three times what the database spends on it. The cache holds
-//! the response body of recent reads and is used only while the feed is
+//! the response body of recent reads, with the product's version (its
+//! ETag: a conditional read answered from memory compares it, so a 304 needs
+//! no catalog call either), and is used only while the feed is
 //! live: every committed change to a product (stock taken or returned, an
 //! edit, a delete, by any replica or writer) removes its entry as soon as the
 //! catalog hears of it. When the feed breaks (stream ended, catalog gone, no
@@ -77,7 +79,7 @@ struct Shard {
 impl Shard {
     fn remove(&mut self, id: &Uuid) {
         if let Some(entry) = self.entries.remove(id) {
-            self.bytes -= entry.body.len();
+            self.bytes -= entry.product.body.len();
         }
     }
 
@@ -99,7 +101,7 @@ impl Shard {
         self.entries.retain(|_, entry| {
             let keep = entry.stored.elapsed() < ttl;
             if !keep {
-                freed += entry.body.len();
+                freed += entry.product.body.len();
             }
             keep
         });
@@ -115,8 +117,24 @@ impl Shard {
 
 #[derive(Debug)]
 struct Entry {
-    body: Bytes,
+    product: Cached,
     stored: Instant,
+}
+
+/// What the cache holds of one product: the response body of a read, and
+/// the version it is the body of (the catalog's `Product.version`, served
+/// as the ETag). Kept together, so a body is never served with another
+/// version's tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cached {
+    pub body: Bytes,
+    pub version: i64,
+}
+
+impl Cached {
+    pub fn new(body: Bytes, version: i64) -> Self {
+        Self { body, version }
+    }
 }
 
 /// Taken before fetching a product the cache did not have; [`ProductCache::fill`]
@@ -160,9 +178,9 @@ impl ProductCache {
         self.inner.live.load(Ordering::Acquire)
     }
 
-    /// The stored response body for `id`, if the cache is live and has a
-    /// fresh one.
-    pub fn get(&self, id: &Uuid) -> Option<Bytes> {
+    /// The stored response body (and version) for `id`, if the cache is live
+    /// and has a fresh one.
+    pub fn get(&self, id: &Uuid) -> Option<Cached> {
         if !self.is_live() {
             self.inner.metrics.product_cache_lookup(CacheLookup::Bypass);
             return None;
@@ -173,7 +191,7 @@ impl ProductCache {
                 .entries
                 .get(id)
                 .filter(|entry| entry.stored.elapsed() < self.inner.ttl)
-                .map(|entry| entry.body.clone())
+                .map(|entry| entry.product.clone())
         };
         self.inner.metrics.product_cache_lookup(if found.is_some() {
             CacheLookup::Hit
@@ -189,13 +207,14 @@ impl ProductCache {
         FillTicket { id, generation }
     }
 
-    /// Stores a fetched response body, unless the cache is not live or a
-    /// change touched the shard since `ticket` was taken.
-    pub fn fill(&self, ticket: FillTicket, body: Bytes) {
+    /// Stores a fetched response body and its version, unless the cache is
+    /// not live or a change touched the shard since `ticket` was taken.
+    pub fn fill(&self, ticket: FillTicket, product: Cached) {
         let Some(generation) = ticket.generation else {
             return;
         };
-        if self.inner.capacity_per_shard == 0 || body.len() > self.inner.bytes_per_shard {
+        let size = product.body.len();
+        if self.inner.capacity_per_shard == 0 || size > self.inner.bytes_per_shard {
             return;
         }
         let mut shard = self.shard(&ticket.id);
@@ -206,16 +225,16 @@ impl ProductCache {
         // A newer copy replaces the old one: its bytes no longer count.
         shard.remove(&ticket.id);
         shard.make_room(
-            body.len(),
+            size,
             self.inner.capacity_per_shard,
             self.inner.bytes_per_shard,
             self.inner.ttl,
         );
-        shard.bytes += body.len();
+        shard.bytes += size;
         shard.entries.insert(
             ticket.id,
             Entry {
-                body,
+                product,
                 stored: Instant::now(),
             },
         );
