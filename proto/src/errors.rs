@@ -33,6 +33,13 @@ pub mod reason {
     /// ALREADY_EXISTS: a payment event id already recorded for another order
     /// or another payment status; the delivery was not applied.
     pub const EVENT_ID_REUSED: &str = "EVENT_ID_REUSED";
+    /// FAILED_PRECONDITION: a payment for an order that was canceled because
+    /// it stayed unpaid past the payment timeout; the processor refunds.
+    /// Metadata: `status` (`canceled`), `cancel_reason` (`payment_timeout`).
+    pub const ORDER_EXPIRED: &str = "ORDER_EXPIRED";
+    /// FAILED_PRECONDITION: a conditional product write (`expected_version`)
+    /// whose version is no longer the product's. Metadata: `current_version`.
+    pub const VERSION_MISMATCH: &str = "VERSION_MISMATCH";
 }
 
 /// `ErrorInfo.metadata` keys.
@@ -46,6 +53,8 @@ pub mod meta {
     pub const FROM: &str = "from";
     pub const TO: &str = "to";
     pub const STATUS: &str = "status";
+    pub const CANCEL_REASON: &str = "cancel_reason";
+    pub const CURRENT_VERSION: &str = "current_version";
 }
 
 /// A status carrying an `ErrorInfo` with this platform's domain.

@@ -108,7 +108,7 @@ fn body_rejection(rejection: &BytesRejection) -> ApiError {
         ApiError::PayloadTooLarge
     } else {
         // The client went away or sent a broken stream.
-        ApiError::BadRequest("The request body could not be read".into())
+        ApiError::MalformedBody("The request body could not be read".into())
     }
 }
 

@@ -26,7 +26,10 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::error::{FieldError, PROBLEM_JSON, Problem};
+use super::{
+    error::{FieldError, PROBLEM_JSON, Problem, RETRY_AFTER_SECS},
+    problems::{ProblemType, ProblemTypes},
+};
 use crate::{models, security::api_keys::Right};
 
 /// What the document says besides its operations (which come from the
@@ -37,7 +40,11 @@ use crate::{models, security::api_keys::Right};
         title = "E-commerce API",
         description = "Products, orders and payment webhooks.\n\n\
             **Errors** are RFC 9457 problem details (`application/problem+json`: `type`, `title`, `status`, \
-            `detail`); 422 adds `errors: [{field, message}]` naming every field that failed.\n\n\
+            `detail`, `code`); 422 adds `errors: [{field, message}]` naming every field that failed, and an \
+            order naming missing products adds `product_ids`. `code` (e.g. `INSUFFICIENT_STOCK`) is stable: \
+            match on it, not on `detail`, which is worded for people. `type` is `/problems/<code in kebab \
+            case>`, relative to the gateway: `GET /problems` documents every type (HTML, or JSON with \
+            `Accept: application/json`), `GET /problems/{slug}` one. Every 503 carries `Retry-After`.\n\n\
             **Request bodies** are JSON objects. Unknown fields are ignored. A key \
             given twice is refused (422; 400 on the webhook) rather than silently keeping one of the values. \
             Integers out of range are refused (422). Money is accepted as a JSON number or a decimal string and \
@@ -48,9 +55,10 @@ use crate::{models, security::api_keys::Right};
             **Query strings**: unknown parameters are ignored; a known parameter given twice is refused (422).\n\n\
             **Request ids**: `x-request-id` is taken from the request (or generated), returned on the response, \
             and passed on to the services.\n\n\
-            **Backends**: a service that is down answers 503; one that misses its deadline, 504.\n\n\
-            **Load**: past its concurrency limit the gateway answers 503 with `Retry-After` at once rather \
-            than queueing.\n\n\
+            **Backends**: a service that is down answers 503 (`BACKEND_UNAVAILABLE`, with `Retry-After`); \
+            one that misses its deadline, 504 (`BACKEND_TIMEOUT`).\n\n\
+            **Load**: past its concurrency limit the gateway answers 503 (`OVERLOADED`) with `Retry-After` \
+            at once rather than queueing.\n\n\
             **Access control**: when the gateway is configured with API keys (`API_KEYS`), product writes \
             need a key with the `products` right and order status changes one with the `orders` right, sent \
             as `Authorization: Bearer <key>` (401 without a valid key, 403 for a key lacking the right). \
@@ -60,6 +68,8 @@ use crate::{models, security::api_keys::Right};
     components(schemas(
         Problem,
         FieldError,
+        ProblemType,
+        ProblemTypes,
         models::MoneyInput,
         models::MoneyOutput,
         models::ProductCreate,
@@ -74,6 +84,7 @@ use crate::{models, security::api_keys::Right};
         models::OrderPage,
         models::OrderStatus,
         models::PaymentStatus,
+        models::CancelReason,
         models::PaymentWebhook,
         models::PaymentResult,
         models::WebhookAck,
@@ -94,20 +105,37 @@ pub struct ApiDoc;
 pub const API_KEY_SCHEME: &str = "api_key";
 
 const SHARED: [(&str, &str); 5] = [
-    ("413", "Body over the size limit"),
-    ("415", "Content-Type is not JSON"),
+    ("413", "Body over the size limit (`PAYLOAD_TOO_LARGE`)"),
+    ("415", "Content-Type is not JSON (`UNSUPPORTED_MEDIA_TYPE`)"),
     (
         "500",
-        "Unexpected failure; the cause is logged, never returned",
+        "Unexpected failure (`INTERNAL`); the cause is logged, never returned",
     ),
-    ("503", "A backend service is unavailable"),
-    ("504", "A backend service did not answer in time"),
+    (
+        "503",
+        "A backend service is unavailable (`BACKEND_UNAVAILABLE`), or the gateway is at its limit \
+         (`OVERLOADED`); `Retry-After` says when to retry",
+    ),
+    (
+        "504",
+        "A backend service did not answer in time (`BACKEND_TIMEOUT`)",
+    ),
 ];
 
 fn challenge_header(description: &str) -> utoipa::openapi::header::Header {
     HeaderBuilder::new()
         .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
         .description(Some(description))
+        .build()
+}
+
+/// `Retry-After` of every 503.
+fn retry_after_header() -> utoipa::openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .description(Some(format!(
+            "Seconds to wait before retrying (`{RETRY_AFTER_SECS}`)"
+        )))
         .build()
 }
 
@@ -211,10 +239,13 @@ pub fn finish(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi
             .insert(format!("ApiKey{code}"), RefOr::T(response));
     }
     for (code, description) in SHARED {
-        components.responses.insert(
-            format!("Error{code}"),
-            RefOr::T(problem_response(description).build()),
-        );
+        let mut response = problem_response(description);
+        if code == "503" {
+            response = response.header("Retry-After", retry_after_header());
+        }
+        components
+            .responses
+            .insert(format!("Error{code}"), RefOr::T(response.build()));
     }
     for (path, item) in openapi.paths.paths.iter_mut() {
         let is_api = path.starts_with("/api/");
@@ -224,11 +255,19 @@ pub fn finish(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi
             for (code, response) in responses.iter_mut() {
                 if let RefOr::T(response) = response
                     && (code.starts_with('4') || code.starts_with('5'))
-                    && response.content.is_empty()
                 {
-                    response
-                        .content
-                        .insert(PROBLEM_JSON.to_owned(), RefOr::T(problem_content()));
+                    if response.content.is_empty() {
+                        response
+                            .content
+                            .insert(PROBLEM_JSON.to_owned(), RefOr::T(problem_content()));
+                    }
+                    // Every 503 says when to retry (`/ready`'s too).
+                    if code == "503" {
+                        response
+                            .headers
+                            .entry("Retry-After".to_owned())
+                            .or_insert_with(|| RefOr::T(retry_after_header()));
+                    }
                 }
             }
             if operation.security.is_some() {
@@ -326,6 +365,8 @@ mod tests {
             "/openapi.json",
             "/docs",
             "/metrics",
+            "/problems",
+            "/problems/{slug}",
         ] {
             assert!(paths.contains_key(expected), "{expected} missing");
         }
@@ -370,6 +411,39 @@ mod tests {
                 "put /api/orders/{id}/status orders",
                 "put /api/products/{id} products",
             ]
+        );
+    }
+
+    /// `code` lists every code of the table, `type` describes its URIs,
+    /// and `product_ids` is documented.
+    #[test]
+    fn the_problem_schema_documents_codes_and_types() {
+        let doc = document();
+        let problem = &doc["components"]["schemas"]["Problem"];
+        let properties = &problem["properties"];
+        let codes: Vec<&str> = properties["code"]["enum"]
+            .as_array()
+            .expect("code is an enum")
+            .iter()
+            .map(|code| code.as_str().unwrap())
+            .collect();
+        let table: Vec<&str> = crate::http::problems::codes().collect();
+        assert_eq!(codes, table);
+        assert_eq!(properties["type"]["format"], "uri-reference");
+        let described = properties["type"]["description"].as_str().unwrap();
+        for kind in crate::http::problems::Kind::all() {
+            assert!(described.contains(&kind.type_uri()), "{}", kind.code());
+        }
+        assert_eq!(properties["product_ids"]["items"]["type"], "string");
+        let required = problem["required"].as_array().unwrap();
+        for member in ["type", "title", "status", "detail", "code"] {
+            assert!(required.contains(&serde_json::json!(member)), "{member}");
+        }
+        // Every documented 503 names its Retry-After.
+        let shared = &doc["components"]["responses"]["Error503"];
+        assert!(shared["headers"]["Retry-After"].is_object());
+        assert!(
+            doc["paths"]["/ready"]["get"]["responses"]["503"]["headers"]["Retry-After"].is_object()
         );
     }
 

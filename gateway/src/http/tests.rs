@@ -338,10 +338,7 @@ async fn metrics_count_requests_by_route_template_and_refusals_by_reason() {
     ] {
         app.clone().oneshot(request).await.unwrap();
     }
-    let response = app
-        .oneshot(get("/metrics"))
-        .await
-        .unwrap();
+    let response = app.oneshot(get("/metrics")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let text = String::from_utf8(
         to_bytes(response.into_body(), usize::MAX)
@@ -360,4 +357,84 @@ async fn metrics_count_requests_by_route_template_and_refusals_by_reason() {
     }
     // Raw paths never become labels.
     assert!(!text.contains("not-a-uuid") && !text.contains("/nope/123"));
+}
+
+/// Every 503 says when to retry, and says which kind of 503 it is.
+#[tokio::test]
+async fn every_503_has_retry_after_and_its_code() {
+    for uri in ["/ready", "/api/products", "/api/orders"] {
+        let (status, headers, body) = send(get(uri)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{uri}");
+        assert_eq!(
+            headers[header::RETRY_AFTER],
+            super::error::RETRY_AFTER_SECS,
+            "{uri}"
+        );
+        let problem: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["code"], "BACKEND_UNAVAILABLE", "{uri}");
+        assert_eq!(problem["type"], "/problems/backend-unavailable", "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_have_their_types() {
+    let problem = get_problem("/nope", StatusCode::NOT_FOUND).await;
+    assert_eq!(problem["code"], "NOT_FOUND");
+    assert_eq!(problem["type"], "/problems/not-found");
+    assert_eq!(problem["detail"], "Not found");
+    let problem = expect_problem(
+        Request::patch("/api/products").body(Body::empty()).unwrap(),
+        StatusCode::METHOD_NOT_ALLOWED,
+    )
+    .await;
+    assert_eq!(problem["code"], "METHOD_NOT_ALLOWED");
+}
+
+/// `/problems` lists every type, as HTML by default and as JSON when
+/// asked; each type's page is served at its `type` URI.
+#[tokio::test]
+async fn problem_types_are_documented_where_they_point() {
+    let (status, headers, body) = send(get("/problems")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = String::from_utf8(body).unwrap();
+    for kind in super::problems::Kind::all() {
+        assert!(html.contains(kind.code()), "{}", kind.code());
+        assert!(html.contains(&kind.type_uri()), "{}", kind.code());
+    }
+    assert!(!html.contains("http://") && !html.contains("https://"));
+
+    let json_request = |uri: &str| {
+        Request::get(uri)
+            .header(header::ACCEPT, "application/json")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, headers, body) = send(json_request("/problems")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+    assert_eq!(headers[header::VARY], "accept");
+    let listed: Value = serde_json::from_slice(&body).unwrap();
+    let types = listed["types"].as_array().unwrap();
+    assert_eq!(types.len(), super::problems::Kind::all().len());
+
+    for entry in types {
+        let uri = entry["type"].as_str().unwrap();
+        let (status, _, body) = send(json_request(uri)).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), *entry);
+        let (status, _, body) = send(get(uri)).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        let html = String::from_utf8(body).unwrap();
+        assert!(html.contains(entry["code"].as_str().unwrap()), "{uri}");
+    }
+
+    let problem = get_problem("/problems/no-such-type", StatusCode::NOT_FOUND).await;
+    assert_eq!(problem["code"], "NOT_FOUND");
+    assert_eq!(problem["detail"], "No problem type 'no-such-type'");
 }

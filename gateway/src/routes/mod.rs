@@ -5,6 +5,7 @@
 
 pub mod meta;
 pub mod orders;
+pub mod problems;
 pub mod products;
 pub mod webhook;
 
@@ -42,6 +43,9 @@ pub fn api(webhook_body_limit: usize) -> Registry {
         .public(routes!(meta::redoc))
         .public(routes!(meta::metrics))
         .public(routes!(openapi::openapi_json))
+        // Where each error's `type` points: readable by whoever got one.
+        .public(routes!(problems::list_problems))
+        .public(routes!(problems::get_problem_type))
 }
 
 #[cfg(test)]
@@ -78,6 +82,8 @@ mod tests {
             ("GET", "/api/orders/{id}", Access::Public),
             ("POST", "/api/payment-webhook", Access::Public),
             ("GET", "/health", Access::Public),
+            ("GET", "/problems", Access::Public),
+            ("GET", "/problems/{slug}", Access::Public),
             ("DELETE", "/api/orders/{id}", Access::Closed),
             ("POST", "/api/refunds", Access::Closed),
         ];

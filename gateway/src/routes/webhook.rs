@@ -19,6 +19,7 @@ use crate::{
         AppState,
         error::{ApiError, listed},
         extract::RawBody,
+        problems::Kind,
     },
     input::{BodyFailure, read_body},
     models::{EVENT_ID_MAX_CHARS, PaymentStatus, PaymentWebhook, WebhookAck},
@@ -53,11 +54,14 @@ use crate::{
     ),
     responses(
         (status = 200, description = "Applied, or the same status again, or the same event again (idempotent)", body = WebhookAck),
-        (status = 400, description = "Empty body, invalid JSON, a field of the wrong type, payment_status not paid/failed; \
-                                      the order is not pending (`detail` mentions `pending`); a paid order told failed"),
-        (status = 401, description = "`Missing X-Signature header` / `Missing webhook-id header` / `Missing webhook-timestamp header` / `Invalid signature`"),
-        (status = 404, description = "`Order with id {id} not found`"),
-        (status = 409, description = "The event id was already used for another delivery (another order or payment status); nothing was applied"),
+        (status = 400, description = "Empty body, invalid JSON, a field of the wrong type, payment_status not paid/failed \
+                                      (`MALFORMED_BODY`); the order is not pending (`NOT_PENDING`, `detail` mentions `pending`); \
+                                      the order was canceled unpaid past the payment timeout, the payment must be refunded \
+                                      (`ORDER_EXPIRED`); a paid order told failed (`PAYMENT_FINAL`); a malformed `Webhook-Id` \
+                                      (`BAD_REQUEST`)"),
+        (status = 401, description = "`Missing X-Signature header` / `Missing webhook-id header` / `Missing webhook-timestamp header` (`SIGNATURE_MISSING`) / `Invalid signature` (`SIGNATURE_INVALID`)"),
+        (status = 404, description = "`Order with id {id} not found` (`ORDER_NOT_FOUND`)"),
+        (status = 409, description = "The event id was already used for another delivery (another order or payment status); nothing was applied (`EVENT_ID_REUSED`)"),
         (status = 413, description = "Body over 64 KiB"),
     )
 )]
@@ -71,7 +75,7 @@ pub async fn payment_webhook(
 
     // The webhook's contract answers schema problems with 400.
     let invalid =
-        |detail: String| ApiError::BadRequest(format!("Invalid webhook payload: {detail}"));
+        |detail: String| ApiError::MalformedBody(format!("Invalid webhook payload: {detail}"));
     let payload: PaymentWebhook = read_body(&body).map_err(|failure| match failure {
         BodyFailure::Unreadable(message) => invalid(message),
         BodyFailure::Invalid(violations) => invalid(listed(&violations)),
@@ -94,8 +98,14 @@ pub async fn payment_webhook(
         )
         .await
         .map_err(|error| match error {
-            ApiError::Validation(violations) => invalid(listed(&violations)),
-            ApiError::Conflict(detail) => {
+            ApiError::Validation(violations) | ApiError::IdempotencyKeyReused(violations) => {
+                invalid(listed(&violations))
+            }
+            ApiError::Refused {
+                kind: Kind::EventIdReused,
+                ref detail,
+                ..
+            } => {
                 // Either the processor reused an id, or someone replayed a
                 // captured delivery under another event's id: worth a look.
                 tracing::warn!(
@@ -104,7 +114,7 @@ pub async fn payment_webhook(
                     %detail,
                     "payment webhook refused: event id reused"
                 );
-                ApiError::Conflict(detail)
+                error
             }
             other => other,
         })?;

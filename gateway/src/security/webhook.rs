@@ -50,11 +50,13 @@ pub fn verify(
         tracing::warn!(reason = %error, "payment webhook refused");
         metrics.webhook_refused(error.label());
         match error {
-            SignatureError::Missing => ApiError::Unauthorized("Missing X-Signature header".into()),
-            SignatureError::MissingStandardHeader(name) => {
-                ApiError::Unauthorized(format!("Missing {name} header"))
+            SignatureError::Missing => {
+                ApiError::SignatureMissing("Missing X-Signature header".into())
             }
-            _ => ApiError::Unauthorized("Invalid signature".into()),
+            SignatureError::MissingStandardHeader(name) => {
+                ApiError::SignatureMissing(format!("Missing {name} header"))
+            }
+            _ => ApiError::SignatureInvalid("Invalid signature".into()),
         }
     })
 }

@@ -1,10 +1,12 @@
 //! The one place where a gRPC status from a service becomes an HTTP answer.
 //!
 //! Business refusals are worded from the status's `ErrorInfo` (reason and
-//! metadata) with the contract's key phrases; field violations keep naming
-//! the field as the client sent it; a service that is down or lost mid-call
-//! is 503, one that misses its deadline 504; anything else is 500, logged
-//! with its cause and answered generically.
+//! metadata) with the contract's key phrases, and typed by their reason
+//! (each known reason is one [`Kind`] of problem, so clients match on its
+//! `code` rather than on the words); field violations keep naming the field
+//! as the client sent it; a service that is down or lost mid-call is 503,
+//! one that misses its deadline 504; anything else is 500, logged with its
+//! cause and answered generically.
 
 use std::collections::HashMap;
 
@@ -12,7 +14,7 @@ use proto::errors::{self, Violation, meta, reason};
 use tonic::{Code, Status};
 use uuid::Uuid;
 
-use crate::http::error::ApiError;
+use crate::http::{error::ApiError, problems::Kind};
 
 /// What a handler was asking for, so a bare NOT_FOUND can be worded as the
 /// contract words it ("Product with id {id} not found").
@@ -38,9 +40,15 @@ impl ApiError {
                 .unwrap_or("?")
         };
         match status.code() {
-            Code::NotFound => Self::NotFound(not_found_detail(&status, reason, metadata, subject)),
+            Code::NotFound => not_found(&status, reason, metadata, subject),
             Code::InvalidArgument => {
                 let mut violations = errors::violations(&status);
+                // The gateway checks the key's form before calling, so the
+                // only violation the order service reports on the key is
+                // its reuse with another body (no reason travels with a
+                // field violation, hence judged by the field alone).
+                let key_reused = !violations.is_empty()
+                    && violations.iter().all(|v| v.field == "idempotency_key");
                 for violation in &mut violations {
                     // Name each field as the client sent it: the key travels
                     // in a header, and an order's lines are `products` in
@@ -54,40 +62,77 @@ impl ApiError {
                 if violations.is_empty() {
                     violations.push(Violation::new("request", status.message()));
                 }
-                Self::Validation(violations)
-            }
-            Code::FailedPrecondition => Self::BadRequest(match reason {
-                reason::INSUFFICIENT_STOCK => format!(
-                    "Insufficient stock for product '{}'. Available: {}, Requested: {}",
-                    get(meta::PRODUCT_NAME),
-                    get(meta::AVAILABLE),
-                    get(meta::REQUESTED)
-                ),
-                reason::PRODUCT_REFERENCED => {
-                    "Cannot delete product that is referenced in existing orders".into()
+                if key_reused {
+                    Self::IdempotencyKeyReused(violations)
+                } else {
+                    Self::Validation(violations)
                 }
-                reason::INVALID_TRANSITION => format!(
-                    "Cannot transition order status from '{}' to '{}'",
-                    get(meta::FROM),
-                    get(meta::TO)
+            }
+            Code::FailedPrecondition => match reason {
+                reason::INSUFFICIENT_STOCK => Self::refused(
+                    Kind::InsufficientStock,
+                    format!(
+                        "Insufficient stock for product '{}'. Available: {}, Requested: {}",
+                        get(meta::PRODUCT_NAME),
+                        get(meta::AVAILABLE),
+                        get(meta::REQUESTED)
+                    ),
                 ),
-                reason::ORDER_NOT_PENDING => format!(
-                    "Payment status can only be updated for pending orders (order status is '{}')",
-                    get(meta::STATUS)
+                reason::PRODUCT_REFERENCED => Self::refused(
+                    Kind::ProductReferenced,
+                    "Cannot delete product that is referenced in existing orders",
                 ),
-                reason::INVALID_PAYMENT_TRANSITION => format!(
-                    "Cannot change payment status from '{}' to '{}'",
-                    get(meta::FROM),
-                    get(meta::TO)
+                reason::INVALID_TRANSITION => Self::refused(
+                    Kind::InvalidTransition,
+                    format!(
+                        "Cannot transition order status from '{}' to '{}'",
+                        get(meta::FROM),
+                        get(meta::TO)
+                    ),
                 ),
+                reason::ORDER_NOT_PENDING => Self::refused(
+                    Kind::NotPending,
+                    format!(
+                        "Payment status can only be updated for pending orders (order status is '{}')",
+                        get(meta::STATUS)
+                    ),
+                ),
+                // Paid is final: the only moves the payment machine refuses
+                // are out of `paid` (and back to `unpaid`, which no webhook
+                // can ask for).
+                reason::INVALID_PAYMENT_TRANSITION => Self::refused(
+                    Kind::PaymentFinal,
+                    format!(
+                        "Cannot change payment status from '{}' to '{}'",
+                        get(meta::FROM),
+                        get(meta::TO)
+                    ),
+                ),
+                // Worded here, not taken from the service's message, so the
+                // contract's words cannot drift with the service.
+                reason::ORDER_EXPIRED => Self::refused(
+                    Kind::OrderExpired,
+                    "Order expired: it was canceled because it was not paid in time; the payment \
+                     must be refunded",
+                ),
+                reason::VERSION_MISMATCH => Self::PreconditionFailed(format!(
+                    "The product has changed since it was read (current version: {}); read it \
+                     again and retry",
+                    get(meta::CURRENT_VERSION)
+                )),
                 // The services word their refusals for clients; an unknown
                 // reason still says what the service said.
-                _ => status.message().to_owned(),
-            }),
-            Code::AlreadyExists | Code::Aborted => Self::Conflict(status.message().to_owned()),
+                _ => Self::BadRequest(status.message().to_owned()),
+            },
+            Code::AlreadyExists | Code::Aborted => match reason {
+                reason::EVENT_ID_REUSED => {
+                    Self::refused(Kind::EventIdReused, status.message().to_owned())
+                }
+                _ => Self::Conflict(status.message().to_owned()),
+            },
             Code::Unavailable | Code::ResourceExhausted => {
                 tracing::warn!(code = ?status.code(), message = status.message(), "backend unavailable");
-                Self::Unavailable("A backend service is unavailable, please retry later".into())
+                backend_unavailable()
             }
             Code::DeadlineExceeded => Self::Timeout,
             // tonic reports its own client-side timeout as CANCELLED.
@@ -103,34 +148,67 @@ impl ApiError {
                     message = status.message(),
                     "connection to a backend lost mid-call"
                 );
-                Self::Unavailable("A backend service is unavailable, please retry later".into())
+                backend_unavailable()
             }
             code => Self::Internal(format!("backend answered {code:?}: {}", status.message())),
         }
     }
 }
 
-fn not_found_detail(
+/// 503 (with `Retry-After`, as every 503): the backend's own words stay in
+/// the log, since they may name addresses.
+fn backend_unavailable() -> ApiError {
+    ApiError::Unavailable("A backend service is unavailable, please retry later".into())
+}
+
+/// A NOT_FOUND as the contract words it, typed by what was missing: the
+/// products of an order (every id, also as `product_ids`), the product or
+/// order the handler asked for, or else what the reason names.
+fn not_found(
     status: &Status,
     reason: &str,
     metadata: Option<&HashMap<String, String>>,
     subject: Subject,
-) -> String {
+) -> ApiError {
     if reason == reason::PRODUCTS_NOT_FOUND {
-        let ids = metadata
-            .and_then(|m| m.get(meta::PRODUCT_IDS))
+        let listed = metadata.and_then(|m| m.get(meta::PRODUCT_IDS));
+        let detail = listed
             .map(|ids| ids.split(',').collect::<Vec<_>>().join(", "))
             .unwrap_or_default();
-        return format!("Products not found: [{ids}]");
+        let ids = listed
+            .map(|ids| {
+                ids.split(',')
+                    .map(str::trim)
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        return ApiError::Refused {
+            kind: Kind::ProductsNotFound,
+            detail: format!("Products not found: [{detail}]"),
+            product_ids: Some(ids),
+        };
     }
+    let product = |id: &dyn std::fmt::Display| {
+        ApiError::refused(
+            Kind::ProductNotFound,
+            format!("Product with id {id} not found"),
+        )
+    };
+    let order = |id: &dyn std::fmt::Display| {
+        ApiError::refused(Kind::OrderNotFound, format!("Order with id {id} not found"))
+    };
     match subject {
-        Subject::Product(id) => format!("Product with id {id} not found"),
-        Subject::Order(id) => format!("Order with id {id} not found"),
+        Subject::Product(id) => product(&id),
+        Subject::Order(id) => order(&id),
         Subject::None => match (reason, metadata.and_then(|m| m.get(meta::ID))) {
-            (reason::PRODUCT_NOT_FOUND, Some(id)) => format!("Product with id {id} not found"),
-            (reason::ORDER_NOT_FOUND, Some(id)) => format!("Order with id {id} not found"),
-            _ if status.message().contains("not found") => status.message().to_owned(),
-            _ => "Resource not found".into(),
+            (reason::PRODUCT_NOT_FOUND, Some(id)) => product(id),
+            (reason::ORDER_NOT_FOUND, Some(id)) => order(id),
+            _ if status.message().contains("not found") => {
+                ApiError::NotFound(status.message().to_owned())
+            }
+            _ => ApiError::NotFound("Resource not found".into()),
         },
     }
 }

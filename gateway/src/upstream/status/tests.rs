@@ -177,3 +177,245 @@ fn invalid_argument_lists_violations() {
     assert_eq!(errors[2].field, "products[3].quantity");
     assert!(p.detail.contains("name"));
 }
+
+/// Each reason a service sends, and each code a bare status has: the code
+/// (and so the `type`) it becomes, with its HTTP status.
+#[test]
+fn every_reason_and_code_has_its_problem_code() {
+    let id = Uuid::nil();
+    let cases: Vec<(Status, Subject, &str, StatusCode)> = vec![
+        (
+            info(Code::FailedPrecondition, reason::INSUFFICIENT_STOCK, &[]),
+            Subject::None,
+            "INSUFFICIENT_STOCK",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            info(Code::FailedPrecondition, reason::PRODUCT_REFERENCED, &[]),
+            Subject::Product(id),
+            "PRODUCT_REFERENCED",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            info(Code::FailedPrecondition, reason::INVALID_TRANSITION, &[]),
+            Subject::Order(id),
+            "INVALID_TRANSITION",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            info(Code::FailedPrecondition, reason::ORDER_NOT_PENDING, &[]),
+            Subject::Order(id),
+            "NOT_PENDING",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            info(
+                Code::FailedPrecondition,
+                reason::INVALID_PAYMENT_TRANSITION,
+                &[],
+            ),
+            Subject::Order(id),
+            "PAYMENT_FINAL",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            info(Code::FailedPrecondition, reason::ORDER_EXPIRED, &[]),
+            Subject::Order(id),
+            "ORDER_EXPIRED",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            info(Code::FailedPrecondition, reason::VERSION_MISMATCH, &[]),
+            Subject::Product(id),
+            "VERSION_MISMATCH",
+            StatusCode::PRECONDITION_FAILED,
+        ),
+        (
+            info(Code::FailedPrecondition, "SOMETHING_NEW", &[]),
+            Subject::None,
+            "BAD_REQUEST",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            info(Code::NotFound, reason::PRODUCTS_NOT_FOUND, &[]),
+            Subject::None,
+            "PRODUCTS_NOT_FOUND",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Status::not_found("gone"),
+            Subject::Product(id),
+            "PRODUCT_NOT_FOUND",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Status::not_found("gone"),
+            Subject::Order(id),
+            "ORDER_NOT_FOUND",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            info(
+                Code::NotFound,
+                reason::PRODUCT_NOT_FOUND,
+                &[(meta::ID, "p-1")],
+            ),
+            Subject::None,
+            "PRODUCT_NOT_FOUND",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            info(
+                Code::NotFound,
+                reason::ORDER_NOT_FOUND,
+                &[(meta::ID, "o-1")],
+            ),
+            Subject::None,
+            "ORDER_NOT_FOUND",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Status::not_found("x"),
+            Subject::None,
+            "NOT_FOUND",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            info(Code::AlreadyExists, reason::EVENT_ID_REUSED, &[]),
+            Subject::Order(id),
+            "EVENT_ID_REUSED",
+            StatusCode::CONFLICT,
+        ),
+        (
+            Status::aborted("x"),
+            Subject::None,
+            "CONFLICT",
+            StatusCode::CONFLICT,
+        ),
+        (
+            errors::invalid_argument(&[Violation::new("name", "must not be empty")]),
+            Subject::None,
+            "VALIDATION_FAILED",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            errors::invalid_argument(&[Violation::new(
+                "idempotency_key",
+                "was already used with a different request; use a new key for a new order",
+            )]),
+            Subject::None,
+            "IDEMPOTENCY_KEY_REUSED",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            Status::unavailable("x"),
+            Subject::None,
+            "BACKEND_UNAVAILABLE",
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
+        (
+            Status::resource_exhausted("x"),
+            Subject::None,
+            "BACKEND_UNAVAILABLE",
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
+        (
+            Status::deadline_exceeded("x"),
+            Subject::None,
+            "BACKEND_TIMEOUT",
+            StatusCode::GATEWAY_TIMEOUT,
+        ),
+        (
+            Status::internal("x"),
+            Subject::None,
+            "INTERNAL",
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ),
+    ];
+    for (status, subject, code, http) in cases {
+        let shown = format!("{:?} {:?}", status.code(), errors::error_info(&status));
+        let error = ApiError::from_grpc(status, subject);
+        let problem = error.to_problem();
+        assert_eq!(problem.code, code, "{shown}");
+        assert_eq!(error.status(), http, "{shown}");
+        assert_eq!(problem.status, http.as_u16(), "{shown}");
+        assert_eq!(
+            problem.problem_type,
+            format!("/problems/{}", code.to_ascii_lowercase().replace('_', "-")),
+            "{shown}"
+        );
+    }
+}
+
+#[test]
+fn an_expired_order_is_400_worded_for_a_refund() {
+    let (code, p) = map(info(
+        Code::FailedPrecondition,
+        reason::ORDER_EXPIRED,
+        &[
+            (meta::STATUS, "canceled"),
+            (meta::CANCEL_REASON, "payment_timeout"),
+        ],
+    ));
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert_eq!(p.code, "ORDER_EXPIRED");
+    assert_eq!(
+        p.detail,
+        "Order expired: it was canceled because it was not paid in time; the payment must be refunded"
+    );
+}
+
+#[test]
+fn a_stale_version_is_412_naming_the_current_one() {
+    let (code, p) = map(info(
+        Code::FailedPrecondition,
+        reason::VERSION_MISMATCH,
+        &[(meta::CURRENT_VERSION, "8")],
+    ));
+    assert_eq!(code, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(p.code, "VERSION_MISMATCH");
+    assert_eq!(p.title, "Precondition Failed");
+    assert_eq!(
+        p.detail,
+        "The product has changed since it was read (current version: 8); read it again and retry"
+    );
+}
+
+#[test]
+fn products_not_found_lists_the_ids_as_a_member_too() {
+    let (_, p) = map(info(
+        Code::NotFound,
+        reason::PRODUCTS_NOT_FOUND,
+        &[(meta::PRODUCT_IDS, "a,b,c")],
+    ));
+    assert_eq!(p.detail, "Products not found: [a, b, c]");
+    assert_eq!(
+        p.product_ids,
+        Some(vec!["a".into(), "b".into(), "c".into()])
+    );
+    // Other problems do not carry the member.
+    let (_, p) = map(Status::not_found("x"));
+    assert_eq!(p.product_ids, None);
+}
+
+#[test]
+fn a_reused_idempotency_key_still_names_the_header() {
+    let (code, p) = map(errors::invalid_argument(&[Violation::new(
+        "idempotency_key",
+        "was already used with a different request; use a new key for a new order",
+    )]));
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(p.code, "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(p.errors.unwrap()[0].field, "Idempotency-Key");
+    assert_eq!(
+        p.detail,
+        "Validation failed: Idempotency-Key: was already used with a different request; use a \
+         new key for a new order"
+    );
+    // With another field beside it, it is an ordinary validation failure.
+    let (_, p) = map(errors::invalid_argument(&[
+        Violation::new("idempotency_key", "x"),
+        Violation::new("customer_id", "must be greater than 0"),
+    ]));
+    assert_eq!(p.code, "VALIDATION_FAILED");
+}
