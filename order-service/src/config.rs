@@ -60,6 +60,22 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=3650))]
     pub payment_event_retention_days: u64,
 
+    /// Cancel an order still pending and not paid this long after it was
+    /// created (reason `payment_timeout`; its stock goes back), e.g. `30m`,
+    /// `2h`, `90s`. Checked on each reconciler pass, so an order expires up to
+    /// RECONCILE_INTERVAL_SECS late. Unset (the default): orders wait for
+    /// payment for ever, as in the original contract.
+    #[arg(long, env = "PENDING_PAYMENT_TIMEOUT", value_parser = parse_payment_timeout)]
+    pub pending_payment_timeout: Option<Duration>,
+
+    /// Hours an order event is kept for WatchOrderEvents consumers; older ones
+    /// are deleted, and a consumer that resumes from before them is told so
+    /// (OUT_OF_RANGE). Keep it above the longest a consumer may be down.
+    #[arg(long, env = "ORDER_EVENT_RETENTION_HOURS",
+          default_value_t = crate::app::reconciler::DEFAULT_ORDER_EVENT_RETENTION_HOURS,
+          value_parser = clap::value_parser!(u64).range(1..=87_600))]
+    pub order_event_retention_hours: u64,
+
     /// First retry delay of an undelivered outbox row, in milliseconds;
     /// doubles with each failure, up to five minutes.
     #[arg(long, env = "OUTBOX_RETRY_BASE_MS", default_value_t = 1000)]
@@ -106,11 +122,48 @@ impl Config {
     pub fn outbox_retry_base(&self) -> Duration {
         Duration::from_millis(self.outbox_retry_base_ms)
     }
+
+    pub fn order_event_retention(&self) -> Duration {
+        Duration::from_secs(self.order_event_retention_hours * 60 * 60)
+    }
+}
+
+/// PENDING_PAYMENT_TIMEOUT: a duration of at least one second (`30m`, `1h`).
+fn parse_payment_timeout(value: &str) -> Result<Duration, String> {
+    let timeout = humantime::parse_duration(value.trim()).map_err(|error| {
+        format!("{error}; write a duration such as 30m, 2h or 90s (unset: orders never expire)")
+    })?;
+    if timeout < Duration::from_secs(1) {
+        return Err("must be at least 1s (unset it to never expire orders)".into());
+    }
+    Ok(timeout)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_payment_timeout_is_off_unless_set_and_reads_human_durations() {
+        let config = Config::parse_with_defaults(["order-service"]);
+        assert_eq!(config.pending_payment_timeout, None);
+        let config =
+            Config::parse_with_defaults(["order-service", "--pending-payment-timeout", "30m"]);
+        assert_eq!(
+            config.pending_payment_timeout,
+            Some(Duration::from_secs(30 * 60))
+        );
+        assert_eq!(
+            parse_payment_timeout("1h 30m"),
+            Ok(Duration::from_secs(90 * 60))
+        );
+        for bad in ["0s", "500ms"] {
+            let error = parse_payment_timeout(bad).unwrap_err();
+            assert!(error.contains("at least 1s"), "{bad}: {error}");
+        }
+        let error = parse_payment_timeout("soon").unwrap_err();
+        assert!(error.contains("such as 30m"), "{error}");
+    }
 
     #[test]
     fn debug_output_hides_the_database_url() {

@@ -11,8 +11,8 @@ use tonic::{Code, Status};
 use uuid::Uuid;
 
 use crate::domain::{
-    self, Refusal,
-    payment::{EventIdReused, InvalidPaymentTransition, NotPending},
+    self, CancelReason, OrderStatus, Refusal,
+    payment::{EventIdReused, InvalidPaymentTransition, NotPending, PaymentRefused},
     status::InvalidTransition,
 };
 
@@ -32,6 +32,15 @@ pub enum OrderError {
 
     #[error(transparent)]
     NotPending(#[from] NotPending),
+
+    /// A payment for an order the payment timeout canceled.
+    #[error(transparent)]
+    Expired(PaymentRefused),
+
+    /// WatchOrderEvents asked to resume from a sequence the log cannot
+    /// continue: pruned by the retention, or never given.
+    #[error("{0}")]
+    EventsOutOfRange(String),
 
     #[error(transparent)]
     InvalidPaymentTransition(#[from] InvalidPaymentTransition),
@@ -73,6 +82,15 @@ impl OrderError {
                 .map(|field| Violation::new(field.field, field.message))
                 .collect(),
         )
+    }
+}
+
+impl From<PaymentRefused> for OrderError {
+    fn from(refused: PaymentRefused) -> Self {
+        match refused {
+            PaymentRefused::NotPending(not_pending) => Self::NotPending(not_pending),
+            PaymentRefused::Expired => Self::Expired(refused),
+        }
     }
 }
 
@@ -140,6 +158,19 @@ impl From<OrderError> for Status {
                 reason::ORDER_NOT_PENDING,
                 [(meta::STATUS, error.status.to_string())],
             ),
+            OrderError::Expired(_) => errors::with_info(
+                Code::FailedPrecondition,
+                message,
+                reason::ORDER_EXPIRED,
+                [
+                    (meta::STATUS, OrderStatus::Canceled.to_string()),
+                    (
+                        meta::CANCEL_REASON,
+                        CancelReason::PaymentTimeout.to_string(),
+                    ),
+                ],
+            ),
+            OrderError::EventsOutOfRange(_) => Status::out_of_range(message),
             OrderError::InvalidPaymentTransition(error) => refused_move(
                 message,
                 reason::INVALID_PAYMENT_TRANSITION,
@@ -186,7 +217,7 @@ fn refused_move(message: String, reason: &str, from: impl ToString, to: impl ToS
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{OrderStatus, PaymentStatus};
+    use crate::domain::PaymentStatus;
 
     #[test]
     fn not_found_names_the_order() {
@@ -228,6 +259,16 @@ mod tests {
         let (reason, metadata) = errors::error_info(&status).unwrap();
         assert_eq!(reason, reason::ORDER_NOT_PENDING);
         assert_eq!(metadata[meta::STATUS], "canceled");
+    }
+
+    #[test]
+    fn a_payment_for_an_expired_order_says_so() {
+        let status = Status::from(OrderError::from(PaymentRefused::Expired));
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert!(status.message().contains("expired"), "{}", status.message());
+        let (reason, metadata) = errors::error_info(&status).unwrap();
+        assert_eq!(reason, reason::ORDER_EXPIRED);
+        assert_eq!(metadata[meta::CANCEL_REASON], "payment_timeout");
     }
 
     #[test]

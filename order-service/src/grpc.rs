@@ -1,12 +1,16 @@
 //! `order.v1.OrderService`: wire types to domain values, a call to the
 //! application layer ([`crate::app`]), and its answer back to wire types;
-//! nothing more. Errors become `tonic::Status` in [`crate::error`].
+//! nothing more (WatchOrderEvents: the application's event stream, each event
+//! mapped as it passes). Errors become `tonic::Status` in [`crate::error`].
 
 use proto::{
     errors::Violation,
     order::v1::{self as pb, order_service_server::OrderService},
     paging::PageRequest,
 };
+use std::pin::Pin;
+
+use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 use uuid::Uuid;
@@ -14,9 +18,11 @@ use uuid::Uuid;
 use crate::{
     app::Orders,
     domain::{
-        ListFilter, NewOrder, Order, OrderStatus, PaymentStatus, new_order::RawItem, payment,
+        CancelReason, ListFilter, NewOrder, Order, OrderEventKind, OrderStatus, PaymentStatus,
+        new_order::RawItem, payment,
     },
     error::OrderError,
+    store::OrderEvent,
 };
 
 #[derive(Clone)]
@@ -186,6 +192,25 @@ impl OrderService for OrderApi {
             .await?;
         self.reply(&order)
     }
+
+    type WatchOrderEventsStream =
+        Pin<Box<dyn Stream<Item = Result<pb::OrderEvent, Status>> + Send + 'static>>;
+
+    #[instrument(skip_all, fields(after_sequence = request.get_ref().after_sequence))]
+    async fn watch_order_events(
+        &self,
+        request: Request<pb::WatchOrderEventsRequest>,
+    ) -> Result<Response<Self::WatchOrderEventsStream>, Status> {
+        let after = request.into_inner().after_sequence;
+        let events = self.orders.watch_events(after).await?;
+        let currency = self.currency.clone();
+        let stream = ReceiverStream::new(events).map(move |event| {
+            event
+                .and_then(|event| event_to_wire(&event, &currency))
+                .map_err(Status::from)
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
 }
 
 /// Every problem of a request's wire fields, collected before answering so
@@ -299,6 +324,39 @@ fn order_to_wire(order: &Order, currency: &str) -> Result<pb::Order, OrderError>
             .collect::<Result<_, OrderError>>()?,
         created_at: Some(proto::time::to_timestamp(order.created_at)),
         updated_at: Some(proto::time::to_timestamp(order.updated_at)),
+        cancel_reason: order.cancel_reason.map(cancel_reason_to_wire),
+    })
+}
+
+fn cancel_reason_to_wire(reason: CancelReason) -> i32 {
+    match reason {
+        CancelReason::Requested => pb::CancelReason::Requested,
+        CancelReason::PaymentTimeout => pb::CancelReason::PaymentTimeout,
+    }
+    .into()
+}
+
+fn event_to_wire(event: &OrderEvent, currency: &str) -> Result<pb::OrderEvent, OrderError> {
+    let kind = match event.kind {
+        OrderEventKind::Created => pb::OrderEventType::Created,
+        OrderEventKind::Paid => pb::OrderEventType::Paid,
+        OrderEventKind::PaymentFailed => pb::OrderEventType::PaymentFailed,
+        OrderEventKind::Completed => pb::OrderEventType::Completed,
+        OrderEventKind::Canceled => pb::OrderEventType::Canceled,
+    };
+    Ok(pb::OrderEvent {
+        sequence: event.sequence,
+        r#type: kind.into(),
+        order_id: event.order_id.to_string(),
+        status: to_wire(ORDER_STATUSES, event.status)?,
+        payment_status: to_wire(PAYMENT_STATUSES, event.payment_status)?,
+        cancel_reason: event.cancel_reason.map(cancel_reason_to_wire),
+        customer_id: event.customer_id,
+        total_price: Some(
+            proto::money::from_decimal(event.total_price, currency)
+                .map_err(OrderError::internal)?,
+        ),
+        occurred_at: Some(proto::time::to_timestamp(event.occurred_at)),
     })
 }
 

@@ -27,7 +27,8 @@
 //!   group-commit lanes of the saga's writes.
 //! - [`catalog_client`]: the one long-lived channel to the catalog, with
 //!   deadlines; catalog wire types <-> domain (reserved lines, refusals).
-//! - [`metrics`]: the service's business series (sagas, outbox, reconciler).
+//! - [`metrics`]: the service's business series (sagas, outbox, reconciler,
+//!   expiry, the event log).
 //! - [`config`]: settings from flags / environment.
 //!
 //! [`Application::build`] binds its own listeners (port 0 in tests) and
@@ -71,6 +72,8 @@ pub struct Application {
     release_guard: platform::db::ReleaseGuard,
     api: grpc::OrderApi,
     reconciler: Reconciler,
+    /// The order event log: its sequencer runs beside the server.
+    events: app::events::EventLog,
     metrics: metrics::OrderMetrics,
     /// TLS on the gRPC port, loaded from the configured files.
     tls: Option<platform::tls::ServerTls>,
@@ -128,8 +131,11 @@ impl Application {
             config.reserving_grace(),
             metrics.clone(),
         )
-        .with_payment_event_retention(config.payment_event_retention());
-        let orders = app::Orders::new(store.clone(), saga, relay);
+        .with_payment_event_retention(config.payment_event_retention())
+        .with_payment_timeout(config.pending_payment_timeout)
+        .with_order_event_retention(config.order_event_retention());
+        let events = app::events::EventLog::new(store.clone(), metrics.clone());
+        let orders = app::Orders::new(store.clone(), saga, relay, events.clone());
         let api = grpc::OrderApi::new(orders, config.service.currency.clone()).with_bounds(
             grpc::Bounds {
                 max_order_lines: config.max_order_lines as usize,
@@ -142,6 +148,7 @@ impl Application {
             release_guard,
             api,
             reconciler,
+            events,
             metrics,
             tls,
             config,
@@ -177,6 +184,17 @@ impl Application {
             self.reconciler
                 .run(config.reconcile_interval(), reconciler_stopping),
         );
+        let sequencer_task = tokio::spawn(self.events.clone().run_sequencer());
+        // Event streams never end on their own: end them as shutdown starts,
+        // so the drain does not wait for them (consumers resume elsewhere).
+        let events = self.events;
+        let shutdown = {
+            let events = events.clone();
+            async move {
+                shutdown.await;
+                events.stop();
+            }
+        };
 
         // Health follows the database only: reads and status changes work
         // without the catalog, and creates answer UNAVAILABLE on their own.
@@ -198,8 +216,12 @@ impl Application {
         // The reconciler finishes the step under way and skips the rest of its
         // pass: it resumes on the next start (or on another replica).
         stop_reconciler.send_replace(true);
+        events.stop();
         if let Err(error) = reconciler_task.await {
             tracing::error!(%error, "reconciler task failed");
+        }
+        if let Err(error) = sequencer_task.await {
+            tracing::error!(%error, "order event sequencer task failed");
         }
         // `close` waits for connections in use; past the grace period a call
         // stuck in the database must not keep the process alive for ever.

@@ -24,6 +24,13 @@ pub struct OrderMetrics {
     pub deliveries: Family<OutcomeLabel, Counter>,
     /// Stuck `reserving` orders the reconciler released and rejected.
     pub reconciled_orders: Counter,
+    /// Pending orders canceled because they stayed unpaid past
+    /// PENDING_PAYMENT_TIMEOUT.
+    pub expired_orders: Counter,
+    /// Order events numbered by this replica's sequencer.
+    pub events_sequenced: Counter,
+    /// WatchOrderEvents streams open on this replica.
+    pub event_watchers: Gauge,
     /// Undelivered outbox rows (refreshed when scraped).
     pub outbox_backlog: Gauge,
     /// Age in seconds of the oldest undelivered outbox row, 0 when none
@@ -34,8 +41,9 @@ pub struct OrderMetrics {
     /// `catalog_unavailable`.
     pub rejections: Family<ReasonLabel, Counter>,
     /// What the reconciler did, by action: `abandoned_stuck_order`,
-    /// `delivered_outbox`, `delivery_failed`,
-    /// `pruned_idempotency_keys`, `pruned_payment_events`.
+    /// `delivered_outbox`, `delivery_failed`, `expired_unpaid_order`,
+    /// `pruned_idempotency_keys`, `pruned_payment_events`,
+    /// `pruned_order_events`.
     pub reconciler_actions: Family<ActionLabel, Counter>,
 }
 
@@ -57,6 +65,10 @@ impl OrderMetrics {
             deliveries => "order_outbox_deliveries", "Inventory calls from the outbox by outcome";
             reconciled_orders => "order_reconciled_orders",
                 "Stuck orders released and rejected by the reconciler";
+            expired_orders => "order_expired_orders",
+                "Pending orders canceled because they stayed unpaid past the payment timeout";
+            events_sequenced => "order_events_sequenced", "Order events numbered by this replica";
+            event_watchers => "order_event_watchers", "WatchOrderEvents streams open on this replica";
             outbox_backlog => "order_outbox_backlog", "Undelivered outbox rows";
             outbox_oldest_age_seconds => "order_outbox_oldest_age_seconds",
                 "Age of the oldest undelivered outbox row, 0 when none";

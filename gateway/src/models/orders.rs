@@ -99,6 +99,26 @@ impl PaymentStatus {
     }
 }
 
+/// Why an order was canceled: `requested` (a client's PATCH to `canceled`)
+/// or `payment_timeout` (it stayed pending and unpaid past the payment
+/// timeout the operator set; a payment for it is refused, to be refunded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReason {
+    Requested,
+    PaymentTimeout,
+}
+
+impl CancelReason {
+    pub fn from_wire(value: i32) -> Option<Self> {
+        match pb::CancelReason::try_from(value).ok()? {
+            pb::CancelReason::Requested => Some(Self::Requested),
+            pb::CancelReason::PaymentTimeout => Some(Self::PaymentTimeout),
+            pb::CancelReason::Unspecified => None,
+        }
+    }
+}
+
 /// One line of `POST /api/orders`.
 #[derive(Debug, Clone, PartialEq, Eq, ToSchema)]
 pub struct OrderLine {
@@ -237,6 +257,10 @@ pub struct Order {
     pub total_price: String,
     pub status: OrderStatus,
     pub payment_status: PaymentStatus,
+    /// Present on canceled orders only (absent on orders canceled before
+    /// reasons were recorded): why it was canceled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<CancelReason>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub order_items: Vec<OrderItem>,
@@ -274,6 +298,7 @@ impl TryFrom<pb::Order> for Order {
             status: OrderStatus::from_wire(order.status).ok_or_else(|| bad("an unknown status"))?,
             payment_status: PaymentStatus::from_wire(order.payment_status)
                 .ok_or_else(|| bad("an unknown payment status"))?,
+            cancel_reason: order.cancel_reason.and_then(CancelReason::from_wire),
             created_at: timestamp(order.created_at.as_ref())
                 .ok_or_else(|| bad("a malformed created_at"))?,
             updated_at: timestamp(order.updated_at.as_ref())

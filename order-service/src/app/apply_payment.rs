@@ -1,15 +1,16 @@
 //! ApplyPayment: a payment event id seen before is judged by
 //! [`payment::seen_event`] (the same delivery again is a no-op, anything else
 //! a refusal); otherwise the order must take payments
-//! ([`payment::accepts_payment`]) and the payment machine decides. The event
-//! id is recorded, with the order and status, in the transaction of the
-//! change, so it is seen iff it applied.
+//! ([`payment::accepts_payment`]: pending; one the payment timeout canceled
+//! is refused as expired) and the payment machine decides. The event id is
+//! recorded, with the order and status, in the transaction of the change, so
+//! it is seen iff it applied; so is the order event of a change.
 
 use tracing::instrument;
 use uuid::Uuid;
 
 use crate::{
-    domain::{Order, PaymentStatus, payment},
+    domain::{Order, OrderEventKind, PaymentStatus, payment},
     error::OrderError,
 };
 
@@ -40,10 +41,13 @@ impl Orders {
             repeated = true;
         }
         if !repeated {
-            payment::accepts_payment(current.status)?;
+            payment::accepts_payment(current.status, current.cancel_reason)?;
             if payment::payment_transition(current.payment_status, to)? {
                 tx.set_payment_status(id, current.payment_status, to)
                     .await?;
+                if let Some(kind) = OrderEventKind::of_payment(to) {
+                    tx.record_event(id, kind).await?;
+                }
             }
         }
         commit_with_order(tx, id).await

@@ -12,10 +12,16 @@
 //! - [`saga`]: CreateOrder, and abandoning a reservation whose outcome is
 //!   unknown;
 //! - [`outbox`]: delivery of the inventory calls that status changes imply;
+//! - [`expiry`]: the payment timeout, canceling orders left unpaid;
+//! - [`events`]: WatchOrderEvents: the sequencer that numbers committed
+//!   order events, and the watchers that stream them;
 //! - [`reconciler`]: the background loop that finishes abandoned sagas,
-//!   re-sends undelivered outbox rows and prunes old keys and event ids.
+//!   expires unpaid orders, re-sends undelivered outbox rows and prunes old
+//!   keys, event ids and order events.
 
 pub mod apply_payment;
+pub mod events;
+pub mod expiry;
 pub mod outbox;
 pub mod reconciler;
 pub mod saga;
@@ -30,7 +36,7 @@ use crate::{
     store::{Locked, Store, Tx},
 };
 
-use self::{outbox::Relay, saga::Saga};
+use self::{events::EventLog, outbox::Relay, saga::Saga};
 
 /// The service's use cases; cheap to clone.
 #[derive(Clone)]
@@ -38,11 +44,26 @@ pub struct Orders {
     store: Store,
     saga: Saga,
     relay: Relay,
+    events: EventLog,
 }
 
 impl Orders {
-    pub fn new(store: Store, saga: Saga, relay: Relay) -> Self {
-        Self { store, saga, relay }
+    pub fn new(store: Store, saga: Saga, relay: Relay, events: EventLog) -> Self {
+        Self {
+            store,
+            saga,
+            relay,
+            events,
+        }
+    }
+
+    /// WatchOrderEvents: see [`events`].
+    pub async fn watch_events(
+        &self,
+        after: i64,
+    ) -> Result<tokio::sync::mpsc::Receiver<Result<crate::store::OrderEvent, OrderError>>, OrderError>
+    {
+        self.events.watch(after).await
     }
 
     /// CreateOrder: see [`saga`]. Runs to its end even if the caller goes

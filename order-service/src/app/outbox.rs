@@ -11,8 +11,11 @@ use std::time::Duration;
 use tracing::instrument;
 
 use crate::{
-    catalog_client::CatalogClient, domain::outbox::backoff, error::OrderError,
-    metrics::OrderMetrics, store::Store,
+    catalog_client::CatalogClient,
+    domain::outbox::backoff,
+    error::OrderError,
+    metrics::OrderMetrics,
+    store::{OutboxEntry, Store},
 };
 
 #[derive(Clone)]
@@ -46,6 +49,14 @@ impl Relay {
             catalog,
             retry_base,
             metrics,
+        }
+    }
+
+    /// Delivers a row just committed, now, rather than at the reconciler's
+    /// next pass; a failure is logged and left to the reconciler's retries.
+    pub async fn deliver_now(&self, entry: OutboxEntry) {
+        if let Err(error) = self.deliver(entry.id).await {
+            tracing::warn!(error = ?error, "outbox delivery failed; the reconciler will retry");
         }
     }
 

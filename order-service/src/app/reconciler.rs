@@ -4,13 +4,17 @@
 //!   step 5: `rejected` plus a release in the outbox, in one transaction,
 //!   conditional on `reserving`, so a saga that confirms first keeps its
 //!   order and one that confirms later finds it abandoned);
+//! - with a payment timeout (PENDING_PAYMENT_TIMEOUT): orders pending and not
+//!   paid past it: cancel them (reason `payment_timeout`, see [`super::expiry`]);
 //! - outbox rows that are due: deliver them;
 //! - idempotency keys older than 24 hours: forget them;
 //! - payment event ids older than the retention (PAYMENT_EVENT_RETENTION_DAYS,
-//!   30 days by default): forget them, in batches.
+//!   30 days by default): forget them, in batches;
+//! - order events older than their retention (ORDER_EVENT_RETENTION_HOURS,
+//!   7 days by default): delete them, oldest first, in batches.
 //!
-//! Replicas may all run it: abandoning is a conditional update (one replica
-//! wins) and outbox rows are taken with a lease, so no two replicas deliver
+//! Replicas may all run it: abandoning and expiring are conditional updates
+//! under the order's row lock (one replica wins) and outbox rows are taken with a lease, so no two replicas deliver
 //! one at once. A pass is never cut half-way: stopping waits for the step
 //! under way (each is short) and skips the rest.
 
@@ -22,6 +26,7 @@ use tracing::instrument;
 use crate::{error::OrderError, metrics::OrderMetrics, store::Store};
 
 use super::{
+    expiry,
     outbox::{Delivery, Relay},
     saga,
 };
@@ -35,6 +40,13 @@ pub const IDEMPOTENCY_KEY_RETENTION: Duration = Duration::from_secs(24 * 60 * 60
 pub const DEFAULT_PAYMENT_EVENT_RETENTION_DAYS: u64 = 30;
 const DEFAULT_PAYMENT_EVENT_RETENTION: Duration =
     Duration::from_secs(DEFAULT_PAYMENT_EVENT_RETENTION_DAYS * 24 * 60 * 60);
+
+/// How long order events are kept unless configured otherwise
+/// (ORDER_EVENT_RETENTION_HOURS): a consumer down for up to a week resumes
+/// where it stopped.
+pub const DEFAULT_ORDER_EVENT_RETENTION_HOURS: u64 = 7 * 24;
+const DEFAULT_ORDER_EVENT_RETENTION: Duration =
+    Duration::from_secs(DEFAULT_ORDER_EVENT_RETENTION_HOURS * 60 * 60);
 
 /// Rows handled per kind and pass; the rest waits for the next pass.
 const BATCH: i64 = 100;
@@ -53,6 +65,10 @@ pub struct Reconciler {
     grace: Duration,
     /// Age past which payment event ids are forgotten.
     payment_event_retention: Duration,
+    /// Age past which pending, unpaid orders are canceled; `None`: never.
+    payment_timeout: Option<Duration>,
+    /// Age past which order events are deleted.
+    order_event_retention: Duration,
     metrics: OrderMetrics,
     /// Number of passes the background loop has completed.
     passes: Arc<watch::Sender<u64>>,
@@ -68,6 +84,10 @@ pub struct ReconcileReport {
     pub keys_pruned: u64,
     /// Payment event ids forgotten (older than the retention).
     pub events_pruned: u64,
+    /// Orders canceled by the payment timeout.
+    pub expired: usize,
+    /// Order events deleted (older than their retention).
+    pub order_events_pruned: u64,
 }
 
 impl ReconcileReport {
@@ -83,6 +103,8 @@ impl Reconciler {
             relay,
             grace,
             payment_event_retention: DEFAULT_PAYMENT_EVENT_RETENTION,
+            payment_timeout: None,
+            order_event_retention: DEFAULT_ORDER_EVENT_RETENTION,
             metrics,
             passes: Arc::new(watch::channel(0).0),
         }
@@ -92,6 +114,20 @@ impl Reconciler {
     /// (PAYMENT_EVENT_RETENTION_DAYS, `Config::payment_event_retention`).
     pub fn with_payment_event_retention(mut self, retention: Duration) -> Self {
         self.payment_event_retention = retention;
+        self
+    }
+
+    /// Cancels orders still pending and not paid `timeout` after their
+    /// creation (PENDING_PAYMENT_TIMEOUT); `None` (the default) never does.
+    pub fn with_payment_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.payment_timeout = timeout;
+        self
+    }
+
+    /// Keeps order events for `retention` instead of the default
+    /// (ORDER_EVENT_RETENTION_HOURS).
+    pub fn with_order_event_retention(mut self, retention: Duration) -> Self {
+        self.order_event_retention = retention;
         self
     }
 
@@ -123,6 +159,22 @@ impl Reconciler {
                 self.metrics.reconciled_orders.inc();
             }
         }
+        if let Some(timeout) = self.payment_timeout {
+            for id in self.store.unpaid_past(timeout, BATCH).await? {
+                if stopped() {
+                    return Ok(report);
+                }
+                let (store, relay) = (self.store.clone(), self.relay.clone());
+                let expired = platform::runtime::run_to_completion(async move {
+                    expiry::expire(&store, &relay, id, timeout).await
+                });
+                if expired.await? {
+                    tracing::info!(order_id = %id, "unpaid order expired: canceled, release sent");
+                    report.expired += 1;
+                    self.metrics.expired_orders.inc();
+                }
+            }
+        }
         for outbox_id in self.store.due_outbox(BATCH).await? {
             if stopped() {
                 return Ok(report);
@@ -150,12 +202,24 @@ impl Reconciler {
                 break;
             }
         }
+        while !stopped() {
+            let pruned = self
+                .store
+                .prune_events(self.order_event_retention, PRUNE_BATCH)
+                .await?;
+            report.order_events_pruned += pruned;
+            if pruned < PRUNE_BATCH as u64 {
+                break;
+            }
+        }
         let actions = [
             ("abandoned_stuck_order", report.rejected as u64),
             ("delivered_outbox", report.delivered as u64),
             ("delivery_failed", report.delivery_failed as u64),
             ("pruned_idempotency_keys", report.keys_pruned),
             ("pruned_payment_events", report.events_pruned),
+            ("expired_unpaid_order", report.expired as u64),
+            ("pruned_order_events", report.order_events_pruned),
         ];
         for (action, count) in actions {
             self.metrics.reconciler_action(action, count);

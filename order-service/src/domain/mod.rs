@@ -10,7 +10,10 @@
 //! - [`refusal`]: why the catalog took no stock for an order, kept with the
 //!   order so that a repeated request is refused the same way.
 //! - [`outbox`]: what a status change asks of the catalog, and retry backoff.
+//! - [`event`]: the changes internal services hear of, why an order was
+//!   canceled, and which orders expire unpaid.
 
+pub mod event;
 pub mod new_order;
 pub mod order;
 pub mod outbox;
@@ -21,6 +24,7 @@ pub mod status;
 #[cfg(test)]
 mod proptests;
 
+pub use event::{CancelReason, OrderEventKind};
 pub use new_order::{NewOrder, NewOrderItem};
 pub use order::{ListFilter, Order, OrderItem, ReservedLine};
 pub use outbox::InventoryAction;

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use super::{OrderStatus, PaymentStatus};
+use super::{CancelReason, OrderStatus, PaymentStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
@@ -14,6 +14,9 @@ pub struct Order {
     pub status: OrderStatus,
     pub payment_status: PaymentStatus,
     pub total_price: Decimal,
+    /// Why a canceled order was canceled; `None` while it is not canceled,
+    /// and for orders canceled before reasons were recorded.
+    pub cancel_reason: Option<CancelReason>,
     /// Ordered by line id.
     pub items: Vec<OrderItem>,
     pub created_at: DateTime<Utc>,

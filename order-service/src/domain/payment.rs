@@ -8,7 +8,7 @@
 use strum::{Display, EnumString, IntoStaticStr};
 use uuid::Uuid;
 
-use super::OrderStatus;
+use super::{CancelReason, OrderStatus};
 
 /// Spelled in snake case (`unpaid`) in the database and in error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Display, EnumString, IntoStaticStr)]
@@ -44,13 +44,32 @@ pub struct NotPending {
     pub status: OrderStatus,
 }
 
+/// Why an order takes no payment update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentRefused {
+    #[error(transparent)]
+    NotPending(#[from] NotPending),
+    /// It was canceled because it stayed unpaid past the payment timeout:
+    /// the processor has to refund what it took.
+    #[error(
+        "Order expired: it was canceled because it was not paid in time; the payment must be \
+         refunded"
+    )]
+    Expired,
+}
+
 /// Only a pending order takes a payment update; the payment machine
-/// ([`payment_transition`]) then decides what it does.
-pub fn accepts_payment(status: OrderStatus) -> Result<(), NotPending> {
-    if status == OrderStatus::Pending {
-        Ok(())
-    } else {
-        Err(NotPending { status })
+/// ([`payment_transition`]) then decides what it does. A payment for an order
+/// the payment timeout canceled is refused as such, so the processor knows to
+/// refund rather than retry.
+pub fn accepts_payment(
+    status: OrderStatus,
+    cancel_reason: Option<CancelReason>,
+) -> Result<(), PaymentRefused> {
+    match (status, cancel_reason) {
+        (OrderStatus::Pending, _) => Ok(()),
+        (OrderStatus::Canceled, Some(CancelReason::PaymentTimeout)) => Err(PaymentRefused::Expired),
+        (status, _) => Err(NotPending { status }.into()),
     }
 }
 
@@ -180,11 +199,13 @@ mod tests {
     #[test]
     fn only_pending_orders_take_payments() {
         for status in OrderStatus::ALL {
-            let accepted = accepts_payment(status);
-            if status == OrderStatus::Pending {
-                assert_eq!(accepted, Ok(()));
-            } else {
-                assert_eq!(accepted, Err(NotPending { status }));
+            for reason in [None, Some(CancelReason::Requested)] {
+                let accepted = accepts_payment(status, reason);
+                if status == OrderStatus::Pending {
+                    assert_eq!(accepted, Ok(()));
+                } else {
+                    assert_eq!(accepted, Err(NotPending { status }.into()));
+                }
             }
         }
         assert!(
@@ -194,6 +215,13 @@ mod tests {
             .to_string()
             .contains("only a pending order")
         );
+    }
+
+    #[test]
+    fn an_order_canceled_by_the_payment_timeout_refuses_payments_as_expired() {
+        let refused = accepts_payment(OrderStatus::Canceled, Some(CancelReason::PaymentTimeout));
+        assert_eq!(refused, Err(PaymentRefused::Expired));
+        assert!(refused.unwrap_err().to_string().contains("refunded"));
     }
 
     #[test]

@@ -67,7 +67,7 @@ impl Model {
                 Err(_) => false,
             },
             Op::Payment(to) => {
-                if accepts_payment(self.status).is_err() {
+                if accepts_payment(self.status, None).is_err() {
                     return false;
                 }
                 match payment_transition(self.payment, to) {

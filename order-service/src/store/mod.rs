@@ -27,9 +27,13 @@
 //! - [`payments`]: the payment status write and the event ids that
 //!   deduplicate deliveries;
 //! - [`outbox`]: queueing, claiming and settling inventory calls;
-//! - [`reconciler`]: what the reconciler looks for and prunes;
+//! - [`reconciler`]: what the reconciler looks for (stuck sagas, orders
+//!   unpaid past the payment timeout) and prunes;
+//! - [`events`]: the order event log (recorded with each change, numbered in
+//!   commit order by the sequencer, read by WatchOrderEvents, pruned);
 //! - the saga's writes go through group-commit lanes (`platform::group_commit`).
 
+mod events;
 mod orders;
 mod outbox;
 mod payments;
@@ -43,10 +47,11 @@ use sqlx::{FromRow, PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::{
-    domain::{Order, OrderItem, OrderStatus, PaymentStatus},
+    domain::{CancelReason, Order, OrderItem, OrderStatus, PaymentStatus},
     error::OrderError,
 };
 
+pub use events::{LogBounds, OrderEvent};
 pub use outbox::OutboxEntry;
 pub use saga::{Begun, SagaState};
 use saga::{Confirmation, NewReserving, confirm_orders, insert_reserving};
@@ -69,12 +74,42 @@ pub struct Tx(Transaction<'static, Postgres>);
 
 /// An order's states, read under its row lock: they stay so until the
 /// transaction ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, FromRow)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Locked {
-    #[sqlx(try_from = "&'a str")]
     pub status: OrderStatus,
-    #[sqlx(try_from = "&'a str")]
     pub payment_status: PaymentStatus,
+    pub cancel_reason: Option<CancelReason>,
+}
+
+#[derive(FromRow)]
+struct LockedRow {
+    #[sqlx(try_from = "&'a str")]
+    status: OrderStatus,
+    #[sqlx(try_from = "&'a str")]
+    payment_status: PaymentStatus,
+    cancel_reason: Option<String>,
+}
+
+impl LockedRow {
+    fn into_locked(self) -> Result<Locked, OrderError> {
+        Ok(Locked {
+            status: self.status,
+            payment_status: self.payment_status,
+            cancel_reason: parse_cancel_reason(self.cancel_reason)?,
+        })
+    }
+}
+
+/// The `cancel_reason` column (a CHECK constraint keeps it to the known
+/// spellings).
+fn parse_cancel_reason(value: Option<String>) -> Result<Option<CancelReason>, OrderError> {
+    value
+        .map(|reason| {
+            reason.parse().map_err(|_| {
+                OrderError::internal(anyhow::anyhow!("unknown cancel_reason {reason:?}"))
+            })
+        })
+        .transpose()
 }
 
 #[derive(FromRow)]
@@ -86,22 +121,24 @@ struct OrderRow {
     #[sqlx(try_from = "&'a str")]
     payment_status: PaymentStatus,
     total_price: Decimal,
+    cancel_reason: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
 
 impl OrderRow {
-    fn into_order(self, items: Vec<OrderItem>) -> Order {
-        Order {
+    fn into_order(self, items: Vec<OrderItem>) -> Result<Order, OrderError> {
+        Ok(Order {
             id: self.id,
             customer_id: self.customer_id,
             status: self.status,
             payment_status: self.payment_status,
             total_price: self.total_price,
+            cancel_reason: parse_cancel_reason(self.cancel_reason)?,
             created_at: self.created_at,
             updated_at: self.updated_at,
             items,
-        }
+        })
     }
 }
 
@@ -126,7 +163,7 @@ const BY_ID_WHILE_RESERVING: &str =
     "WITH target AS MATERIALIZED (SELECT $1::uuid AS id, 'reserving'::text AS expected)";
 
 const ORDER_COLUMNS: &str =
-    "id, customer_id, status, payment_status, total_price, created_at, updated_at";
+    "id, customer_id, status, payment_status, total_price, cancel_reason, created_at, updated_at";
 
 impl Store {
     /// Also starts the group-commit workers (so: inside a tokio runtime); they
@@ -177,12 +214,13 @@ impl Tx {
     /// Locks an order's row (any state) until the transaction ends; `None`
     /// when there is no such order.
     pub async fn lock_order(&mut self, id: Uuid) -> Result<Option<Locked>, OrderError> {
-        Ok(
-            sqlx::query_as("SELECT status, payment_status FROM orders WHERE id = $1 FOR UPDATE")
-                .bind(id)
-                .fetch_optional(&mut *self.0)
-                .await?,
+        let row: Option<LockedRow> = sqlx::query_as(
+            "SELECT status, payment_status, cancel_reason FROM orders WHERE id = $1 FOR UPDATE",
         )
+        .bind(id)
+        .fetch_optional(&mut *self.0)
+        .await?;
+        row.map(LockedRow::into_locked).transpose()
     }
 
     /// An order (any state) with its lines, as this transaction sees it.
@@ -208,6 +246,13 @@ impl Tx {
             .execute(&mut *self.0)
             .await?
             .rows_affected();
+        Self::applied_under_lock(updated, id, from, to)
+    }
+
+    /// A conditional update of a locked order updated its row: under the
+    /// lock it must have; if it did not, something changed the row under the
+    /// lock, and the transaction must not go on.
+    fn applied_under_lock(updated: u64, id: Uuid, from: &str, to: &str) -> Result<(), OrderError> {
         if updated == 1 {
             Ok(())
         } else {
@@ -247,8 +292,7 @@ async fn with_items(
     .bind(&ids)
     .fetch_all(conn)
     .await?;
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .map(|row| {
             let lines = items
                 .iter()
@@ -262,5 +306,5 @@ async fn with_items(
                 .collect();
             row.into_order(lines)
         })
-        .collect())
+        .collect()
 }

@@ -5,7 +5,7 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use crate::{
-    domain::{ListFilter, Order, OrderStatus, PaymentStatus},
+    domain::{CancelReason, ListFilter, Order, OrderStatus, PaymentStatus},
     error::OrderError,
 };
 
@@ -104,19 +104,26 @@ impl Store {
 }
 
 impl Tx {
-    /// A locked order's status `from` becomes `to`.
+    /// A locked order's status `from` becomes `to`; a cancelation records
+    /// why (`cancel_reason`, `None` for any other move).
     pub async fn set_status(
         &mut self,
         id: Uuid,
         from: OrderStatus,
         to: OrderStatus,
+        cancel_reason: Option<CancelReason>,
     ) -> Result<(), OrderError> {
-        self.update_locked(
-            "UPDATE orders SET status = $2, updated_at = now() WHERE id = $1 AND status = $3",
-            id,
-            to.as_str(),
-            from.as_str(),
+        let updated = sqlx::query(
+            "UPDATE orders SET status = $2, cancel_reason = $4, updated_at = now() \
+             WHERE id = $1 AND status = $3",
         )
-        .await
+        .bind(id)
+        .bind(to.as_str())
+        .bind(from.as_str())
+        .bind(cancel_reason.map(CancelReason::as_str))
+        .execute(&mut *self.0)
+        .await?
+        .rows_affected();
+        Self::applied_under_lock(updated, id, from.as_str(), to.as_str())
     }
 }

@@ -275,7 +275,10 @@ pub(super) async fn confirm_orders(
              UPDATE orders AS o SET status = 'pending', total_price = input.total, updated_at = now() \
              FROM input WHERE o.id = input.id AND o.status = input.expected \
              RETURNING o.id, o.customer_id, o.status, o.payment_status, o.total_price, \
-                       o.created_at, o.updated_at \
+                       o.cancel_reason, o.created_at, o.updated_at \
+         ), created AS ( \
+             INSERT INTO order_events (order_id, kind, status, payment_status, customer_id, total_price) \
+             SELECT id, 'created', status, payment_status, customer_id, total_price FROM confirmed \
          ), items AS ( \
              INSERT INTO order_items (order_id, product_id, quantity, price_at_purchase) \
              SELECT line.order_id, line.product_id, line.quantity, line.price \
@@ -286,7 +289,7 @@ pub(super) async fn confirm_orders(
              RETURNING id, order_id, product_id, quantity, price_at_purchase \
          ) \
          SELECT c.id, c.customer_id, c.status, c.payment_status, c.total_price, \
-                c.created_at, c.updated_at, i.id AS item_id, i.product_id, i.quantity, \
+                c.cancel_reason, c.created_at, c.updated_at, i.id AS item_id, i.product_id, i.quantity, \
                 i.price_at_purchase \
          FROM confirmed c LEFT JOIN items i ON i.order_id = c.id ORDER BY c.id, i.id",
     )
@@ -300,9 +303,12 @@ pub(super) async fn confirm_orders(
     .await?;
     let mut confirmed: std::collections::HashMap<Uuid, Order> = std::collections::HashMap::new();
     for row in rows {
-        let order = confirmed
-            .entry(row.order.id)
-            .or_insert_with(|| row.order.into_order(Vec::new()));
+        let order = match confirmed.entry(row.order.id) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(row.order.into_order(Vec::new())?)
+            }
+        };
         if let (Some(id), Some(product_id), Some(quantity), Some(price_at_purchase)) = (
             row.item_id,
             row.product_id,

@@ -222,6 +222,8 @@ async fn migrate_only_creates_and_migrates_the_database_then_exits() {
         tables,
         [
             "idempotency_keys",
+            "order_event_sequencer",
+            "order_events",
             "order_items",
             "orders",
             "outbox",
