@@ -130,9 +130,7 @@ impl Config {
 
 /// PENDING_PAYMENT_TIMEOUT: a duration of at least one second (`30m`, `1h`).
 fn parse_payment_timeout(value: &str) -> Result<Duration, String> {
-    let timeout = humantime::parse_duration(value.trim()).map_err(|error| {
-        format!("{error}; write a duration such as 30m, 2h or 90s (unset: orders never expire)")
-    })?;
+    let timeout = platform::settings::parse_duration(value)?;
     if timeout < Duration::from_secs(1) {
         return Err("must be at least 1s (unset it to never expire orders)".into());
     }
@@ -162,7 +160,9 @@ mod tests {
             assert!(error.contains("at least 1s"), "{bad}: {error}");
         }
         let error = parse_payment_timeout("soon").unwrap_err();
-        assert!(error.contains("such as 30m"), "{error}");
+        assert!(error.contains("such as 500ms, 3s, 30m"), "{error}");
+        let error = parse_payment_timeout("90").unwrap_err();
+        assert!(error.contains("no unit"), "{error}");
     }
 
     #[test]

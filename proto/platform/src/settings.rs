@@ -9,6 +9,21 @@ use std::{fmt, net::SocketAddr, time::Duration};
 
 use crate::tls::{ClientTlsSettings, ServerTlsSettings};
 
+/// A duration setting: a number with its unit, as `humantime` reads it
+/// (`500ms`, `3s`, `30m`, `1h 30m`). A bare number is refused: its unit
+/// would be a guess. The one parser of every duration setting, so all are
+/// written the same way.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    if !value.is_empty() && value.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(format!(
+            "'{value}' has no unit; write it with one, such as {value}ms or {value}s"
+        ));
+    }
+    humantime::parse_duration(value)
+        .map_err(|error| format!("{error}; write a duration such as 500ms, 3s, 30m or 1h"))
+}
+
 /// A PostgreSQL URL. It may hold a password, so its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DatabaseUrl(String);
