@@ -11,6 +11,9 @@
 //!   its id says it shows.
 //! - [`dashboard`]: the Grafana dashboard is well formed and agrees with its
 //!   provisioning, the Prometheus jobs and the compose file.
+//! - [`links`]: every relative link and image of the Markdown files resolves
+//!   inside the repository (anchors to headings included), and no text
+//!   points outside it.
 //!
 //! The checks read those files as text, never Rust source: rewording a SQL
 //! statement or renaming a function cannot break them. What only the running
@@ -20,6 +23,7 @@
 
 pub mod dashboard;
 pub mod diagrams;
+pub mod links;
 pub mod promql;
 
 use std::{

@@ -1,10 +1,10 @@
-//! `cargo xtask check [diagrams] [dashboard]`: the repository checks (all of
+//! `cargo xtask check [diagrams] [dashboard] [links]`: the repository checks (all of
 //! them when none is named). Exits 1 and lists every problem when one fails.
 //! See the library's documentation for what each check verifies.
 
 use std::{path::Path, process::ExitCode};
 
-use xtask::{dashboard, diagrams, workspace_root};
+use xtask::{dashboard, diagrams, links, workspace_root};
 
 type Check = fn(&Path) -> Result<Vec<String>, String>;
 
@@ -20,9 +20,14 @@ const CHECKS: &[(&str, &str, Check)] = &[
         "the Grafana dashboard against its provisioning, Prometheus and compose",
         dashboard::check_repository,
     ),
+    (
+        "links",
+        "every relative link of the Markdown files resolves inside the repository; nothing points outside",
+        links::check_repository,
+    ),
 ];
 
-const USAGE: &str = "usage: cargo xtask check [diagrams] [dashboard]";
+const USAGE: &str = "usage: cargo xtask check [diagrams] [dashboard] [links]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -1,6 +1,6 @@
 //! `/api/orders` over real HTTP, with the real services and PostgreSQL behind
-//! the gateway: every endpoint and error row of API.md, idempotent creation,
-//! and no oversell under concurrency.
+//! the gateway: every endpoint and error row of deploy/docs/api.md,
+//! idempotent creation, and no oversell under concurrency.
 
 use futures::future::join_all;
 use reqwest::Method;

@@ -1,5 +1,6 @@
 //! `/api/products` over real HTTP, with the real services and PostgreSQL
-//! behind the gateway: every endpoint and every error row of API.md.
+//! behind the gateway: every endpoint and every error row of
+//! deploy/docs/api.md.
 
 use serde_json::{Value, json};
 use tests::gateway::{Platform, Reply, spawn_platform};
