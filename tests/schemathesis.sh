@@ -34,10 +34,22 @@ for binary in catalog-service order-service gateway; do
         exit 1
     fi
 done
-if ! command -v schemathesis >/dev/null; then
-    log "installing schemathesis"
-    python3 -m pip install -q --root-user-action=ignore "schemathesis>=4.32,<5"
+# schemathesis from PyPI, into a virtual environment of its own (Debian's
+# Python refuses a plain `pip install`: PEP 668); its venv module comes in
+# python3-venv.
+venv=target/py/schemathesis
+if ! "$venv/bin/schemathesis" --version >/dev/null 2>&1; then
+    log "installing schemathesis (pip, into $venv)"
+    rm -rf "$venv"
+    python3 -m venv "$venv" >/dev/null 2>&1 || {
+        rm -rf "$venv"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+        python3 -m venv "$venv"
+    }
+    "$venv/bin/pip" install -q "schemathesis>=4.32,<5"
 fi
+export PATH="$PWD/$venv/bin:$PATH"
 
 work="$(mktemp -d)"
 suffix="$(python3 -c 'import uuid; print(uuid.uuid4().hex[:16])')"

@@ -842,7 +842,18 @@ def main() -> None:
                         f" product lists and on orders at once, killed with SIGKILL after {CUT_AFTER_S} s, then the"
                         " invariant and the notice count; fails on any violation or notice; writes"
                         " cut-clients.json (default: to target/bench)")
+    parser.add_argument("--chart-only", action="store_true",
+                        help="no run: redraw chart.svg from the results.json in --out (default: deploy/bench),"
+                        " e.g. after a change to chart.py; run.sh sets up only Python for it")
     args = parser.parse_args()
+
+    if args.chart_only:
+        out_dir = args.out or BENCH_DIR
+        import chart  # noqa: PLC0415 (next to this script)
+
+        chart.write(json.loads((out_dir / "results.json").read_text()), out_dir / "chart.svg")
+        log(f"wrote {out_dir / 'chart.svg'} from {out_dir / 'results.json'}")
+        return
 
     if args.quick:
         args.duration = 5

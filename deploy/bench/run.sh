@@ -14,6 +14,8 @@
 #   bash deploy/bench/run.sh --help       # every option
 #   bash deploy/bench/run.sh --quick --no-build --bin-dir target/debug --no-ceilings
 #                                         # smoke run on the debug binaries the tests built
+#   bash deploy/bench/run.sh --chart-only # no run: redraws chart.svg from results.json
+#                                         # (--out DIR: those in DIR); sets up Python only
 #   bash deploy/bench/run.sh --cut-clients --no-build --bin-dir target/debug
 #       # the check that cut clients leave no pooled connection inside a
 #       # transaction: 10 rounds of wrk -c 64 on GET /api/products?page_size=20
@@ -23,8 +25,9 @@
 #
 # Needs PostgreSQL on 127.0.0.1:5432 (user postgres; BENCH_POSTGRES_URL to
 # override) and installs what is missing: wrk (apt), pgbench (apt,
-# postgresql-15 / postgresql-client), matplotlib (pip, into a virtual
-# environment under target/bench/venv).
+# postgresql-15 / postgresql-client), matplotlib (the pinned
+# deploy/bench/requirements.txt, pip, into a virtual environment under
+# target/bench/venv; python3-venv from apt when Python lacks venv).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -40,6 +43,36 @@ apt_install() {
         { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
 }
 
+# The chart needs matplotlib, pinned with what it pulls in by
+# deploy/bench/requirements.txt; a smoke run and --cut-clients do without it.
+# It goes into a virtual environment, never the system Python (Debian's
+# refuses a plain `pip install`: PEP 668), whose venv module comes in
+# python3-venv. The venv keeps a copy of the requirements it was made from,
+# and is made anew when the file changes.
+PYTHON=python3
+setup_python() {
+    local venv=target/bench/venv requirements=deploy/bench/requirements.txt
+    if ! cmp -s "$requirements" "$venv/requirements.txt" ||
+        ! "$venv/bin/python" -c 'import matplotlib' 2>/dev/null; then
+        say "installing $requirements (pip, into $venv)"
+        rm -rf "$venv"
+        python3 -m venv "$venv" >/dev/null 2>&1 ||
+            { rm -rf "$venv"; apt_install python3-venv; python3 -m venv "$venv"; }
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+            --no-input -r "$requirements"
+        cp "$requirements" "$venv/requirements.txt"
+    fi
+    PYTHON="$venv/bin/python"
+}
+
+if [[ " $* " == *" --chart-only "* ]]; then
+    setup_python
+    exec "$PYTHON" deploy/bench/bench.py "$@"
+fi
+if [[ " $* " != *" --quick "* && " $* " != *" --cut-clients "* ]]; then
+    setup_python
+fi
+
 command -v wrk >/dev/null || apt_install wrk
 command -v psql >/dev/null || apt_install postgresql-client
 PGBENCH="${PGBENCH:-$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -V | tail -n1 || true)}"
@@ -48,20 +81,6 @@ if [ -z "$PGBENCH" ] || [ ! -x "$PGBENCH" ]; then
     PGBENCH="$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | sort -V | tail -n1)"
 fi
 export PGBENCH
-# The chart needs matplotlib; a smoke run and --cut-clients do without it. It
-# goes into a virtual environment: Debian's system Python refuses a plain
-# `pip install` (PEP 668), and its venv module comes in python3-venv.
-PYTHON=python3
-if [[ " $* " != *" --quick "* && " $* " != *" --cut-clients "* ]] && ! python3 -c 'import matplotlib' 2>/dev/null; then
-    VENV=target/bench/venv
-    if ! "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
-        say "installing matplotlib (pip, into $VENV)"
-        python3 -m venv "$VENV" >/dev/null 2>&1 || { rm -rf "$VENV"; apt_install python3-venv; python3 -m venv "$VENV"; }
-        "$VENV/bin/python" -m pip install --quiet matplotlib
-    fi
-    PYTHON="$VENV/bin/python"
-fi
-
 if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
     say "PostgreSQL is down; starting it"
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start

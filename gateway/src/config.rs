@@ -51,6 +51,12 @@ pub struct Config {
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8000")]
     pub listen_addr: SocketAddr,
 
+    /// Address of the admin HTTP server: `/metrics` (Prometheus), `/health`,
+    /// `/ready`, as the services have (port 0 picks a free port). Kept off
+    /// the public port, where clients should not read the metrics.
+    #[arg(long, env = "ADMIN_ADDR", default_value = "127.0.0.1:9100")]
+    pub admin_addr: SocketAddr,
+
     /// Check the health of the gateway running at LISTEN_ADDR (`/health`) and
     /// exit 0 if it answers 200, 1 otherwise (for container health checks).
     #[arg(long)]
@@ -128,7 +134,7 @@ pub struct Config {
 
     /// Most requests served at once by this process; past it a request is
     /// answered at once with 503 and `Retry-After` rather than queued.
-    /// `/health`, `/ready` and `/metrics` are never refused.
+    /// `/health` and `/ready` (and the admin port) are never refused.
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_requests: u32,
@@ -162,6 +168,11 @@ pub struct Config {
     /// How long in-flight requests may run after SIGTERM before the process exits.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+
+    // DRAIN_DELAY (or DRAIN_DELAY_SECS): after SIGTERM, serve on while
+    // `/ready` answers 503, before stopping to accept (see `platform::drain`).
+    #[command(flatten)]
+    pub drain: platform::drain::DrainSettings,
 
     /// ISO 4217 code of the platform's single currency.
     #[arg(long, env = "CURRENCY", default_value = proto::money::DEFAULT_CURRENCY)]
@@ -263,6 +274,7 @@ impl Config {
         config.catalog_url = catalog_url.into();
         config.order_url = order_url.into();
         config.listen_addr = listen_addr;
+        config.admin_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.dev_mode = true;
         config
     }
@@ -352,6 +364,7 @@ impl std::fmt::Debug for Config {
             .field("dev_mode", &self.dev_mode)
             .field("open_writes", &self.open_writes)
             .field("listen_addr", &self.listen_addr)
+            .field("admin_addr", &self.admin_addr)
             .field("catalog_url", &self.catalog_url)
             .field("order_url", &self.order_url)
             .field(
@@ -373,6 +386,7 @@ impl std::fmt::Debug for Config {
             .field("product_cache_capacity", &self.product_cache_capacity)
             .field("product_cache_ttl_ms", &self.product_cache_ttl_ms)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
+            .field("drain_delay", &self.drain.delay())
             .field("currency", &self.currency)
             .field("bounds", &self.bounds)
             .field("grpc_tls", &self.grpc_tls)

@@ -13,8 +13,8 @@
 //!   who may call it; that one list gives the router, the OpenAPI operations
 //!   and the access rules. One module per resource holds the handlers and
 //!   their `#[utoipa::path]` docs ([`routes::products`], [`routes::orders`],
-//!   [`routes::webhook`], [`routes::meta`] for health, readiness, info,
-//!   ReDoc and metrics).
+//!   [`routes::webhook`], [`routes::meta`] for health, readiness, info and
+//!   ReDoc).
 //! - [`models`]: the contract's request / response types (the OpenAPI
 //!   schemas are generated from them) and their wire conversions.
 //! - [`http`]: the HTTP side.
@@ -51,11 +51,27 @@
 //!     Standard Webhooks; rotation); [`security::webhook`]: reading them off
 //!     a delivery.
 //! - [`config`]: settings from flags / environment (secrets redacted).
-//! - [`metrics`]: Prometheus series at `/metrics`.
+//! - [`metrics`]: Prometheus series at `/metrics`, on the admin port
+//!   (`ADMIN_ADDR`), beside `/health` and `/ready`.
 //!
-//! [`Application::build`] binds its own listener (port 0 in tests) and
+//! [`Application::build`] binds its own listeners (port 0 in tests) and
 //! [`Application::run_until`] serves until the given shutdown future
-//! completes, so tests start the real gateway in-process.
+//! completes, then drains, so tests start the real gateway in-process.
+//!
+//! ## Ports
+//!
+//! - `LISTEN_ADDR`: the API, plus `/health` and `/ready` for load balancers
+//!   (`/ready` is 503 only while draining; see [`routes::meta::ready`]);
+//! - `ADMIN_ADDR` (default `127.0.0.1:9100`): `/metrics`, `/health`, `/ready`,
+//!   served by `platform::metrics::admin_router` as the services' admin ports
+//!   are, so the metrics are not public.
+//!
+//! ## Stopping
+//!
+//! On the shutdown signal (SIGTERM), `/ready` answers 503 at once (both
+//! ports), requests are still served normally for `DRAIN_DELAY` (while the
+//! balancers notice), then the listener closes and in-flight requests get
+//! `SHUTDOWN_GRACE_SECS` to finish; the admin port closes last.
 
 pub mod config;
 pub mod http;
@@ -66,7 +82,7 @@ pub mod routes;
 pub mod security;
 pub mod upstream;
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use axum::Router;
@@ -82,10 +98,15 @@ use upstream::{
 /// The API's name, as `GET /` reports it.
 pub const API_NAME: &str = "E-commerce API";
 
-/// A gateway bound to its port, with its channels built, ready to serve.
+/// A gateway bound to its ports, with its channels built, ready to serve.
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// The admin port (`/metrics`, `/health`, `/ready`) and its router.
+    admin_listener: TcpListener,
+    admin_router: Router,
+    /// Raised on the shutdown signal; read by both `/ready`s.
+    drain: platform::drain::Drain,
     shutdown_grace: Duration,
     /// Header timeout, connection cap, idle timeout, HTTP/2 settings.
     connections: http::server::ConnectionSettings,
@@ -139,7 +160,13 @@ impl Application {
             http::limit::BodyBudget::new(config.bounds.body_budget_bytes, metrics.clone());
         let product_feed = (config.product_cache_capacity > 0)
             .then(|| (products.clone(), backends.catalog_channel()));
+        let drain = platform::drain::Drain::new(config.drain.delay());
+        let admin_router = platform::metrics::admin_router(
+            metrics.registry(),
+            Arc::new(AdminReadiness(drain.flag())),
+        );
         let state = http::AppState {
+            draining: drain.flag(),
             products,
             backends,
             metrics,
@@ -158,9 +185,15 @@ impl Application {
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
+        let admin_listener = TcpListener::bind(config.admin_addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (admin)", config.admin_addr))?;
         Ok(Self {
             listener,
             router,
+            admin_listener,
+            admin_router,
+            drain,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
             connections: http::server::ConnectionSettings::new(
                 Duration::from_secs(config.header_read_timeout_secs),
@@ -176,8 +209,16 @@ impl Application {
             .expect("a bound TCP listener has a local address")
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and lets
-    /// in-flight requests finish, for at most the configured grace period.
+    /// The admin HTTP address (`/metrics`, `/health`, `/ready`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    /// Serves until `shutdown` completes; then reports not ready at once,
+    /// serves on for the drain delay, stops accepting and lets in-flight
+    /// requests finish, for at most the configured grace period.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -185,22 +226,40 @@ impl Application {
         let Self {
             listener,
             router,
+            admin_listener,
+            admin_router,
+            drain,
             shutdown_grace,
             connections,
             product_feed,
         } = self;
         let addr = listener.local_addr()?;
+        let admin_addr = admin_listener.local_addr()?;
         // Ends with the server (aborted below); the cache is bypassed until
         // the feed's first message.
         let feed = product_feed.map(|(cache, catalog)| tokio::spawn(watch(cache, catalog)));
+        // Up until the public server is done, so the drain can be watched
+        // (`/ready` 503, `/metrics`) from its start to its end.
+        let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let admin = axum::serve(admin_listener, admin_router).with_graceful_shutdown(async move {
+            let _ = admin_stop_rx.await;
+        });
+        let admin = tokio::spawn(async move {
+            if let Err(error) = admin.await {
+                tracing::error!(%error, "admin server failed");
+            }
+        });
+        let draining = drain.flag();
         let (drain_started_tx, drain_started_rx) = tokio::sync::oneshot::channel::<()>();
+        // `/ready` turns 503 as soon as `shutdown` completes; the listener
+        // closes once the drain delay is over.
         let signal = async move {
-            shutdown.await;
+            drain.after(shutdown, async {}).await;
             let _ = drain_started_tx.send(());
             tracing::info!("draining in-flight requests");
         };
-        tracing::info!(%addr, docs = %format!("http://{addr}/docs"), "gateway listening");
-        let server = http::server::serve(listener, router, connections, signal);
+        tracing::info!(%addr, %admin_addr, docs = %format!("http://{addr}/docs"), "gateway listening");
+        let server = http::server::serve(listener, router, connections, draining, signal);
         let deadline = async move {
             if drain_started_rx.await.is_ok() {
                 tokio::time::sleep(shutdown_grace).await;
@@ -215,7 +274,24 @@ impl Application {
         if let Some(feed) = feed {
             feed.abort();
         }
+        let _ = admin_stop_tx.send(());
+        let _ = admin.await;
         tracing::info!("gateway stopped");
         Ok(())
+    }
+}
+
+/// The admin port's `/ready`: what the public `/ready` answers (503 only
+/// while draining), as the platform's admin router asks it.
+struct AdminReadiness(platform::drain::Draining);
+
+impl platform::metrics::AdminHooks for AdminReadiness {
+    fn refresh(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async {})
+    }
+
+    fn ready(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+        let draining = self.0.is_draining();
+        Box::pin(async move { !draining })
     }
 }

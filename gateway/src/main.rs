@@ -15,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
                 .await;
         std::process::exit(if healthy { 0 } else { 1 });
     }
-    let telemetry = platform::telemetry::init("gateway");
+    let telemetry = platform::telemetry::init("gateway")?;
     tracing::info!(?config, "starting gateway");
     let app = Application::build(config).await?;
     let result = app.run_until(platform::runtime::shutdown_signal()).await;

@@ -1,4 +1,5 @@
-//! Prometheus metrics of the gateway, served at `/metrics`: HTTP requests by
+//! Prometheus metrics of the gateway, served at `/metrics` on its admin port
+//! (`ADMIN_ADDR`, `platform::metrics::admin_router`): HTTP requests by
 //! route template and status (never by raw path, so ids cannot blow up the
 //! series), calls to the services by RPC and gRPC code, and webhook refusals
 //! by reason.
@@ -216,6 +217,11 @@ impl Metrics {
     /// The Prometheus text of every series.
     pub fn render(&self) -> Response {
         platform::metrics::render(&self.registry)
+    }
+
+    /// The registry, for the admin server's `/metrics`.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.clone()
     }
 }
 

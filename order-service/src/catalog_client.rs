@@ -8,7 +8,10 @@
 //! every call carries a deadline (sent to the catalog as `grpc-timeout` and
 //! enforced here), so a hung catalog costs a bounded wait, and no reachable
 //! catalog at all is UNAVAILABLE at once.
-//! The caller's W3C trace context travels with every call. With
+//! Every call is an OpenTelemetry CLIENT span
+//! (`catalog.v1.CatalogService/ReserveInventory`, `rpc.*` attributes) whose
+//! W3C trace context travels with the call, so the catalog's span is its
+//! child. With
 //! `GRPC_TLS_*` set, every connection is mutual TLS (`platform::tls`): the
 //! catalog's certificate is checked against CATALOG_URL's host, and this
 //! service presents its own.
@@ -18,14 +21,14 @@ use std::{collections::BTreeMap, time::Duration};
 use anyhow::Context;
 use platform::{
     balance::{ChannelSettings, ServiceChannel},
-    telemetry::PropagateContext,
+    telemetry::{self, Peer, PropagateContext, RpcSide},
 };
 use proto::catalog::v1::{
     CommitInventoryRequest, ReleaseInventoryRequest, ReservationItem, ReserveInventoryRequest,
-    catalog_service_client::CatalogServiceClient,
+    catalog_service_client::CatalogServiceClient, catalog_service_server::SERVICE_NAME,
 };
 use tonic::{Code, Request, Status, service::interceptor::InterceptedService, transport::Channel};
-use tracing::instrument;
+use tracing::{Instrument, instrument};
 use uuid::Uuid;
 
 use crate::{
@@ -35,14 +38,17 @@ use crate::{
 
 #[derive(Clone)]
 pub struct CatalogClient {
-    /// Every call carries the caller's trace context, so a request is one
-    /// trace across the services.
+    /// Every call carries the current span's trace context (its CLIENT
+    /// span's, see [`Self::call`]), so a request is one trace across the
+    /// services.
     client: CatalogServiceClient<InterceptedService<Channel, PropagateContext>>,
     /// The channel under `client`: refuses at once when no catalog address is
     /// reachable, and enforces the deadline.
     channel: ServiceChannel,
     timeout: Duration,
     currency: String,
+    /// `server.address` / `server.port` of the calls' spans (CATALOG_URL's).
+    peer: Peer,
 }
 
 /// What a ReserveInventory call tells the saga.
@@ -107,12 +113,33 @@ impl CatalogClient {
             channel,
             timeout,
             currency: currency.into(),
+            peer: Peer::from_url(url),
         })
     }
 
     /// The longest one catalog call may take.
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// Runs one call (`method` of the catalog service) under the deadline,
+    /// in its CLIENT span: the interceptor runs inside it, so the catalog's
+    /// span is its child; the outcome (deadline and "no address" included)
+    /// is recorded on it.
+    async fn call<T>(
+        &self,
+        method: &str,
+        call: impl Future<Output = Result<tonic::Response<T>, Status>>,
+    ) -> Result<T, Status> {
+        let span = telemetry::grpc_client_span(SERVICE_NAME, method, &self.peer);
+        let result = self
+            .channel
+            .call(self.timeout, call)
+            .instrument(span.clone())
+            .await;
+        let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
+        telemetry::record_grpc_status(&span, code, RpcSide::Client);
+        result
     }
 
     fn request<T>(&self, message: T) -> Request<T> {
@@ -137,8 +164,7 @@ impl CatalogClient {
         });
         let mut client = self.client.clone();
         match self
-            .channel
-            .call(self.timeout, client.reserve_inventory(request))
+            .call("ReserveInventory", client.reserve_inventory(request))
             .await
         {
             Ok(response) => match self.read_lines(items, response.lines) {
@@ -212,12 +238,12 @@ impl CatalogClient {
             InventoryAction::Release => {
                 let request = self.request(ReleaseInventoryRequest { reservation_id });
                 let call = client.release_inventory(request);
-                self.channel.call(self.timeout, call).await?.released
+                self.call("ReleaseInventory", call).await?.released
             }
             InventoryAction::Commit => {
                 let request = self.request(CommitInventoryRequest { reservation_id });
                 let call = client.commit_inventory(request);
-                self.channel.call(self.timeout, call).await?.committed
+                self.call("CommitInventory", call).await?.committed
             }
         };
         Ok(changed)

@@ -9,7 +9,10 @@
 use std::time::Duration;
 
 use clap::Parser;
-use platform::settings::ServiceSettings;
+use platform::{
+    renamed::{Renamed, Unit},
+    settings::{ServiceSettings, parse_duration},
+};
 
 #[derive(Clone, Debug, Parser)]
 #[command(
@@ -25,61 +28,66 @@ pub struct Config {
 
     /// Spread catalog calls over every address CATALOG_URL resolves to (a
     /// comma-separated list of URLs, or a headless Kubernetes Service name
-    /// that resolves to every ready pod), re-resolved every CATALOG_REFRESH_MS.
-    /// Off: one lazily connected endpoint.
-    #[arg(long, env = "CATALOG_BALANCE", default_value_t = true, action = clap::ArgAction::Set)]
-    pub catalog_balance: bool,
+    /// that resolves to every ready pod), re-resolved every
+    /// GRPC_REFRESH_INTERVAL. Off: one lazily connected endpoint. (Was
+    /// CATALOG_BALANCE.)
+    #[arg(long, env = "GRPC_BALANCE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub grpc_balance: bool,
 
-    /// How often the catalog's addresses are re-resolved and probed (ms).
-    #[arg(long, env = "CATALOG_REFRESH_MS", default_value_t = 5_000)]
-    pub catalog_refresh_ms: u64,
+    /// How often the catalog's addresses are re-resolved and probed. (Was
+    /// CATALOG_REFRESH_MS.)
+    #[arg(long, env = "GRPC_REFRESH_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub grpc_refresh_interval: Duration,
 
-    /// Deadline of every call to the catalog, in milliseconds.
-    #[arg(long, env = "CATALOG_TIMEOUT_MS", default_value_t = 3000)]
-    pub catalog_timeout_ms: u64,
+    /// Deadline of every call to the catalog. (Was CATALOG_TIMEOUT_MS.)
+    #[arg(long, env = "GRPC_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    pub grpc_timeout: Duration,
 
-    /// How long connecting to the catalog may take, in milliseconds.
-    #[arg(long, env = "CATALOG_CONNECT_TIMEOUT_MS", default_value_t = 1000)]
-    pub catalog_connect_timeout_ms: u64,
+    /// How long connecting to the catalog may take. (Was
+    /// CATALOG_CONNECT_TIMEOUT_MS.)
+    #[arg(long, env = "GRPC_CONNECT_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    pub grpc_connect_timeout: Duration,
 
-    /// Seconds between two reconciler passes (one also runs at start).
-    #[arg(long, env = "RECONCILE_INTERVAL_SECS", default_value_t = 30)]
-    pub reconcile_interval_secs: u64,
+    /// Time between two reconciler passes (one also runs at start); at
+    /// least 1s. (Was RECONCILE_INTERVAL_SECS.)
+    #[arg(long, env = "RECONCILE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub reconcile_interval: Duration,
 
-    /// Age, in seconds, from which the reconciler treats an order still in the
-    /// saga's `reserving` state as abandoned. Must exceed the longest saga
-    /// (two catalog deadlines), or the reconciler would race live requests.
-    #[arg(long, env = "RESERVING_GRACE_SECS", default_value_t = 60)]
-    pub reserving_grace_secs: u64,
+    /// Age from which the reconciler treats an order still in the saga's
+    /// `reserving` state as abandoned. Must exceed the longest saga (two
+    /// catalog deadlines), or the reconciler would race live requests. (Was
+    /// RESERVING_GRACE_SECS.)
+    #[arg(long, env = "RESERVING_GRACE", default_value = "60s", value_parser = parse_duration)]
+    pub reserving_grace: Duration,
 
-    /// Days a payment event id is remembered (a repeated delivery within it is
-    /// a no-op); the reconciler forgets older ones. Keep it above the longest
-    /// a payment processor retries a delivery.
-    #[arg(long, env = "PAYMENT_EVENT_RETENTION_DAYS",
-          default_value_t = crate::app::reconciler::DEFAULT_PAYMENT_EVENT_RETENTION_DAYS,
-          value_parser = clap::value_parser!(u64).range(1..=3650))]
-    pub payment_event_retention_days: u64,
+    /// How long a payment event id is remembered (a repeated delivery within
+    /// it is a no-op), 1 to 3650 days; the reconciler forgets older ones.
+    /// Keep it above the longest a payment processor retries a delivery.
+    /// (Was PAYMENT_EVENT_RETENTION_DAYS.)
+    #[arg(long, env = "PAYMENT_EVENT_RETENTION", default_value = "30d",
+          value_parser = parse_payment_event_retention)]
+    pub payment_event_retention: Duration,
 
     /// Cancel an order still pending and not paid this long after it was
     /// created (reason `payment_timeout`; its stock goes back), e.g. `30m`,
     /// `2h`, `90s`. Checked on each reconciler pass, so an order expires up to
-    /// RECONCILE_INTERVAL_SECS late. Unset (the default): orders wait for
-    /// payment for ever, as in the original contract.
+    /// RECONCILE_INTERVAL late. Unset (the default): orders wait for payment
+    /// for ever, as in the original contract.
     #[arg(long, env = "PENDING_PAYMENT_TIMEOUT", value_parser = parse_payment_timeout)]
     pub pending_payment_timeout: Option<Duration>,
 
-    /// Hours an order event is kept for WatchOrderEvents consumers; older ones
-    /// are deleted, and a consumer that resumes from before them is told so
-    /// (OUT_OF_RANGE). Keep it above the longest a consumer may be down.
-    #[arg(long, env = "ORDER_EVENT_RETENTION_HOURS",
-          default_value_t = crate::app::reconciler::DEFAULT_ORDER_EVENT_RETENTION_HOURS,
-          value_parser = clap::value_parser!(u64).range(1..=87_600))]
-    pub order_event_retention_hours: u64,
+    /// How long an order event is kept for WatchOrderEvents consumers, at
+    /// least 1h; older ones are deleted, and a consumer that resumes from
+    /// before them is told so (OUT_OF_RANGE). Keep it above the longest a
+    /// consumer may be down.
+    #[arg(long, env = "ORDER_EVENT_RETENTION", default_value = "7d",
+          value_parser = parse_order_event_retention)]
+    pub order_event_retention: Duration,
 
-    /// First retry delay of an undelivered outbox row, in milliseconds;
-    /// doubles with each failure, up to five minutes.
-    #[arg(long, env = "OUTBOX_RETRY_BASE_MS", default_value_t = 1000)]
-    pub outbox_retry_base_ms: u64,
+    /// First retry delay of an undelivered outbox row; doubles with each
+    /// failure, up to five minutes. (Was OUTBOX_RETRY_BASE_MS.)
+    #[arg(long, env = "OUTBOX_RETRY_BASE", default_value = "1s", value_parser = parse_duration)]
+    pub outbox_retry_base: Duration,
 
     // ---- Resource bounds ----------------------------------------------------
     /// Most lines one order may have (counted as sent); more is refused with
@@ -97,40 +105,92 @@ pub struct Config {
     pub service: ServiceSettings,
 }
 
+/// The order service's renamed settings: the old names are still read, with
+/// a warning (see `platform::renamed`).
+pub const RENAMED: &[Renamed] = &[
+    Renamed::new(
+        "CATALOG_BALANCE",
+        "GRPC_BALANCE",
+        "grpc-balance",
+        Unit::Same,
+    ),
+    Renamed::new(
+        "CATALOG_REFRESH_MS",
+        "GRPC_REFRESH_INTERVAL",
+        "grpc-refresh-interval",
+        Unit::Millis,
+    ),
+    Renamed::new(
+        "CATALOG_TIMEOUT_MS",
+        "GRPC_TIMEOUT",
+        "grpc-timeout",
+        Unit::Millis,
+    ),
+    Renamed::new(
+        "CATALOG_CONNECT_TIMEOUT_MS",
+        "GRPC_CONNECT_TIMEOUT",
+        "grpc-connect-timeout",
+        Unit::Millis,
+    ),
+    Renamed::new(
+        "RECONCILE_INTERVAL_SECS",
+        "RECONCILE_INTERVAL",
+        "reconcile-interval",
+        Unit::Secs,
+    ),
+    Renamed::new(
+        "RESERVING_GRACE_SECS",
+        "RESERVING_GRACE",
+        "reserving-grace",
+        Unit::Secs,
+    ),
+    Renamed::new(
+        "PAYMENT_EVENT_RETENTION_DAYS",
+        "PAYMENT_EVENT_RETENTION",
+        "payment-event-retention",
+        Unit::Days,
+    ),
+    Renamed::new(
+        "OUTBOX_RETRY_BASE_MS",
+        "OUTBOX_RETRY_BASE",
+        "outbox-retry-base",
+        Unit::Millis,
+    ),
+];
+
 impl Config {
-    pub fn catalog_timeout(&self) -> Duration {
-        Duration::from_millis(self.catalog_timeout_ms)
-    }
-
-    pub fn catalog_connect_timeout(&self) -> Duration {
-        Duration::from_millis(self.catalog_connect_timeout_ms)
-    }
-
     pub fn reconcile_interval(&self) -> Duration {
         // A zero interval would spin; one second is the floor.
-        Duration::from_secs(self.reconcile_interval_secs.max(1))
+        self.reconcile_interval.max(Duration::from_secs(1))
     }
+}
 
-    pub fn reserving_grace(&self) -> Duration {
-        Duration::from_secs(self.reserving_grace_secs)
+/// A duration of at least `min` and at most `max`.
+fn bounded(value: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let duration = parse_duration(value)?;
+    if duration < min || duration > max {
+        return Err(format!(
+            "must be from {} to {}",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ));
     }
+    Ok(duration)
+}
 
-    pub fn payment_event_retention(&self) -> Duration {
-        Duration::from_secs(self.payment_event_retention_days * 24 * 60 * 60)
-    }
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
-    pub fn outbox_retry_base(&self) -> Duration {
-        Duration::from_millis(self.outbox_retry_base_ms)
-    }
+fn parse_payment_event_retention(value: &str) -> Result<Duration, String> {
+    bounded(value, DAY, DAY * 3650)
+}
 
-    pub fn order_event_retention(&self) -> Duration {
-        Duration::from_secs(self.order_event_retention_hours * 60 * 60)
-    }
+fn parse_order_event_retention(value: &str) -> Result<Duration, String> {
+    bounded(value, Duration::from_secs(60 * 60), DAY * 3650)
 }
 
 /// PENDING_PAYMENT_TIMEOUT: a duration of at least one second (`30m`, `1h`).
 fn parse_payment_timeout(value: &str) -> Result<Duration, String> {
-    let timeout = platform::settings::parse_duration(value)?;
+    let timeout = parse_duration(value)?;
     if timeout < Duration::from_secs(1) {
         return Err("must be at least 1s (unset it to never expire orders)".into());
     }

@@ -97,15 +97,13 @@ impl Application {
             .context("orders database")?;
         let catalog = catalog_client::CatalogClient::new(
             &config.catalog_url,
-            config.catalog_balance,
+            config.grpc_balance,
             &platform::balance::ChannelSettings {
-                connect_timeout: config.catalog_connect_timeout(),
-                refresh_interval: std::time::Duration::from_millis(
-                    config.catalog_refresh_ms.max(10),
-                ),
+                connect_timeout: config.grpc_connect_timeout,
+                refresh_interval: config.grpc_refresh_interval.max(Duration::from_millis(10)),
                 tls: catalog_tls,
             },
-            config.catalog_timeout(),
+            config.grpc_timeout,
             config.service.currency.clone(),
         )
         .await?;
@@ -116,7 +114,7 @@ impl Application {
         let relay = app::outbox::Relay::new(
             store.clone(),
             catalog.clone(),
-            config.outbox_retry_base(),
+            config.outbox_retry_base,
             metrics.clone(),
         );
         let saga = app::saga::Saga::new(
@@ -128,12 +126,12 @@ impl Application {
         let reconciler = Reconciler::new(
             store.clone(),
             relay.clone(),
-            config.reserving_grace(),
+            config.reserving_grace,
             metrics.clone(),
         )
-        .with_payment_event_retention(config.payment_event_retention())
+        .with_payment_event_retention(config.payment_event_retention)
         .with_payment_timeout(config.pending_payment_timeout)
-        .with_order_event_retention(config.order_event_retention());
+        .with_order_event_retention(config.order_event_retention);
         let events = app::events::EventLog::new(store.clone(), metrics.clone());
         let orders = app::Orders::new(store.clone(), saga, relay, events.clone());
         let api = grpc::OrderApi::new(orders, config.service.currency.clone()).with_bounds(
@@ -263,5 +261,6 @@ platform::grpc_service!(
         database_url: "postgres://postgres@127.0.0.1:5432/orders",
         listen_addr: "127.0.0.1:50052",
         admin_addr: "127.0.0.1:9102",
-    }
+    },
+    renamed = config::RENAMED
 );

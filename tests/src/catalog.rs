@@ -17,7 +17,7 @@ pub type CatalogClient = CatalogServiceClient<Channel>;
 pub fn catalog_config_on(database: TestDatabase) -> TestConfig<catalog_service::Config> {
     let mut config = catalog_service::Config::for_database(database.url(), any_port());
     config.service.db_max_connections = TEST_POOL_SIZE;
-    config.service.shutdown_grace_secs = 5;
+    config.service.shutdown_grace = std::time::Duration::from_secs(5);
     TestConfig { config, database }
 }
 

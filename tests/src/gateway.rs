@@ -40,7 +40,8 @@ pub async fn spawn_gateway(
     let app = ::gateway::Application::build(config)
         .await
         .expect("gateway starts");
-    RunningService::spawn(app.local_addr(), None, |stop| app.run_until(stop))
+    let admin = app.admin_addr();
+    RunningService::spawn(app.local_addr(), None, |stop| app.run_until(stop)).with_admin(admin)
 }
 
 /// The three processes and an HTTP client for the gateway ([`Api`], whose
@@ -351,6 +352,30 @@ impl Api {
         panic!("/ready never answered {status} within 30 s; last answer: {last:?}");
     }
 
+    /// Polls `/ready` (at most 30 s) until it is 200 with every service in
+    /// `backends` reported `state` (`"up"` or `"down"`): a service outage
+    /// shows there, not in `/ready`'s status (which is 503 only while the
+    /// gateway drains).
+    pub async fn wait_backends(&self, state: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut last = None;
+        while std::time::Instant::now() < deadline {
+            match self.try_send(Method::GET, "/ready", None).await {
+                Ok(reply)
+                    if reply.status == StatusCode::OK
+                        && ["catalog", "order"]
+                            .iter()
+                            .all(|name| reply.json["backends"][name] == state) =>
+                {
+                    return;
+                }
+                answer => last = Some(answer),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("/ready never reported every backend {state} within 30 s; last answer: {last:?}");
+    }
+
     /// Posts a webhook body with the given `X-Signature` (`None`: no header).
     pub async fn webhook(&self, body: &[u8], signature: Option<&str>) -> Reply {
         let mut request = self
@@ -413,7 +438,8 @@ pub async fn spawn_observed_platform() -> ObservedPlatform {
     let catalog = crate::catalog::start_catalog(crate::catalog::catalog_config()).await;
     let order = crate::order::start_order(crate::order::order_config(&catalog.service.url())).await;
     let gateway = spawn_gateway(&catalog.service.url(), &order.service.url(), |_| {}).await;
-    let metrics_urls = metrics_urls(gateway.addr, catalog.admin_addr, order.admin_addr);
+    let gateway_admin = gateway.admin_addr.expect("the gateway's admin address");
+    let metrics_urls = metrics_urls(gateway_admin, catalog.admin_addr, order.admin_addr);
     ObservedPlatform {
         platform: Platform::new(catalog.service, order.service, gateway),
         reconciler: order.reconciler,
@@ -421,15 +447,15 @@ pub async fn spawn_observed_platform() -> ObservedPlatform {
     }
 }
 
-/// `(process, URL of its /metrics)`: the gateway's own port, the services'
-/// admin ports.
+/// `(process, URL of its /metrics)`: each process's admin port (the
+/// gateway's too: its public port does not serve `/metrics`).
 pub fn metrics_urls(
-    gateway: SocketAddr,
+    gateway_admin: SocketAddr,
     catalog_admin: SocketAddr,
     order_admin: SocketAddr,
 ) -> [(&'static str, String); 3] {
     [
-        ("gateway", format!("http://{gateway}/metrics")),
+        ("gateway", format!("http://{gateway_admin}/metrics")),
         ("catalog-service", format!("http://{catalog_admin}/metrics")),
         ("order-service", format!("http://{order_admin}/metrics")),
     ]

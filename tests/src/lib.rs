@@ -174,6 +174,9 @@ impl<C> std::ops::DerefMut for TestConfig<C> {
 /// clone of [`Self::database`] is kept).
 pub struct RunningService {
     pub addr: SocketAddr,
+    /// Its admin HTTP address (`/metrics`, `/health`, `/ready`), when the
+    /// test asked for it ([`Self::with_admin`]; the gateway's always).
+    pub admin_addr: Option<SocketAddr>,
     /// The URL of the database this service owns (empty for the gateway).
     pub database_url: String,
     /// That database, dropped after the service (fields drop after `drop`).
@@ -202,11 +205,24 @@ impl RunningService {
         };
         Self {
             addr,
+            admin_addr: None,
             database_url,
             database,
             shutdown: Some(shutdown),
             handle: Some(handle),
         }
+    }
+
+    /// Records where the service serves its admin HTTP.
+    pub fn with_admin(mut self, admin_addr: SocketAddr) -> Self {
+        self.admin_addr = Some(admin_addr);
+        self
+    }
+
+    /// `http://<admin>/metrics`; panics when no admin address was recorded.
+    pub fn metrics_url(&self) -> String {
+        let admin = self.admin_addr.expect("an admin address (with_admin)");
+        format!("http://{admin}/metrics")
     }
 
     /// `http://127.0.0.1:port`, what gRPC clients connect to.

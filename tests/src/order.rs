@@ -8,7 +8,7 @@
 //! test's back; stuck orders are taken at once (no grace period) and failed
 //! outbox rows are due again at once (no backoff) unless a test says otherwise.
 
-use std::{net::SocketAddr, str::FromStr};
+use std::{net::SocketAddr, str::FromStr, time::Duration};
 
 use proto::order::v1::{
     ApplyPaymentRequest, CreateOrderItem, CreateOrderRequest, GetOrderRequest, ListOrdersRequest,
@@ -43,15 +43,15 @@ pub fn order_config(catalog_url: &str) -> TestConfig<order_service::Config> {
     let mut config = order_service::Config::for_database(database.url(), any_port());
     config.catalog_url = catalog_url.to_owned();
     config.service.db_max_connections = TEST_POOL_SIZE;
-    config.service.shutdown_grace_secs = 5;
-    config.catalog_timeout_ms = 2_000;
-    config.catalog_connect_timeout_ms = 500;
+    config.service.shutdown_grace = Duration::from_secs(5);
+    config.grpc_timeout = Duration::from_secs(2);
+    config.grpc_connect_timeout = Duration::from_millis(500);
     // The balanced catalog channel notices a stopped or restarted catalog
     // within 100 ms.
-    config.catalog_refresh_ms = 100;
-    config.reconcile_interval_secs = 3_600;
-    config.reserving_grace_secs = 0;
-    config.outbox_retry_base_ms = 0;
+    config.grpc_refresh_interval = Duration::from_millis(100);
+    config.reconcile_interval = Duration::from_secs(3_600);
+    config.reserving_grace = Duration::ZERO;
+    config.outbox_retry_base = Duration::ZERO;
     TestConfig { config, database }
 }
 

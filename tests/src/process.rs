@@ -303,7 +303,7 @@ pub struct PlatformEnv<'a> {
 /// The three real binaries as child processes: a catalog service and an
 /// order service on databases of their own, each with an admin port of its
 /// own, a small pool (`DB_MAX_CONNECTIONS=4`) and a short drain
-/// (`SHUTDOWN_GRACE_SECS=5`, within what [`ChildService::terminate`] waits);
+/// (`SHUTDOWN_GRACE=5s`, within what [`ChildService::terminate`] waits);
 /// the order service calling the catalog; a gateway in front of both.
 pub struct ChildPlatform {
     pub catalog: ChildService,
@@ -311,6 +311,8 @@ pub struct ChildPlatform {
     pub gateway: ChildService,
     pub catalog_admin: SocketAddr,
     pub order_admin: SocketAddr,
+    /// The gateway's admin port (`/metrics`, `/health`, `/ready`).
+    pub gateway_admin: SocketAddr,
     pub catalog_database: String,
     pub order_database: String,
     /// The fresh databases, dropped after the processes (fields drop in
@@ -327,13 +329,13 @@ impl ChildPlatform {
             held = vec![TestDatabase::fresh("catalog"), TestDatabase::fresh("order")];
             (held[0].url(), held[1].url())
         });
-        let (catalog_admin, order_admin) = (free_addr(), free_addr());
+        let (catalog_admin, order_admin, gateway_admin) = (free_addr(), free_addr(), free_addr());
         let service = |database: &str, admin: SocketAddr| {
             let mut service_env = vec![
                 ("DATABASE_URL", database.to_owned()),
                 ("ADMIN_ADDR", admin.to_string()),
             ];
-            service_env.extend(env("DB_MAX_CONNECTIONS=4 SHUTDOWN_GRACE_SECS=5"));
+            service_env.extend(env("DB_MAX_CONNECTIONS=4 SHUTDOWN_GRACE=5s"));
             service_env.extend_from_slice(&settings.all);
             service_env
         };
@@ -345,7 +347,8 @@ impl ChildPlatform {
         order_env.push(("CATALOG_URL", catalog.url()));
         order_env.extend_from_slice(&settings.order);
         let order = ChildService::spawn("order-service", &order_env, output).await;
-        let mut extra = env("SHUTDOWN_GRACE_SECS=5");
+        let mut extra = env("SHUTDOWN_GRACE=5s");
+        extra.push(("ADMIN_ADDR", gateway_admin.to_string()));
         extra.extend_from_slice(&settings.all);
         extra.extend_from_slice(&settings.gateway);
         let gateway_env = gateway_env(catalog.url(), order.url(), &extra);
@@ -356,6 +359,7 @@ impl ChildPlatform {
             gateway,
             catalog_admin,
             order_admin,
+            gateway_admin,
             catalog_database,
             order_database,
             _databases: held,
@@ -369,7 +373,7 @@ impl ChildPlatform {
 
     /// See [`crate::gateway::metrics_urls`].
     pub fn metrics_urls(&self) -> [(&'static str, String); 3] {
-        crate::gateway::metrics_urls(self.gateway.addr, self.catalog_admin, self.order_admin)
+        crate::gateway::metrics_urls(self.gateway_admin, self.catalog_admin, self.order_admin)
     }
 
     /// SIGTERM to each, front to back (so everything each had to say is

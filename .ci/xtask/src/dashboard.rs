@@ -1,10 +1,16 @@
 //! The Grafana dashboard (`deploy/grafana/dashboards/platform.json`) is
 //! well formed and agrees with what serves it: every panel has a unique id, a
-//! place on the 24-column grid, a description, the provisioned Prometheus
-//! datasource and at least one query with unique refIds; every query selects
-//! a metric and names only jobs Prometheus scrapes (exactly the three
-//! processes); docker compose mounts what the provisioning files point at,
-//! and serves the ports Prometheus scrapes.
+//! place on the 24-column grid, a description, the `${datasource}` variable
+//! as its datasource (the provisioned Prometheus is the default one) and at
+//! least one query with unique refIds; every query selects a metric, and
+//! every selector is scoped by the `job` and `service` variables
+//! (`{job=~"$job", service=~"$service"}`), so the dashboard works wherever
+//! the targets carry those labels: compose's one job per process, or one
+//! Kubernetes pod scrape job. With the variables replaced by the three
+//! processes, every query names only jobs Prometheus scrapes. Docker compose
+//! mounts what the provisioning files point at and serves the ports
+//! Prometheus scrapes; each compose job and the Kubernetes scrape job
+//! (`deploy/prometheus/kubernetes.yml`) label their targets with `service`.
 //!
 //! Whether each series a query names is really exposed by a process is the
 //! running code's behaviour: `tests/tests/it/ops_dashboard.rs` checks it
@@ -20,12 +26,22 @@ pub const DASHBOARD: &str = "deploy/grafana/dashboards/platform.json";
 const DATASOURCE: &str = "deploy/grafana/provisioning/datasources/prometheus.yml";
 const PROVIDER: &str = "deploy/grafana/provisioning/dashboards/platform.yml";
 const PROMETHEUS: &str = "deploy/prometheus/prometheus.yml";
+const KUBERNETES_PROMETHEUS: &str = "deploy/prometheus/kubernetes.yml";
+const KUSTOMIZATION: &str = "deploy/k8s/base/kustomization.yaml";
 const COMPOSE: &str = "docker-compose.yml";
+
+/// What every panel and query has as its datasource: the variable.
+const DATASOURCE_REF: &str = "${datasource}";
+/// The label every target carries with its process's name.
+const SERVICE_LABEL: &str = "service";
+/// The query variables, each the label it selects on: every selector of
+/// every query has the matcher `label=~"$label"`.
+const SCOPE_VARIABLES: [&str; 2] = ["job", SERVICE_LABEL];
 
 /// The processes Prometheus must scrape, and where compose serves each
 /// one's metrics: (job, scrape target, compose setting).
 const SCRAPED: [(&str, &str, &str); 3] = [
-    ("gateway", "gateway:8000", "LISTEN_ADDR: 0.0.0.0:8000"),
+    ("gateway", "gateway:9100", "ADMIN_ADDR: 0.0.0.0:9100"),
     (
         "catalog-service",
         "catalog-service:9101",
@@ -49,19 +65,63 @@ pub struct Files {
     pub provider: String,
     pub prometheus: String,
     pub compose: String,
+    /// The scrape job for the platform on Kubernetes.
+    pub kubernetes_prometheus: String,
+    pub kustomization: String,
+    /// `(process, its deploy/k8s/base/<process>.yaml)` for each process.
+    pub manifests: Vec<(String, String)>,
 }
 
 impl Files {
     pub fn read(root: &Path) -> Result<Self, String> {
         let file = |relative: &str| read(&root.join(relative));
+        let manifests = SCRAPED
+            .iter()
+            .map(|(process, ..)| {
+                let manifest = file(&format!("deploy/k8s/base/{process}.yaml"))?;
+                Ok(((*process).to_owned(), manifest))
+            })
+            .collect::<Result<_, String>>()?;
         Ok(Self {
             dashboard: file(DASHBOARD)?,
             datasource: file(DATASOURCE)?,
             provider: file(PROVIDER)?,
             prometheus: file(PROMETHEUS)?,
             compose: file(COMPOSE)?,
+            kubernetes_prometheus: file(KUBERNETES_PROMETHEUS)?,
+            kustomization: file(KUSTOMIZATION)?,
+            manifests,
         })
     }
+}
+
+/// `expr` with the dashboard's query variables (`$job`, `${service}`, ...)
+/// replaced by what "All" selects where the processes are scraped as
+/// compose does: the three processes. Grafana's own (`$__rate_interval`)
+/// stay.
+pub fn expand_variables(expr: &str) -> String {
+    let all = SCRAPED.map(|(process, ..)| process).join("|");
+    SCOPE_VARIABLES
+        .iter()
+        .fold(expr.to_owned(), |expr, variable| {
+            expr.replace(&format!("${{{variable}}}"), &all)
+                .replace(&format!("${variable}"), &all)
+        })
+}
+
+/// The `(job, label value)` pairs of a Prometheus configuration's
+/// `labels:` entries named `label`, by the job whose block they are in.
+fn job_labels(prometheus: &str, label: &str) -> BTreeSet<(String, String)> {
+    let mut job = None;
+    let mut found = BTreeSet::new();
+    for line in prometheus.lines() {
+        if let Some(name) = yaml_value(line, "job_name") {
+            job = Some(name);
+        } else if let (Some(job), Some(value)) = (&job, yaml_value(line, label)) {
+            found.insert((job.clone(), value));
+        }
+    }
+    found
 }
 
 /// The dashboard's JSON.
@@ -132,9 +192,17 @@ pub fn check(files: &Files) -> Vec<String> {
     if dashboard["schemaVersion"].as_u64().is_none() {
         error("no schemaVersion".into());
     }
-    let Some(datasource) = yaml_value(&files.datasource, "uid") else {
-        return vec![format!("{DATASOURCE}: the datasource has no uid")];
-    };
+    if yaml_value(&files.datasource, "type").as_deref() != Some("prometheus")
+        || yaml_value(&files.datasource, "isDefault").as_deref() != Some("true")
+    {
+        errors.push(format!(
+            "{DATASOURCE}: the provisioned datasource must be Prometheus and the default \
+             (what the dashboard's datasource variable starts on)"
+        ));
+    }
+    errors.extend(variable_errors(&dashboard));
+    let mut error = |message: String| errors.push(format!("{DASHBOARD}: {message}"));
+    let datasource = DATASOURCE_REF;
     let jobs = prometheus_jobs(&files.prometheus);
     let scraped: BTreeSet<String> = SCRAPED.iter().map(|(job, ..)| (*job).to_owned()).collect();
     if jobs != scraped {
@@ -164,9 +232,9 @@ pub fn check(files: &Files) -> Vec<String> {
         if panel["description"].as_str().is_none_or(str::is_empty) {
             error(format!("panel {title:?} does not say what it shows"));
         }
-        if panel["datasource"]["uid"] != datasource.as_str() {
+        if panel["datasource"]["uid"] != datasource || panel["datasource"]["type"] != "prometheus" {
             error(format!(
-                "panel {title:?}: datasource {} is not the provisioned {datasource:?}",
+                "panel {title:?}: datasource {} is not the variable {datasource:?}",
                 panel["datasource"]
             ));
         }
@@ -183,10 +251,23 @@ pub fn check(files: &Files) -> Vec<String> {
         }
         for target in targets {
             queries += 1;
-            if target["datasource"]["uid"] != datasource.as_str() {
+            if target["datasource"]["uid"] != datasource {
                 error(format!("panel {title:?}: a query on another datasource"));
             }
             let expr = target["expr"].as_str().unwrap_or_default();
+            if let Ok(query) = parse_query(expr) {
+                for selector in &query.selectors {
+                    for variable in SCOPE_VARIABLES {
+                        if !selector.has_matcher(variable, "=~", &format!("${variable}")) {
+                            error(format!(
+                                "panel {title:?}: `{}` is not scoped by {variable}=~\"${variable}\" in {expr:?}",
+                                selector.metric
+                            ));
+                        }
+                    }
+                }
+            }
+            let expr = &expand_variables(expr);
             match parse_query(expr) {
                 Err(problem) => error(format!("panel {title:?}: {problem}")),
                 Ok(query) if query.selectors.is_empty() => {
@@ -207,8 +288,50 @@ pub fn check(files: &Files) -> Vec<String> {
     errors
 }
 
+/// The datasource variable, and the `job` and `service` variables: each
+/// multi-valued with "All", its values the label's on `up`.
+fn variable_errors(dashboard: &Value) -> Vec<String> {
+    let variables = dashboard["templating"]["list"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let variable = |name: &str| variables.iter().find(|v| v["name"] == name);
+    let mut errors = Vec::new();
+    let datasource_name = DATASOURCE_REF
+        .trim_start_matches("${")
+        .trim_end_matches('}');
+    match variable(datasource_name) {
+        Some(v) if v["type"] == "datasource" && v["query"] == "prometheus" => {}
+        _ => errors.push(format!(
+            "{DASHBOARD}: no datasource variable {datasource_name:?} of Prometheus datasources"
+        )),
+    }
+    for name in SCOPE_VARIABLES {
+        let Some(v) = variable(name) else {
+            errors.push(format!("{DASHBOARD}: no variable {name:?}"));
+            continue;
+        };
+        let query = v["query"]["query"].as_str().or(v["query"].as_str());
+        let well_formed = v["type"] == "query"
+            && v["multi"] == true
+            && v["includeAll"] == true
+            && v["datasource"]["uid"] == DATASOURCE_REF
+            && query.is_some_and(|q| {
+                q.starts_with("label_values(up") && q.ends_with(&format!(", {name})"))
+            });
+        if !well_formed {
+            errors.push(format!(
+                "{DASHBOARD}: variable {name:?} must be a multi-value query with All, on \
+                 {DATASOURCE_REF}, of label_values(up..., {name}): {v}"
+            ));
+        }
+    }
+    errors
+}
+
 /// Compose mounts what the provisioning files point at and serves the
-/// ports Prometheus scrapes.
+/// ports Prometheus scrapes; every target, under compose and on Kubernetes,
+/// carries the `service` label the dashboard groups by.
 fn deployment_errors(files: &Files) -> Vec<String> {
     let mut errors = Vec::new();
     let Some(dashboards_path) = yaml_value(&files.provider, "path") else {
@@ -224,12 +347,49 @@ fn deployment_errors(files: &Files) -> Vec<String> {
             errors.push(format!("{COMPOSE} does not mount {mount}"));
         }
     }
-    for (_, target, setting) in SCRAPED {
+    let service_labels = job_labels(&files.prometheus, SERVICE_LABEL);
+    for (process, target, setting) in SCRAPED {
         if !files.prometheus.contains(target) {
             errors.push(format!("{PROMETHEUS} does not scrape {target}"));
         }
         if !files.compose.contains(setting) {
             errors.push(format!("{COMPOSE} does not serve {setting}"));
+        }
+        if !service_labels.contains(&(process.to_owned(), process.to_owned())) {
+            errors.push(format!(
+                "{PROMETHEUS}: job {process} does not label its targets {SERVICE_LABEL}: {process}"
+            ));
+        }
+    }
+    // On Kubernetes: `service` comes from the pods' app.kubernetes.io/name,
+    // for pods that are part of the platform (which kustomize labels).
+    for needed in [
+        "job_name: kubernetes-pods",
+        "__meta_kubernetes_pod_annotation_prometheus_io_scrape",
+        "__meta_kubernetes_pod_label_app_kubernetes_io_part_of, __meta_kubernetes_pod_label_app_kubernetes_io_name]",
+        "regex: ecommerce;(.+)",
+        &format!("target_label: {SERVICE_LABEL}"),
+    ] {
+        if !files.kubernetes_prometheus.contains(needed) {
+            errors.push(format!("{KUBERNETES_PROMETHEUS} lacks `{needed}`"));
+        }
+    }
+    if !files
+        .kustomization
+        .contains("app.kubernetes.io/part-of: ecommerce")
+    {
+        errors.push(format!(
+            "{KUSTOMIZATION} does not label the pods app.kubernetes.io/part-of: ecommerce"
+        ));
+    }
+    for (process, manifest) in &files.manifests {
+        for needed in [
+            "prometheus.io/scrape: \"true\"".to_owned(),
+            format!("app.kubernetes.io/name: {process}"),
+        ] {
+            if !manifest.contains(&needed) {
+                errors.push(format!("deploy/k8s/base/{process}.yaml lacks `{needed}`"));
+            }
         }
     }
     errors
@@ -264,6 +424,23 @@ mod tests {
                 .map(str::to_owned)
                 .into()
         );
+        assert_eq!(
+            job_labels(&files.prometheus, SERVICE_LABEL),
+            ["catalog-service", "gateway", "order-service"]
+                .map(|job| (job.to_owned(), job.to_owned()))
+                .into()
+        );
+        assert!(check(&files).is_empty(), "{:?}", check(&files));
+    }
+
+    #[test]
+    fn query_variables_become_the_three_processes() {
+        assert_eq!(
+            expand_variables(
+                r#"sum by (service) (up{job=~"$job", service=~"${service}"}[$__rate_interval])"#
+            ),
+            r#"sum by (service) (up{job=~"gateway|catalog-service|order-service", service=~"gateway|catalog-service|order-service"}[$__rate_interval])"#
+        );
     }
 
     /// The repository's files, each broken once: every break is found.
@@ -278,18 +455,29 @@ mod tests {
             .find(|p| p["type"] != "row")
             .expect("a panel with queries");
         first["description"] = Value::Null;
-        first["datasource"]["uid"] = "somewhere-else".into();
+        first["datasource"]["uid"] = "prometheus".into();
         first["gridPos"]["x"] = 20.into();
         first["gridPos"]["w"] = 8.into();
         first["targets"][0]["expr"] = r#"sum(rate(x_total{job="billing"}[5m]))"#.into();
+        let variables = dashboard["templating"]["list"].as_array_mut().unwrap();
+        variables.retain(|v| v["name"] != "job");
+        variables
+            .iter_mut()
+            .find(|v| v["name"] == "service")
+            .unwrap()["multi"] = false.into();
         let broken = Files {
             dashboard: dashboard.to_string(),
             prometheus: files
                 .prometheus
-                .replace("job_name: gateway", "job_name: api"),
+                .replace("job_name: gateway", "job_name: api")
+                .replace("service: order-service", "service: orders"),
             compose: files
                 .compose
                 .replace("ADMIN_ADDR: 0.0.0.0:9101", "ADMIN_ADDR: 0.0.0.0:1"),
+            kubernetes_prometheus: files
+                .kubernetes_prometheus
+                .replace("target_label: service", "target_label: app"),
+            manifests: vec![("gateway".into(), "kind: Deployment".into())],
             ..files.clone()
         };
         let errors = check(&broken).join("\n");
@@ -297,11 +485,18 @@ mod tests {
             &errors,
             &[
                 "does not say what it shows",
-                "is not the provisioned",
+                "is not the variable \"${datasource}\"",
                 "is off the grid",
+                "`x_total` is not scoped by job=~\"$job\"",
+                "`x_total` is not scoped by service=~\"$service\"",
                 "job \"billing\" is not scraped",
+                "no variable \"job\"",
+                "variable \"service\" must be a multi-value query",
                 "not the three processes",
                 "does not serve ADMIN_ADDR: 0.0.0.0:9101",
+                "job order-service does not label its targets service: order-service",
+                "lacks `target_label: service`",
+                "gateway.yaml lacks `prometheus.io/scrape: \"true\"`",
             ],
         );
         let unparsable = Files {

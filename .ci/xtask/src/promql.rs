@@ -9,6 +9,17 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct Selector {
     pub metric: String,
     pub matcher_labels: Vec<String>,
+    /// Each matcher whole: (label, operator, value), e.g. `job`, `=~`, `$job`.
+    pub matchers: Vec<(String, String, String)>,
+}
+
+impl Selector {
+    /// Whether a matcher of this selector is exactly `label operator "value"`.
+    pub fn has_matcher(&self, label: &str, operator: &str, value: &str) -> bool {
+        self.matchers
+            .iter()
+            .any(|(l, o, v)| l == label && o == operator && v == value)
+    }
 }
 
 /// What one PromQL expression uses.
@@ -180,8 +191,10 @@ pub fn parse_query(expr: &str) -> Result<Query, String> {
                 let mut selector = Selector {
                     metric: metric.clone(),
                     matcher_labels: Vec::new(),
+                    matchers: Vec::new(),
                 };
                 if let Some(Token::Matchers(matchers)) = next {
+                    selector.matchers.clone_from(matchers);
                     for (label, operator, value) in matchers {
                         selector.matcher_labels.push(label.clone());
                         if label == "job" && operator.starts_with('=') {
@@ -248,8 +261,14 @@ mod tests {
             vec![Selector {
                 metric: "http_server_request_duration_seconds_bucket".into(),
                 matcher_labels: vec!["method".into(), "route".into()],
+                matchers: vec![
+                    ("method".into(), "=".into(), "GET".into()),
+                    ("route".into(), "!~".into(), "/health|/ready".into()),
+                ],
             }]
         );
+        assert!(query.selectors[0].has_matcher("route", "!~", "/health|/ready"));
+        assert!(!query.selectors[0].has_matcher("route", "=~", "/health|/ready"));
         assert_eq!(query.grouping_labels, ["le", "route"]);
 
         let query = parse_query(

@@ -16,6 +16,8 @@
 mod products;
 mod reservations;
 
+use std::sync::Arc;
+
 use sqlx::{PgPool, Postgres, Row, Transaction, postgres::PgRow};
 
 use crate::{
@@ -29,6 +31,10 @@ use crate::{
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
+    /// The database's name: `db.namespace` of the store's spans, which are
+    /// OpenTelemetry CLIENT spans with `db.system = "postgresql"` (never the
+    /// SQL or its values).
+    namespace: Arc<str>,
 }
 
 /// One transaction: the primitives of `products` and `reservations` run in
@@ -37,7 +43,14 @@ pub struct Tx(Transaction<'static, Postgres>);
 
 impl Store {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            namespace: pool
+                .connect_options()
+                .get_database()
+                .unwrap_or_default()
+                .into(),
+            pool,
+        }
     }
 
     /// The pool, for its gauges.

@@ -51,7 +51,7 @@ macro_rules! list_statements {
 }
 
 impl Store {
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system = "postgresql", db.namespace = %self.namespace))]
     pub async fn insert_product(&self, product: &NewProduct) -> Result<Product, CatalogError> {
         let inserted = sqlx::query_as(concat!(
             "INSERT INTO products (id, name, description, price, quantity) \
@@ -69,7 +69,7 @@ impl Store {
         Ok(inserted)
     }
 
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(skip(self), fields(otel.kind = "client", db.system = "postgresql", db.namespace = %self.namespace))]
     pub async fn product(&self, id: Uuid) -> Result<Option<Product>, CatalogError> {
         let product = sqlx::query_as(concat!(
             "SELECT ",
@@ -89,7 +89,7 @@ impl Store {
     /// most [`PageRequest::count_cap`] + 1 rows. Up to the cap it is exact;
     /// past it, it is the planner's estimate of the matching rows (from the
     /// statistics autovacuum keeps), never less than the rows counted.
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(skip(self), fields(otel.kind = "client", db.system = "postgresql", db.namespace = %self.namespace))]
     pub async fn list_products(
         &self,
         page: PageRequest,
@@ -128,7 +128,7 @@ impl Store {
 
     /// Whether a product was deleted (`false`: there was none). A product
     /// some reservation names is refused ([`Refusal::ProductReferenced`]).
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(skip(self), fields(otel.kind = "client", db.system = "postgresql", db.namespace = %self.namespace))]
     pub async fn delete_product(&self, id: Uuid) -> Result<bool, CatalogError> {
         delete(&self.pool, id).await
     }

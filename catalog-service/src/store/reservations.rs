@@ -51,7 +51,7 @@ async fn state_of<'e>(
 
 impl Store {
     /// `held` becomes `committed`; `true` when this call changed it.
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(skip(self), fields(otel.kind = "client", db.system = "postgresql", db.namespace = %self.namespace))]
     pub async fn mark_committed(&self, id: Uuid) -> Result<bool, CatalogError> {
         changes_one(
             &self.pool,

@@ -191,6 +191,10 @@ pub enum ApiError {
     /// 503 + `Retry-After`: this process is at its concurrency limit.
     #[error("too many requests in flight")]
     Overloaded,
+    /// 503 + `Retry-After` from `/ready`: this process got SIGTERM and is
+    /// draining (see `platform::drain`).
+    #[error("draining")]
+    Draining,
     /// 504: a backend did not answer within the deadline.
     #[error("a backend service did not answer in time")]
     Timeout,
@@ -234,6 +238,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => Kind::UnsupportedMediaType,
             Self::Unavailable(_) => Kind::BackendUnavailable,
             Self::Overloaded => Kind::Overloaded,
+            Self::Draining => Kind::Draining,
             Self::Timeout => Kind::BackendTimeout,
             Self::Internal(_) => Kind::Internal,
         }
@@ -255,6 +260,7 @@ impl ApiError {
             Self::Overloaded => {
                 "The gateway is serving as many requests as it may; retry shortly".into()
             }
+            Self::Draining => "Not ready: this gateway instance is shutting down (draining)".into(),
             Self::Internal(_) => "Internal server error".into(),
             Self::BadRequest(detail)
             | Self::MalformedBody(detail)
@@ -302,6 +308,8 @@ impl IntoResponse for ApiError {
                 // Shedding is counted in metrics; a line per refusal would
                 // flood the log exactly when the process is busiest.
                 Self::Overloaded => tracing::debug!("request shed"),
+                // Every `/ready` poll while draining: expected, not a failure.
+                Self::Draining => tracing::debug!("not ready: draining"),
                 other => tracing::warn!(error = %other, "request failed"),
             }
         }
@@ -468,6 +476,7 @@ mod tests {
                 503,
             ),
             (ApiError::Overloaded, "OVERLOADED", 503),
+            (ApiError::Draining, "DRAINING", 503),
             (ApiError::Timeout, "BACKEND_TIMEOUT", 504),
         ];
         for (error, code, status) in cases {
@@ -509,6 +518,7 @@ mod tests {
         for error in [
             ApiError::Unavailable("A backend service is unavailable, please retry later".into()),
             ApiError::Overloaded,
+            ApiError::Draining,
         ] {
             let response = error.into_response();
             assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);

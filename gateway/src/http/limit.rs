@@ -27,8 +27,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::error::ApiError;
 use crate::metrics::Metrics;
 
-/// Paths that are never shed.
-const EXEMPT: [&str; 3] = ["/health", "/ready", "/metrics"];
+/// Paths that are never shed (`/metrics` is on the admin port, which is
+/// never shed either).
+const EXEMPT: [&str; 2] = ["/health", "/ready"];
 
 /// The permits of one process; cheap to clone (shared).
 #[derive(Clone, Debug)]

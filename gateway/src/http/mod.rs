@@ -7,11 +7,13 @@
 //! - [`error`]: the one error type and format (problem details);
 //! - [`extract`]: extractors whose refusals are problem details;
 //! - [`limit`]: load shedding, the body budget, the resource-bound settings;
-//! - [`openapi`]: `/openapi.json` and `/docs`;
+//! - [`openapi`]: `/openapi.json` and `/docs` (`/redoc` is in
+//!   [`crate::routes::meta`], with its vendored script);
 //! - [`preconditions`]: entity tags, `If-Match` and `If-None-Match`;
 //! - [`problems`]: the problem types (codes, `type` URIs, their documentation);
 //! - [`registry`]: how a route is registered once, with who may call it;
 //! - [`server`]: the connection loop (timeouts, caps, HTTP/2, drain).
+//! - [`trace`]: each request's span, by the OpenTelemetry HTTP conventions.
 
 pub mod error;
 pub mod extract;
@@ -21,6 +23,7 @@ pub mod preconditions;
 pub mod problems;
 pub mod registry;
 pub mod server;
+pub mod trace;
 
 // Router-level tests with the backends down (they had fallen out of the
 // build when the module moved here).
@@ -31,7 +34,7 @@ use std::time::Duration;
 
 use axum::{
     Extension, Router,
-    extract::{DefaultBodyLimit, FromRef, Request},
+    extract::{DefaultBodyLimit, FromRef},
     http::{HeaderName, StatusCode, header},
     middleware,
     response::Response,
@@ -40,9 +43,8 @@ use tower::ServiceBuilder;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     timeout::TimeoutLayer,
-    trace::{DefaultOnResponse, TraceLayer},
+    trace::TraceLayer,
 };
-use tracing::Level;
 
 use self::{
     error::{ApiError, PROBLEM_JSON, Problem, problem_response},
@@ -71,6 +73,9 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Who may call the operations that need a right.
     pub write_access: WriteAccess,
+    /// Raised on SIGTERM: `/ready` answers 503 from then on (see
+    /// `platform::drain`).
+    pub draining: platform::drain::Draining,
 }
 
 impl FromRef<AppState> for Backends {
@@ -121,6 +126,9 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     Router::new()
         .merge(api)
         .merge(openapi::docs_router())
+        // ReDoc's script (the `/redoc` page is an operation of `api`); like
+        // Swagger UI's files, not in the document.
+        .merge(crate::routes::meta::redoc_assets_router())
         // Labels metrics by route template: added after every route.
         .route_layer(middleware::from_fn(metrics::tag_route))
         .fallback(not_found)
@@ -132,28 +140,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                 // is copied onto the response on the way out.
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(
+                    // An OpenTelemetry SERVER span per request (`trace`).
                     TraceLayer::new_for_http()
-                        .make_span_with(|request: &Request| {
-                            let request_id = request
-                                .headers()
-                                .get(REQUEST_ID)
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("-");
-                            let span = tracing::info_span!(
-                                "http",
-                                method = %request.method(),
-                                path = %request.uri().path(),
-                                request_id = %request_id,
-                                trace_id = tracing::field::Empty,
-                                // The name of the API key used, never the key.
-                                api_key = tracing::field::Empty,
-                            );
-                            // One trace from the client's traceparent (if any)
-                            // through both services.
-                            platform::telemetry::continue_trace(&span, request.headers());
-                            span
-                        })
-                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                        .make_span_with(trace::request_span)
+                        .on_response(trace::on_response),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(middleware::from_fn_with_state(

@@ -90,6 +90,7 @@ use crate::{models, security::api_keys::Right};
         models::WebhookAck,
         models::Health,
         models::Readiness,
+        models::BackendState,
         models::ServiceInfo,
     )),
     tags(
@@ -364,7 +365,6 @@ mod tests {
             "/redoc",
             "/openapi.json",
             "/docs",
-            "/metrics",
             "/problems",
             "/problems/{slug}",
         ] {

@@ -56,6 +56,7 @@ pub enum Kind {
     Internal,
     BackendUnavailable,
     Overloaded,
+    Draining,
     BackendTimeout,
 }
 
@@ -338,9 +339,10 @@ impl Kind {
                 "A service is unavailable",
                 S::SERVICE_UNAVAILABLE,
                 "A service behind the gateway is down, not ready (its database is unreachable), or \
-                 the connection to it was lost mid-call; `/ready` answers the same while a service \
-                 is not serving. Retry after the `Retry-After` seconds, backing off. A call lost \
-                 mid-way may have been applied: repeat an order with the same `Idempotency-Key`.",
+                 the connection to it was lost mid-call; only the operations that need that \
+                 service answer this (`/ready` stays 200 and shows it `down`). Retry after the \
+                 `Retry-After` seconds, backing off. A call lost mid-way may have been applied: \
+                 repeat an order with the same `Idempotency-Key`.",
             ),
             Kind::Overloaded => (
                 "OVERLOADED",
@@ -350,6 +352,16 @@ impl Kind {
                 "The gateway is serving as many requests (MAX_CONCURRENT_REQUESTS) or reading as \
                  many request bodies (BODY_BUDGET_BYTES) as it may, and refused this one at once, \
                  before doing anything. Retry after the `Retry-After` seconds.",
+            ),
+            Kind::Draining => (
+                "DRAINING",
+                "draining",
+                "This gateway instance is shutting down",
+                S::SERVICE_UNAVAILABLE,
+                "What `/ready` answers once this instance got SIGTERM: load balancers stop \
+                 sending it requests, which it still serves normally until its drain delay \
+                 (`DRAIN_DELAY`) ends. Only `/ready` answers this; send requests to the \
+                 balanced address, not to one instance.",
             ),
             Kind::BackendTimeout => (
                 "BACKEND_TIMEOUT",
@@ -533,6 +545,7 @@ mod tests {
             ("INTERNAL", 500),
             ("BACKEND_UNAVAILABLE", 503),
             ("OVERLOADED", 503),
+            ("DRAINING", 503),
             ("BACKEND_TIMEOUT", 504),
         ];
         let table: Vec<(&str, u16)> = Kind::all()

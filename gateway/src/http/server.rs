@@ -21,7 +21,13 @@
 //!   keep-alive pings (HTTP2_KEEPALIVE_INTERVAL_SECS, answered within
 //!   HTTP2_KEEPALIVE_TIMEOUT_SECS or the connection is closed), which find
 //!   peers that vanished without closing;
-//! - the same graceful drain on shutdown.
+//! - the drain on shutdown: while draining (from SIGTERM until the drain
+//!   delay ends, see `platform::drain`) every HTTP/1 response says
+//!   `Connection: close`, so keep-alive clients reconnect, and are balanced
+//!   elsewhere, after the answer they are reading rather than on a
+//!   connection closed under a request they just sent (an L4 balancer such
+//!   as kube-proxy keeps an open connection on its pod however unready);
+//!   then the listener closes and every connection is shut down gracefully.
 //!
 //! Bodies are bounded by the router's request timeout (408), their size
 //! limits (413) and the body budget (503), backend calls by their gRPC
@@ -82,11 +88,13 @@ impl ConnectionSettings {
 
 /// Serves `router` on `listener` until `signal` completes, then stops
 /// accepting and waits for the open connections to finish their requests
-/// (the caller bounds that wait).
+/// (the caller bounds that wait). While `draining`, HTTP/1 responses close
+/// their connection.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     settings: ConnectionSettings,
+    draining: platform::drain::Draining,
     signal: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
     // Each connection holds a receiver of `draining`; `closed()` resolves
@@ -131,6 +139,7 @@ pub async fn serve(
         let service = TowerToHyperService::new(Tracked {
             inner: router.clone(),
             activity: activity.clone(),
+            draining: draining.clone(),
         });
         let builder = builder.clone();
         let mut draining = draining_rx.clone();
@@ -283,6 +292,7 @@ impl Drop for InProgress {
 struct Tracked {
     inner: Router,
     activity: Arc<Activity>,
+    draining: platform::drain::Draining,
 }
 
 impl<B> Service<Request<B>> for Tracked
@@ -300,9 +310,23 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let in_progress = self.activity.begin();
+        let http1 = request.version() < http::Version::HTTP_2;
+        let draining = self.draining.clone();
         let response = self.inner.call(request);
         Box::pin(async move {
-            let response = response.await;
+            let mut response = response.await;
+            // hyper closes an HTTP/1 connection after a response that says
+            // so; HTTP/2 connections get their GOAWAY when the listener
+            // closes (a client reopens for new requests, race-free).
+            if http1
+                && draining.is_draining()
+                && let Ok(response) = response.as_mut()
+            {
+                response.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
             drop(in_progress);
             response
         })

@@ -24,13 +24,19 @@ fn closed_port_url() -> String {
 }
 
 async fn app() -> Router {
+    app_with(platform::drain::Draining::never(), Metrics::new()).await
+}
+
+/// The router with the given drain flag and metrics (kept by the caller to
+/// read what the admin port would serve).
+async fn app_with(draining: platform::drain::Draining, metrics: Metrics) -> Router {
     let mut config = Config::parse_from(["gateway", "--dev"]);
     config.catalog_url = closed_port_url();
     config.order_url = closed_port_url();
     config.webhook_secret = Some(SECRET.into());
     config.grpc_timeout_ms = 2_000;
-    let metrics = Metrics::new();
     let state = super::AppState {
+        draining,
         products: upstream::product_cache::ProductCache::new(
             0,
             std::time::Duration::from_secs(1),
@@ -112,14 +118,40 @@ async fn info_names_the_api() {
     assert!(info["name"].is_string() && info["status"].is_string());
 }
 
+/// The services being down does not make the gateway unready (that would
+/// cascade to every replica): `/ready` is 200 and says which are down, fast.
 #[tokio::test]
-async fn ready_is_503_when_the_services_are_down() {
-    let problem = get_problem("/ready", StatusCode::SERVICE_UNAVAILABLE).await;
-    let detail = problem["detail"].as_str().unwrap();
-    assert!(
-        detail.contains("catalog") && detail.contains("order"),
-        "{detail}"
+async fn ready_stays_200_and_reports_the_services_down() {
+    let started = std::time::Instant::now();
+    let (status, _, body) = send(get("/ready")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap(),
+        serde_json::json!({"status": "ready", "backends": {"catalog": "down", "order": "down"}})
     );
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+/// Once draining, `/ready` is 503 `DRAINING` (with `Retry-After`), while
+/// everything else is served as before.
+#[tokio::test]
+async fn ready_is_503_draining_once_the_drain_starts() {
+    let drain = platform::drain::Drain::new(std::time::Duration::ZERO);
+    let app = app_with(drain.flag(), Metrics::new()).await;
+    let response = app.clone().oneshot(get("/ready")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    drain.after(async {}, async {}).await;
+    let response = app.clone().oneshot(get("/ready")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        response.headers()[header::RETRY_AFTER],
+        super::error::RETRY_AFTER_SECS
+    );
+    let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let problem: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(problem["code"], "DRAINING");
+    let response = app.oneshot(get("/health")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -325,9 +357,51 @@ async fn openapi_and_docs_are_served() {
     assert!(String::from_utf8(body).unwrap().contains("/openapi.json"));
 }
 
+/// `/redoc` works offline: the page names no URL outside the gateway, its
+/// policy forbids loading any, and its script is the bundle, from the binary.
+#[tokio::test]
+async fn redoc_references_no_external_url_and_its_script_is_served() {
+    let (status, headers, body) = send(get("/redoc")).await;
+    assert_eq!(status, StatusCode::OK);
+    let page = String::from_utf8(body).unwrap();
+    for scheme in ["http://", "https://", "//"] {
+        assert!(!page.contains(scheme), "{scheme} in:\n{page}");
+    }
+    let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    assert!(!csp.contains("http"), "{csp}");
+
+    // The exact URL the page asks for (with its `?v=`).
+    let src = page
+        .split("<script src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page has a script");
+    assert!(src.starts_with("/redoc/redoc.standalone.js?v="), "{src}");
+    let (status, headers, body) = send(get(src)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers[header::CONTENT_TYPE],
+        "text/javascript; charset=utf-8"
+    );
+    let cache = headers[header::CACHE_CONTROL].to_str().unwrap();
+    assert!(cache.contains("max-age=31536000"), "{cache}");
+    assert!(body.len() > 1_000_000, "{} bytes", body.len());
+    let text = String::from_utf8_lossy(&body[..200]);
+    assert!(text.contains("redoc.standalone.js.LICENSE.txt"), "{text}");
+
+    // An asset, not an operation: the document does not list it.
+    let (_, _, body) = send(get("/openapi.json")).await;
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.contains_key("/redoc"));
+    assert!(paths.keys().all(|p| !p.starts_with("/redoc/")), "{paths:?}");
+}
+
 #[tokio::test]
 async fn metrics_count_requests_by_route_template_and_refusals_by_reason() {
-    let app = app().await;
+    let metrics = Metrics::new();
+    let app = app_with(platform::drain::Draining::never(), metrics.clone()).await;
     for request in [
         get("/api/products/not-a-uuid"),
         get("/nope/123"),
@@ -338,7 +412,8 @@ async fn metrics_count_requests_by_route_template_and_refusals_by_reason() {
     ] {
         app.clone().oneshot(request).await.unwrap();
     }
-    let response = app.oneshot(get("/metrics")).await.unwrap();
+    // What the admin port serves (`platform::metrics::admin_router`).
+    let response = metrics.render();
     assert_eq!(response.status(), StatusCode::OK);
     let text = String::from_utf8(
         to_bytes(response.into_body(), usize::MAX)
@@ -357,12 +432,15 @@ async fn metrics_count_requests_by_route_template_and_refusals_by_reason() {
     }
     // Raw paths never become labels.
     assert!(!text.contains("not-a-uuid") && !text.contains("/nope/123"));
+    // The public port no longer serves them.
+    let response = app.oneshot(get("/metrics")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
 /// Every 503 says when to retry, and says which kind of 503 it is.
 #[tokio::test]
 async fn every_503_has_retry_after_and_its_code() {
-    for uri in ["/ready", "/api/products", "/api/orders"] {
+    for uri in ["/api/products", "/api/orders"] {
         let (status, headers, body) = send(get(uri)).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{uri}");
         assert_eq!(

@@ -146,13 +146,26 @@ pub struct Health {
     pub status: &'static str,
 }
 
-/// `GET /ready` when both services answer SERVING.
+/// `GET /ready` while this gateway serves (it is not draining), whatever
+/// its services' state: a service that is down takes only the operations
+/// that need it off (503 `BACKEND_UNAVAILABLE`), never the whole gateway.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"status": "ready", "backends": {"catalog": "up", "order": "down"}}))]
 pub struct Readiness {
     #[schema(example = "ready")]
     pub status: &'static str,
-    /// Each service's health status, e.g. `{"catalog": "SERVING", "order": "SERVING"}`.
-    pub services: std::collections::BTreeMap<&'static str, String>,
+    /// Each service's state: `up` when it answers SERVING on
+    /// `grpc.health.v1`, `down` otherwise (unreachable, not serving, or no
+    /// answer within a second).
+    pub backends: std::collections::BTreeMap<&'static str, BackendState>,
+}
+
+/// A service's state as `/ready` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendState {
+    Up,
+    Down,
 }
 
 /// `GET /`.

@@ -99,9 +99,10 @@ impl PaymentStatus {
     }
 }
 
-/// Why an order was canceled: `requested` (a client's PATCH to `canceled`)
-/// or `payment_timeout` (it stayed pending and unpaid past the payment
-/// timeout the operator set; a payment for it is refused, to be refunded).
+/// Why an order was canceled: `requested` (a client's `PUT .../status` to
+/// `canceled`) or `payment_timeout` (it stayed pending and unpaid past the
+/// payment timeout the operator set; a payment for it is refused, to be
+/// refunded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CancelReason {

@@ -41,7 +41,6 @@ pub fn api(webhook_body_limit: usize) -> Registry {
         .public(routes!(meta::ready))
         .public(routes!(meta::info))
         .public(routes!(meta::redoc))
-        .public(routes!(meta::metrics))
         .public(routes!(openapi::openapi_json))
         // Where each error's `type` points: readable by whoever got one.
         .public(routes!(problems::list_problems))

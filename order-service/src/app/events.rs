@@ -105,7 +105,7 @@ impl EventLog {
         if after < bounds.pruned_through {
             return Err(OrderError::EventsOutOfRange(format!(
                 "events up to sequence {} were deleted by the retention \
-                 (ORDER_EVENT_RETENTION_HOURS); resume from {} or later, and re-read what was \
+                 (ORDER_EVENT_RETENTION); resume from {} or later, and re-read what was \
                  missed with ListOrders",
                 bounds.pruned_through, bounds.pruned_through
             )));

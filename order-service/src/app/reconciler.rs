@@ -8,9 +8,9 @@
 //!   paid past it: cancel them (reason `payment_timeout`, see [`super::expiry`]);
 //! - outbox rows that are due: deliver them;
 //! - idempotency keys older than 24 hours: forget them;
-//! - payment event ids older than the retention (PAYMENT_EVENT_RETENTION_DAYS,
+//! - payment event ids older than the retention (PAYMENT_EVENT_RETENTION,
 //!   30 days by default): forget them, in batches;
-//! - order events older than their retention (ORDER_EVENT_RETENTION_HOURS,
+//! - order events older than their retention (ORDER_EVENT_RETENTION,
 //!   7 days by default): delete them, oldest first, in batches.
 //!
 //! Replicas may all run it: abandoning and expiring are conditional updates
@@ -35,18 +35,14 @@ use super::{
 pub const IDEMPOTENCY_KEY_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// How long payment event ids are remembered unless configured otherwise
-/// (PAYMENT_EVENT_RETENTION_DAYS): far longer than any processor retries a
-/// delivery.
-pub const DEFAULT_PAYMENT_EVENT_RETENTION_DAYS: u64 = 30;
-const DEFAULT_PAYMENT_EVENT_RETENTION: Duration =
-    Duration::from_secs(DEFAULT_PAYMENT_EVENT_RETENTION_DAYS * 24 * 60 * 60);
+/// (PAYMENT_EVENT_RETENTION, the same default): far longer than any
+/// processor retries a delivery.
+const DEFAULT_PAYMENT_EVENT_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// How long order events are kept unless configured otherwise
-/// (ORDER_EVENT_RETENTION_HOURS): a consumer down for up to a week resumes
-/// where it stopped.
-pub const DEFAULT_ORDER_EVENT_RETENTION_HOURS: u64 = 7 * 24;
-const DEFAULT_ORDER_EVENT_RETENTION: Duration =
-    Duration::from_secs(DEFAULT_ORDER_EVENT_RETENTION_HOURS * 60 * 60);
+/// (ORDER_EVENT_RETENTION, the same default): a consumer down for up to a
+/// week resumes where it stopped.
+const DEFAULT_ORDER_EVENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 /// Rows handled per kind and pass; the rest waits for the next pass.
 const BATCH: i64 = 100;
@@ -111,7 +107,7 @@ impl Reconciler {
     }
 
     /// Remembers payment event ids for `retention` instead of the default
-    /// (PAYMENT_EVENT_RETENTION_DAYS, `Config::payment_event_retention`).
+    /// (PAYMENT_EVENT_RETENTION, `Config::payment_event_retention`).
     pub fn with_payment_event_retention(mut self, retention: Duration) -> Self {
         self.payment_event_retention = retention;
         self
@@ -125,7 +121,7 @@ impl Reconciler {
     }
 
     /// Keeps order events for `retention` instead of the default
-    /// (ORDER_EVENT_RETENTION_HOURS).
+    /// (ORDER_EVENT_RETENTION).
     pub fn with_order_event_retention(mut self, retention: Duration) -> Self {
         self.order_event_retention = retention;
         self

@@ -96,7 +96,7 @@ impl Store {
     /// so it sees every event committed before; one that commits later is
     /// numbered by a later round, after everything numbered already. Hence
     /// any reader's snapshot holds 1..=last_sequence complete.
-    #[instrument(skip(self))]
+    #[instrument(skip(self), fields(otel.kind = "client", db.system = "postgresql", db.namespace = %self.namespace))]
     pub async fn sequence_events(&self, limit: i64) -> Result<(i64, u64), OrderError> {
         // Most rounds find nothing to do: check without taking the lock.
         let (last, waiting): (i64, bool) = sqlx::query_as(
@@ -171,7 +171,7 @@ impl Store {
     /// `retention`: a prefix of the log, stopping at the first younger one,
     /// so the log stays gap-free and nothing younger than the retention goes.
     /// Returns how many were deleted.
-    #[instrument(skip(self))]
+    #[instrument(skip(self), fields(otel.kind = "client", db.system = "postgresql", db.namespace = %self.namespace))]
     pub async fn prune_events(&self, retention: Duration, limit: i64) -> Result<u64, OrderError> {
         let mut tx = self.pool.begin().await?;
         // Under the sequencer's lock, so `pruned_through` moves with the rows.

@@ -40,6 +40,8 @@ mod payments;
 mod reconciler;
 mod saga;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use platform::group_commit::Lane;
 use rust_decimal::Decimal;
@@ -61,6 +63,10 @@ use saga::{Confirmation, NewReserving, confirm_orders, insert_reserving};
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
+    /// The database's name: `db.namespace` of the store's spans, which are
+    /// OpenTelemetry CLIENT spans with `db.system = "postgresql"` (never the
+    /// SQL or its values).
+    namespace: Arc<str>,
     /// Saga step 1 for orders without an idempotency key.
     begin_lane: Lane<NewReserving, (), OrderError>,
     /// Saga step 3.
@@ -178,6 +184,11 @@ impl Store {
             move |batch: Vec<Confirmation>| confirm_orders(pool.clone(), batch)
         });
         Self {
+            namespace: pool
+                .connect_options()
+                .get_database()
+                .unwrap_or_default()
+                .into(),
             pool,
             begin_lane,
             confirm_lane,

@@ -13,7 +13,7 @@ use super::{ORDER_COLUMNS, OrderRow, Store, Tx, load_order, with_items};
 
 impl Store {
     /// An order in any state, with its lines.
-    #[instrument(skip(self))]
+    #[instrument(skip(self), fields(otel.kind = "client", db.system = "postgresql", db.namespace = %self.namespace))]
     pub async fn order(&self, id: Uuid) -> Result<Option<Order>, OrderError> {
         let mut conn = self.pool.acquire().await?;
         load_order(&mut conn, id).await
@@ -26,7 +26,7 @@ impl Store {
     /// most [`PageRequest::count_cap`] + 1 rows. Up to the cap it is exact;
     /// past it, it is the planner's estimate of the matching rows (from the
     /// statistics autovacuum keeps), never less than the rows counted.
-    #[instrument(skip(self))]
+    #[instrument(skip(self), fields(otel.kind = "client", db.system = "postgresql", db.namespace = %self.namespace))]
     pub async fn list_orders(
         &self,
         filter: ListFilter,

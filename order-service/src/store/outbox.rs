@@ -25,7 +25,7 @@ pub struct OutboxEntry {
 impl Store {
     /// Undelivered outbox rows, and the age in seconds of the oldest (0 when
     /// none): the backlog gauges.
-    #[instrument(skip(self))]
+    #[instrument(skip(self), fields(otel.kind = "client", db.system = "postgresql", db.namespace = %self.namespace))]
     pub async fn outbox_backlog(&self) -> Result<(i64, f64), OrderError> {
         Ok(sqlx::query_as(
             "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::float8, 0) \
@@ -36,7 +36,7 @@ impl Store {
     }
 
     /// Ids of outbox rows that are due, oldest first.
-    #[instrument(skip(self))]
+    #[instrument(skip(self), fields(otel.kind = "client", db.system = "postgresql", db.namespace = %self.namespace))]
     pub async fn due_outbox(&self, limit: i64) -> Result<Vec<i64>, OrderError> {
         Ok(sqlx::query_scalar(
             "SELECT id FROM outbox WHERE next_attempt_at <= now() \
@@ -50,7 +50,7 @@ impl Store {
     /// Takes a due row for delivery: pushes its next attempt `lease` into the
     /// future, so that no other replica sends it meanwhile. `None` if it is
     /// gone or not due (someone else has it).
-    #[instrument(skip(self))]
+    #[instrument(skip(self), fields(otel.kind = "client", db.system = "postgresql", db.namespace = %self.namespace))]
     pub async fn claim_outbox(
         &self,
         id: i64,
@@ -68,7 +68,7 @@ impl Store {
     }
 
     /// The catalog confirmed the call: the row is done.
-    #[instrument(skip(self))]
+    #[instrument(skip(self), fields(otel.kind = "client", db.system = "postgresql", db.namespace = %self.namespace))]
     pub async fn outbox_delivered(&self, id: i64) -> Result<(), OrderError> {
         sqlx::query("DELETE FROM outbox WHERE id = $1")
             .bind(id)
@@ -78,7 +78,7 @@ impl Store {
     }
 
     /// The call failed: count it, keep why, and try again after `retry_in`.
-    #[instrument(skip(self, error))]
+    #[instrument(skip(self, error), fields(otel.kind = "client", db.system = "postgresql", db.namespace = %self.namespace))]
     pub async fn outbox_failed(
         &self,
         id: i64,

@@ -91,7 +91,7 @@ impl Store {
     /// first; returns how many. Bounded, so each call is one short
     /// transaction; the reconciler calls it until a call comes back short.
     /// Rows another replica is deleting at the same moment are skipped.
-    #[instrument(skip(self))]
+    #[instrument(skip(self), fields(otel.kind = "client", db.system = "postgresql", db.namespace = %self.namespace))]
     pub async fn prune_payment_events(
         &self,
         max_age: Duration,

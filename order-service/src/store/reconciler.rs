@@ -12,7 +12,7 @@ use super::{Store, Tx};
 
 impl Store {
     /// Orders stuck in `reserving` for at least `grace`, oldest first.
-    #[instrument(skip(self))]
+    #[instrument(skip(self), fields(otel.kind = "client", db.system = "postgresql", db.namespace = %self.namespace))]
     pub async fn stale_reserving(
         &self,
         grace: Duration,
@@ -29,7 +29,7 @@ impl Store {
     }
 
     /// Forgets idempotency keys older than `max_age`; returns how many.
-    #[instrument(skip(self))]
+    #[instrument(skip(self), fields(otel.kind = "client", db.system = "postgresql", db.namespace = %self.namespace))]
     pub async fn prune_idempotency_keys(&self, max_age: Duration) -> Result<u64, OrderError> {
         Ok(
             sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - $1")
@@ -46,7 +46,7 @@ impl Store {
     /// first: the payment timeout's candidates (each is checked again under
     /// its row lock before it is canceled). The scan runs on
     /// `orders_by_status_newest_first` (status, created_at).
-    #[instrument(skip(self))]
+    #[instrument(skip(self), fields(otel.kind = "client", db.system = "postgresql", db.namespace = %self.namespace))]
     pub async fn unpaid_past(
         &self,
         timeout: Duration,

@@ -105,7 +105,7 @@ impl Store {
     /// A key already taken by a transaction that has not committed yet makes
     /// the insert wait for it (PostgreSQL's unique check), so a concurrent
     /// duplicate sees the first request's order, never a second one.
-    #[instrument(skip_all, fields(order_id = %id, keyed = order.idempotency_key.is_some()))]
+    #[instrument(skip_all, fields(otel.kind = "client", db.system = "postgresql", db.namespace = %self.namespace, order_id = %id, keyed = order.idempotency_key.is_some()))]
     pub async fn begin_order(
         &self,
         id: Uuid,
@@ -164,7 +164,7 @@ impl Store {
     }
 
     /// The saga state of any order, internal states included.
-    #[instrument(skip(self))]
+    #[instrument(skip(self), fields(otel.kind = "client", db.system = "postgresql", db.namespace = %self.namespace))]
     pub async fn saga_state(&self, id: Uuid) -> Result<Option<SagaState>, OrderError> {
         let row: Option<SagaRow> = sqlx::query_as(
             "SELECT status, refusal::text AS refusal, rejection_code, rejection_message, \
@@ -181,7 +181,7 @@ impl Store {
     /// order is no longer `reserving` (the reconciler released it meanwhile):
     /// nothing is written. Shares its statement with concurrent
     /// confirmations (group commit).
-    #[instrument(skip(self, lines), fields(lines = lines.len()))]
+    #[instrument(skip(self, lines), fields(otel.kind = "client", db.system = "postgresql", db.namespace = %self.namespace, lines = lines.len()))]
     pub async fn confirm_order(
         &self,
         id: Uuid,
@@ -200,7 +200,7 @@ impl Store {
     /// Saga step 4: a definitely refused order becomes `rejected`,
     /// remembering why (an idempotent replay answers the same). `false` when
     /// the order was no longer `reserving`.
-    #[instrument(skip(self, refusal))]
+    #[instrument(skip(self, refusal), fields(otel.kind = "client", db.system = "postgresql", db.namespace = %self.namespace))]
     pub async fn reject_order(&self, id: Uuid, refusal: &Refusal) -> Result<bool, OrderError> {
         mark_rejected(&self.pool, id, Some(refusal)).await
     }

@@ -10,6 +10,17 @@
 //! on an interval, so new replicas get traffic and removed or dead ones stop
 //! getting it.
 //!
+//! "Reachable" means *ready*: each address that accepts a TCP connection is
+//! also asked `grpc.health.v1` (overall `""`) on a connection kept for that
+//! ([`Prober`]). One that answers NOT_SERVING (its database is down, or it is
+//! draining after SIGTERM) leaves the balancer at once; one that stops
+//! answering at all (a hung process: the kernel still completes the
+//! handshake) leaves it after [`SLOW_LIMIT`] probes in a row time out. A
+//! server without the health service (UNIMPLEMENTED) counts as ready, as it
+//! did when only TCP was probed. With no ready address left, calls are
+//! refused at once (UNAVAILABLE: 503 through the gateway) instead of each
+//! waiting for its deadline on a replica that will not answer.
+//!
 //! With [`ChannelSettings::tls`] set, every connection is TLS (targets are
 //! then `https://host:port`, and `http://` is refused, as is `https://`
 //! without it): the server's certificate must chain to the configured CA and
@@ -24,6 +35,9 @@ use tokio::{
     sync::{mpsc::Sender, watch},
 };
 use tonic::transport::{Channel, Endpoint, channel::Change};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
 use crate::tls::ClientTls;
 
@@ -155,10 +169,13 @@ impl ServiceChannel {
             changes,
             count: count_tx,
             current: BTreeMap::new(),
+            probers: BTreeMap::new(),
         };
         let mut first_pass = count_rx.clone();
         tokio::spawn(resolver.run());
-        let _ = tokio::time::timeout(settings.connect_timeout * 2, first_pass.changed()).await;
+        // A pass is a TCP probe and a health check, each bounded.
+        let first_pass_limit = settings.connect_timeout + probe_timeout(settings);
+        let _ = tokio::time::timeout(first_pass_limit, first_pass.changed()).await;
         Ok(Self {
             channel,
             reachable: Some(count_rx),
@@ -169,8 +186,9 @@ impl ServiceChannel {
         self.channel.clone()
     }
 
-    /// A balanced channel whose last probe found no address: a call would
-    /// wait for one until its deadline, so callers answer UNAVAILABLE at once.
+    /// A balanced channel whose last probe found no ready address (none
+    /// reachable, or every one NOT_SERVING or hung): a call would wait for
+    /// one until its deadline, so callers answer UNAVAILABLE at once.
     pub fn has_no_reachable_address(&self) -> bool {
         self.reachable
             .as_ref()
@@ -178,7 +196,7 @@ impl ServiceChannel {
     }
 
     /// Runs one call under `deadline`: UNAVAILABLE at once when no address is
-    /// reachable, DEADLINE_EXCEEDED when the call outlives the deadline
+    /// ready, DEADLINE_EXCEEDED when the call outlives the deadline
     /// (whatever the transport does).
     pub async fn call<T>(
         &self,
@@ -186,7 +204,7 @@ impl ServiceChannel {
         call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     ) -> Result<T, tonic::Status> {
         if self.has_no_reachable_address() {
-            return Err(tonic::Status::unavailable("no reachable address"));
+            return Err(tonic::Status::unavailable("no ready address"));
         }
         match tokio::time::timeout(deadline, call).await {
             Ok(result) => result.map(tonic::Response::into_inner),
@@ -294,8 +312,68 @@ pub fn parse_targets(targets: &str) -> Result<Vec<Target>, TargetError> {
     Ok(parsed)
 }
 
-/// Keeps a balanced channel's endpoints equal to the reachable addresses of
-/// its targets.
+/// Health probes of one address that time out in a row before it leaves the
+/// balancer (a hung process). One slow answer on a loaded machine must not
+/// take a replica out; a process that stopped answering must not keep
+/// getting calls that each wait for their deadline.
+pub const SLOW_LIMIT: u32 = 3;
+
+/// How long one health probe may take: the connect timeout, at least 1 s (a
+/// busy replica answers health late rather than never).
+fn probe_timeout(settings: &ChannelSettings) -> Duration {
+    settings.connect_timeout.max(Duration::from_secs(1))
+}
+
+/// What one probe of an address found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// SERVING (or no health service: reachable is all one can know).
+    Ready,
+    /// Refused the TCP connection, or answered anything but SERVING.
+    NotReady,
+    /// Accepted the connection, but did not answer health in time.
+    Slow,
+}
+
+/// The health-check connection to one address, kept across passes (a probe
+/// costs one small RPC, not a connection and a handshake), and how many of
+/// its probes in a row timed out.
+struct Prober {
+    health: HealthClient<Channel>,
+    slow: u32,
+}
+
+impl Prober {
+    fn new(endpoint: Endpoint) -> Self {
+        Self {
+            health: HealthClient::new(endpoint.connect_lazy()),
+            slow: 0,
+        }
+    }
+
+    async fn probe(&mut self, address: SocketAddr, settings: &ChannelSettings) -> Probe {
+        let connected =
+            tokio::time::timeout(settings.connect_timeout, TcpStream::connect(address)).await;
+        if !matches!(connected, Ok(Ok(_))) {
+            return Probe::NotReady;
+        }
+        let request = HealthCheckRequest {
+            service: String::new(),
+        };
+        let answer = tokio::time::timeout(probe_timeout(settings), self.health.check(request));
+        match answer.await {
+            Ok(Ok(response)) if response.get_ref().status == ServingStatus::Serving as i32 => {
+                Probe::Ready
+            }
+            Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => Probe::Ready,
+            Ok(_) => Probe::NotReady,
+            Err(_) => Probe::Slow,
+        }
+    }
+}
+
+/// Keeps a balanced channel's endpoints equal to the ready addresses of its
+/// targets.
 struct Resolver {
     targets: Vec<Target>,
     settings: ChannelSettings,
@@ -303,6 +381,9 @@ struct Resolver {
     count: watch::Sender<usize>,
     /// The addresses in the channel, each with the host it was resolved from.
     current: BTreeMap<SocketAddr, String>,
+    /// A health prober per resolved address (dropped when it no longer
+    /// resolves or refuses connections).
+    probers: BTreeMap<SocketAddr, Prober>,
 }
 
 impl Resolver {
@@ -320,7 +401,7 @@ impl Resolver {
 
     /// One pass; `Err` when the channel is gone.
     async fn sync(&mut self) -> Result<(), ()> {
-        let reachable = reachable_addresses(&self.targets, self.settings.connect_timeout).await;
+        let reachable = self.ready_addresses().await;
         let gone: Vec<SocketAddr> = self
             .current
             .keys()
@@ -328,7 +409,7 @@ impl Resolver {
             .copied()
             .collect();
         for address in gone {
-            tracing::info!(%address, "address removed from the balancer");
+            tracing::info!(%address, "address removed from the balancer (unreachable or not ready)");
             self.changes
                 .send(Change::Remove(address))
                 .await
@@ -357,15 +438,60 @@ impl Resolver {
         self.count.send_replace(self.current.len());
         Ok(())
     }
+
+    /// Every resolved address that is ready now (see the module header),
+    /// each with the host it was resolved from; probed concurrently.
+    async fn ready_addresses(&mut self) -> BTreeMap<SocketAddr, String> {
+        let candidates = resolve(&self.targets).await;
+        self.probers
+            .retain(|address, _| candidates.contains_key(address));
+        for (address, host) in &candidates {
+            if !self.probers.contains_key(address) {
+                match endpoint(&address.to_string(), host, &self.settings) {
+                    Ok(endpoint) => {
+                        self.probers.insert(*address, Prober::new(endpoint));
+                    }
+                    // Checked at start for every target's host; cannot fail here.
+                    Err(error) => {
+                        tracing::error!(%address, %host, %error, "cannot build an endpoint")
+                    }
+                }
+            }
+        }
+        let settings = &self.settings;
+        let probes = self.probers.iter_mut().map(|(address, prober)| async move {
+            let probe = prober.probe(*address, settings).await;
+            prober.slow = if probe == Probe::Slow {
+                prober.slow + 1
+            } else {
+                0
+            };
+            if probe == Probe::Slow {
+                tracing::warn!(%address, in_a_row = prober.slow, "health probe timed out");
+            }
+            let ready = match probe {
+                Probe::Ready => true,
+                Probe::NotReady => false,
+                Probe::Slow => prober.slow < SLOW_LIMIT,
+            };
+            ready.then_some(*address)
+        });
+        let ready: Vec<SocketAddr> = futures::future::join_all(probes)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        candidates
+            .into_iter()
+            .filter(|(address, _)| ready.contains(address))
+            .collect()
+    }
 }
 
-/// Every address the targets resolve to that accepts a TCP connection now,
-/// each with the host it was resolved from (the name its certificate is
-/// checked against; the first target's, when two resolve to one address).
-pub async fn reachable_addresses(
-    targets: &[Target],
-    connect_timeout: Duration,
-) -> BTreeMap<SocketAddr, String> {
+/// Every address the targets resolve to, each with the host it was resolved
+/// from (the name its certificate is checked against; the first target's,
+/// when two resolve to one address).
+async fn resolve(targets: &[Target]) -> BTreeMap<SocketAddr, String> {
     let mut candidates = BTreeMap::new();
     for target in targets {
         match tokio::net::lookup_host((target.host.as_str(), target.port)).await {
@@ -379,6 +505,17 @@ pub async fn reachable_addresses(
             Err(error) => tracing::warn!(host = %target.host, %error, "cannot resolve"),
         }
     }
+    candidates
+}
+
+/// Every address the targets resolve to that accepts a TCP connection now,
+/// each with the host it was resolved from (the name its certificate is
+/// checked against; the first target's, when two resolve to one address).
+pub async fn reachable_addresses(
+    targets: &[Target],
+    connect_timeout: Duration,
+) -> BTreeMap<SocketAddr, String> {
+    let candidates = resolve(targets).await;
     let probes = candidates.into_iter().map(|(addr, host)| async move {
         let connected = tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await;
         matches!(connected, Ok(Ok(_))).then_some((addr, host))
@@ -472,6 +609,55 @@ mod tests {
             .await;
         assert_eq!(result.unwrap_err().code(), tonic::Code::Unavailable);
         assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    /// A replica that answers NOT_SERVING (database down, draining) leaves
+    /// the balancer, and calls are refused at once; back to SERVING, it is
+    /// used again from the next pass.
+    #[tokio::test]
+    async fn a_replica_that_is_not_serving_leaves_the_balancer() {
+        let (reporter, health) = tonic_health::server::health_reporter();
+        reporter
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(health)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        let settings = ChannelSettings {
+            connect_timeout: Duration::from_millis(500),
+            refresh_interval: Duration::from_millis(100),
+            tls: None,
+        };
+        let channel = ServiceChannel::balanced(&format!("http://{addr}"), &settings)
+            .await
+            .unwrap();
+        assert!(
+            channel.has_no_reachable_address(),
+            "NOT_SERVING is not ready"
+        );
+        let started = std::time::Instant::now();
+        let result: Result<(), _> = channel
+            .call(
+                Duration::from_secs(5),
+                std::future::pending::<Result<tonic::Response<()>, tonic::Status>>(),
+            )
+            .await;
+        assert_eq!(result.unwrap_err().code(), tonic::Code::Unavailable);
+        assert!(started.elapsed() < Duration::from_secs(1));
+
+        reporter
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while channel.has_no_reachable_address() {
+            assert!(std::time::Instant::now() < deadline, "never ready again");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server.abort();
     }
 
     #[tokio::test]

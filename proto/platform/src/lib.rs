@@ -9,7 +9,12 @@
 //!   call runs to completion once started).
 //! - [`service`] (feature `db`): a gRPC service's `main`: probe, migrate
 //!   only, or serve until SIGTERM.
-//! - [`settings`]: the settings both gRPC services share (one clap group).
+//! - [`settings`]: the settings both gRPC services share (one clap group),
+//!   and the one parser of duration values.
+//! - [`renamed`]: settings that changed their name; the old names are still
+//!   read, with a warning.
+//! - [`drain`]: the drain on SIGTERM every process does (unready at once,
+//!   still serving for `DRAIN_DELAY`, then stop accepting).
 //! - [`runtime`]: the shutdown signal, and `run_to_completion` for work that
 //!   must not be cut at an `.await`.
 //! - [`grpc`]: health + reflection services every gRPC server registers, and
@@ -29,9 +34,11 @@
 pub mod balance;
 #[cfg(feature = "db")]
 pub mod db;
+pub mod drain;
 pub mod group_commit;
 pub mod grpc;
 pub mod metrics;
+pub mod renamed;
 pub mod runtime;
 pub mod server;
 #[cfg(feature = "db")]

@@ -1,10 +1,13 @@
 //! Prometheus metrics shared by the processes: the per-RPC RED series of a
-//! gRPC server (rate, errors, duration), database pool gauges, and the small
-//! HTTP server that serves `/metrics` (plus `/health` and `/ready`) on a
+//! gRPC server (rate, errors, duration), database pool gauges, the process
+//! series (CPU, memory, file descriptors: [`process`]), and the small HTTP
+//! server that serves `/metrics` (plus `/health` and `/ready`) on a
 //! service's admin port.
 //!
 //! Each process owns its own [`Registry`] (not a global one), so services
-//! started side by side in one test process keep their series apart.
+//! started side by side in one test process keep their series apart. Every
+//! page goes through [`render`], the one place that adds the process series:
+//! the services' admin servers and the gateway's `/metrics` alike.
 
 use std::{
     future::Future,
@@ -16,11 +19,16 @@ use std::{
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use prometheus_client::{
-    encoding::{EncodeLabelSet, text::encode},
+    encoding::{
+        EncodeLabelSet,
+        text::{encode_eof, encode_registry},
+    },
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 use tower::{Layer, Service};
+
+pub mod process;
 
 /// Latency buckets (seconds) for request histograms: 0.5 ms .. 10 s.
 pub const LATENCY_BUCKETS: [f64; 14] = [
@@ -213,18 +221,23 @@ pub trait AdminHooks: Send + Sync + 'static {
 }
 
 struct AdminState {
-    registry: Registry,
+    registry: Arc<Registry>,
     hooks: Arc<dyn AdminHooks>,
 }
 
 /// The admin router: `/metrics` (Prometheus text), `/health` (liveness),
-/// `/ready` (readiness, from the hooks).
-pub fn admin_router(registry: Registry, hooks: Arc<dyn AdminHooks>) -> Router {
+/// `/ready` (readiness, from the hooks). The registry is owned (a service's)
+/// or shared (`Arc`: the gateway's, whose series are updated from its
+/// request path).
+pub fn admin_router(registry: impl Into<Arc<Registry>>, hooks: Arc<dyn AdminHooks>) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/health", get(|| async { (StatusCode::OK, "ok") }))
         .route("/ready", get(ready_handler))
-        .with_state(Arc::new(AdminState { registry, hooks }))
+        .with_state(Arc::new(AdminState {
+            registry: registry.into(),
+            hooks,
+        }))
 }
 
 // The hooks query the database: run to their end even if the scraper hangs up.
@@ -236,11 +249,23 @@ async fn metrics_handler(State(state): State<Arc<AdminState>>) -> impl IntoRespo
     .await
 }
 
-/// A registry as an HTTP response in the Prometheus/OpenMetrics text format.
-pub fn render(registry: &Registry) -> axum::response::Response {
+/// A registry's series followed by the process series ([`process`], read
+/// now), in the OpenMetrics text format.
+pub fn encode_page(registry: &Registry) -> Result<String, std::fmt::Error> {
+    let mut process = Registry::default();
+    process.register_collector(Box::new(process::ProcessCollector));
     let mut body = String::new();
-    match encode(&mut body, registry) {
-        Ok(()) => (
+    encode_registry(&mut body, registry)?;
+    encode_registry(&mut body, &process)?;
+    encode_eof(&mut body)?;
+    Ok(body)
+}
+
+/// A registry as an HTTP response in the Prometheus/OpenMetrics text format,
+/// the process series included ([`encode_page`]).
+pub fn render(registry: &Registry) -> axum::response::Response {
+    match encode_page(registry) {
+        Ok(body) => (
             [(
                 http::header::CONTENT_TYPE,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -272,4 +297,99 @@ macro_rules! register_metrics {
     ($registry:ident, $metrics:ident, $($field:ident => $name:literal, $help:literal;)+) => {
         $($registry.register($name, $help, $metrics.$field.clone());)+
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        collections::BTreeMap,
+        time::{SystemTime, UNIX_EPOCH},
+    };
+
+    use super::*;
+
+    /// `series -> value` of an OpenMetrics page (labels kept in the key).
+    fn samples(page: &str) -> BTreeMap<&str, f64> {
+        page.lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                Some((series, value.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// The page has the registry's own series, then the process series with
+    /// figures a running test process must have, and ends once with `# EOF`.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn every_page_carries_the_process_series_with_sane_values() {
+        let mut registry = Registry::default();
+        let counter = Counter::<u64>::default();
+        counter.inc();
+        registry.register("widgets", "Widgets made", counter);
+        // Some CPU time to show.
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < std::time::Duration::from_millis(30) {
+            std::hint::black_box(spin.elapsed());
+        }
+
+        let page = encode_page(&registry).unwrap();
+        assert!(page.ends_with("# EOF\n"), "{page}");
+        assert_eq!(page.matches("# EOF").count(), 1, "{page}");
+        assert!(
+            page.contains("# TYPE process_cpu_seconds counter"),
+            "{page}"
+        );
+        let samples = samples(&page);
+        let value = |name: &str| {
+            *samples
+                .get(name)
+                .unwrap_or_else(|| panic!("{name} missing from\n{page}"))
+        };
+        assert_eq!(value("widgets_total"), 1.0);
+
+        let cpu = value("process_cpu_seconds_total");
+        assert!(cpu > 0.0 && cpu < 3600.0, "cpu {cpu}");
+        let resident = value("process_resident_memory_bytes");
+        let virtual_memory = value("process_virtual_memory_bytes");
+        assert!(resident > 1_000_000.0, "resident {resident}");
+        assert!(virtual_memory >= resident, "virtual {virtual_memory}");
+        let open = value("process_open_fds");
+        assert!(open >= 3.0, "stdin, stdout, stderr at least: {open}");
+        if let Some(max) = samples.get("process_max_fds") {
+            assert!(*max >= open, "max fds {max} below open {open}");
+        }
+        assert!(value("process_threads") >= 1.0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let started = value("process_start_time_seconds");
+        assert!(
+            started <= now + 1.0 && started > now - 86_400.0,
+            "started {started}, now {now}"
+        );
+    }
+
+    /// What the gateway serves goes through the same page.
+    #[tokio::test]
+    async fn render_answers_openmetrics_with_the_process_series() {
+        let response = render(&Registry::default());
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(
+            response.headers()[http::header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("application/openmetrics-text")
+        );
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        if cfg!(target_os = "linux") {
+            assert!(body.contains("\nprocess_resident_memory_bytes "), "{body}");
+        }
+        assert!(body.ends_with("# EOF\n"));
+    }
 }

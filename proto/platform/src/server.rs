@@ -5,6 +5,8 @@
 //!
 //! 1. `shutdown` completes (SIGTERM / Ctrl-C in the binaries);
 //! 2. health turns NOT_SERVING and `/ready` 503, so balancers stop sending;
+//!    calls are still served normally for the drain delay (`DRAIN_DELAY`,
+//!    see `crate::drain`), while the news reaches every balancer;
 //! 3. the server stops accepting and in-flight calls finish, for at most
 //!    `grace`;
 //! 4. the admin server stops; the caller then closes its pool.
@@ -96,7 +98,10 @@ pub struct GrpcServe<S> {
     pub parts: ServiceParts<S>,
     /// How often `dependency_up` is asked.
     pub health_interval: Duration,
-    /// How long in-flight calls may run once draining starts.
+    /// After `shutdown`, how long to keep serving while NOT_SERVING (see
+    /// `crate::drain`), before the server stops accepting.
+    pub drain_delay: Duration,
+    /// How long in-flight calls may run once the server stops accepting.
     pub grace: Duration,
 }
 
@@ -134,6 +139,7 @@ where
                 tls,
             },
         health_interval,
+        drain_delay,
         grace,
     } = serve;
     // First, before anything is started: the only step that can fail (and
@@ -152,7 +158,13 @@ where
         dependency_up,
     ));
 
+    // `drain_*`: not ready (raised at once on `shutdown`); `stop_*`: the
+    // server stops accepting (raised after the drain delay); `admin_stop_*`:
+    // the admin server goes, last, so `/ready` says 503 and `/metrics` can be
+    // scraped for the whole drain.
     let (drain_tx, drain_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let admin = axum::serve(
         admin_listener,
         crate::metrics::admin_router(
@@ -163,7 +175,9 @@ where
             }),
         ),
     )
-    .with_graceful_shutdown(drained(drain_rx.clone()));
+    .with_graceful_shutdown(async move {
+        let _ = admin_stop_rx.await;
+    });
     let admin_task = tokio::spawn(async move {
         if let Err(error) = admin.await {
             tracing::error!(%error, "admin server failed");
@@ -179,6 +193,14 @@ where
             .set_service_status("", tonic_health::ServingStatus::NotServing)
             .await;
         let _ = drain_tx.send(true);
+        // Then keep serving normally for the drain delay: whoever balances
+        // over this instance learns it is going only some time after it is
+        // told (see `crate::drain`).
+        if !drain_delay.is_zero() {
+            tracing::info!(delay = ?drain_delay, "NOT_SERVING; still serving until the drain delay ends");
+            tokio::time::sleep(drain_delay).await;
+        }
+        let _ = stop_tx.send(true);
         tracing::info!("draining in-flight calls");
     };
 
@@ -193,6 +215,8 @@ where
     let server = builder
         .trace_fn(crate::telemetry::grpc_server_span)
         .layer(rpc_metrics.layer())
+        // The call's gRPC code on its span (`rpc.grpc.status_code`).
+        .layer(crate::telemetry::GrpcStatusLayer)
         .layer(RunToCompletionLayer)
         .add_service(health_service)
         .add_service(crate::grpc::reflection_v1())
@@ -203,9 +227,9 @@ where
         // acknowledged (delayed ACK: 40 ms) showed as a 40 ms p99 step.
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), signal);
 
-    // Once draining starts, in-flight calls get `grace` to finish.
+    // Once the server stops accepting, in-flight calls get `grace` to finish.
     let deadline = async move {
-        drained(drain_rx).await;
+        drained(stop_rx).await;
         tokio::time::sleep(grace).await;
     };
     let served = tokio::select! {
@@ -215,6 +239,7 @@ where
             Ok(())
         }
     };
+    let _ = admin_stop_tx.send(());
     let _ = admin_task.await;
     served
 }

@@ -60,6 +60,7 @@ where
             name,
             parts,
             health_interval: interval,
+            drain_delay: settings.drain.delay(),
             grace: settings.shutdown_grace(),
         },
         database_up,
@@ -75,6 +76,8 @@ pub trait Service: Sized {
     const NAME: &'static str;
     /// Its defaults for the database URL and the two addresses.
     const DEFAULTS: Defaults;
+    /// Its settings that changed their name (see [`crate::renamed`]).
+    const RENAMED: &'static [crate::renamed::Renamed] = &[];
     /// Its settings: a clap parser that flattens [`ServiceSettings`]. `Debug`
     /// is logged at start, so it must redact secrets.
     type Config: Parser + fmt::Debug;
@@ -96,7 +99,9 @@ pub trait Service: Sized {
 
 /// Everything a service binary does; its exit status says how it went.
 pub async fn main<S: Service>() -> anyhow::Result<()> {
-    let config: S::Config = parse_from(&S::DEFAULTS, std::env::args_os());
+    let renamed = [crate::renamed::SERVICE_SETTINGS, S::RENAMED].concat();
+    let (args, renamed) = crate::renamed::apply_to_process(&renamed);
+    let config: S::Config = parse_from(&S::DEFAULTS, args);
     let settings = S::settings(&config);
     if settings.probe {
         // TLS exactly when the server speaks it (TLS_* set), with the
@@ -107,7 +112,8 @@ pub async fn main<S: Service>() -> anyhow::Result<()> {
             crate::tls::probe(settings.listen_addr, Duration::from_secs(2), tls.as_ref()).await;
         std::process::exit(if serving { 0 } else { 1 });
     }
-    let telemetry = crate::telemetry::init(S::NAME);
+    let telemetry = crate::telemetry::init(S::NAME)?;
+    crate::renamed::warn(&renamed);
     if settings.migrate_only {
         crate::db::migrate_only(&settings.database(), S::migrator()).await?;
         return Ok(());
@@ -135,6 +141,9 @@ pub async fn main<S: Service>() -> anyhow::Result<()> {
 #[macro_export]
 macro_rules! grpc_service {
     ($app:ty, $config:ty, $migrator:path, $name:literal, $defaults:expr) => {
+        $crate::grpc_service!($app, $config, $migrator, $name, $defaults, renamed = &[]);
+    };
+    ($app:ty, $config:ty, $migrator:path, $name:literal, $defaults:expr, renamed = $renamed:expr) => {
         impl $config {
             /// Parses `args` with this service's defaults.
             pub fn parse_with_defaults<I, T>(args: I) -> Self
@@ -179,6 +188,7 @@ macro_rules! grpc_service {
         impl $crate::service::Service for $app {
             const NAME: &'static str = $name;
             const DEFAULTS: $crate::settings::Defaults = $defaults;
+            const RENAMED: &'static [$crate::renamed::Renamed] = $renamed;
             type Config = $config;
 
             fn settings(config: &$config) -> &$crate::settings::ServiceSettings {

@@ -88,8 +88,9 @@ pub struct ServiceSettings {
     pub migrate_only: bool,
 
     /// How often the database is pinged to keep gRPC health up to date.
-    #[arg(long, env = "HEALTH_CHECK_INTERVAL_MS", default_value_t = 2000)]
-    pub health_check_interval_ms: u64,
+    /// (Was HEALTH_CHECK_INTERVAL_MS.)
+    #[arg(long, env = "HEALTH_CHECK_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub health_check_interval: Duration,
 
     /// Largest number of database connections this process opens.
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 16)]
@@ -100,9 +101,15 @@ pub struct ServiceSettings {
     #[arg(long, env = "RUN_MIGRATIONS", default_value_t = true, action = clap::ArgAction::Set)]
     pub run_migrations: bool,
 
-    /// How long in-flight calls may run after SIGTERM before the process exits.
-    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
-    pub shutdown_grace_secs: u64,
+    /// How long in-flight calls may run after SIGTERM (and the drain delay)
+    /// before the process exits. (Was SHUTDOWN_GRACE_SECS.)
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    // DRAIN_DELAY (or DRAIN_DELAY_SECS): after SIGTERM, serve on while
+    // NOT_SERVING before stopping to accept (see `crate::drain`).
+    #[command(flatten)]
+    pub drain: crate::drain::DrainSettings,
 
     /// ISO 4217 code of the platform's single currency.
     #[arg(long, env = "CURRENCY", default_value = proto::money::DEFAULT_CURRENCY)]
@@ -128,11 +135,11 @@ pub struct ServiceSettings {
 
 impl ServiceSettings {
     pub fn health_check_interval(&self) -> Duration {
-        Duration::from_millis(self.health_check_interval_ms)
+        self.health_check_interval
     }
 
     pub fn shutdown_grace(&self) -> Duration {
-        Duration::from_secs(self.shutdown_grace_secs)
+        self.shutdown_grace
     }
 
     /// The database settings.

@@ -29,7 +29,7 @@ async fn hold_one_request(p: &Platform) -> TcpStream {
 
 /// The shed counter has counted refusals.
 async fn assert_shed_counted(p: &Platform) {
-    let metrics = p.get("/metrics").await;
+    let metrics = p.fetch(&p.gateway.metrics_url()).await;
     metrics.expect(200);
     let text = String::from_utf8_lossy(&metrics.body);
     assert!(

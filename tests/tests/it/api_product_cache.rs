@@ -38,7 +38,7 @@ async fn stock(p: &Platform, id: &str) -> i64 {
 
 /// `product_cache_lookups_total{result="..."}` and `product_cache_live`.
 async fn cache_series(p: &Platform) -> (u64, u64, u64, u64) {
-    let url = p.url("/metrics");
+    let url = p.gateway.metrics_url();
     let mut values = [0; 4];
     let series = [
         "product_cache_lookups_total{result=\"hit\"}",

@@ -280,7 +280,7 @@ fn long_ttl(config: &mut gateway::Config) {
 
 /// `product_cache_lookups_total{result="hit"}` and `product_cache_live`.
 async fn cache_hits_and_live(p: &Platform) -> (f64, f64) {
-    let url = p.url("/metrics");
+    let url = p.gateway.metrics_url();
     let hits = "product_cache_lookups_total{result=\"hit\"}";
     let hits = tests::metric_sample(&p.http, &url, hits)
         .await

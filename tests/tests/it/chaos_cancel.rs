@@ -251,8 +251,8 @@ async fn start_platform(output: &CapturedOutput) -> ChildPlatform {
         // The reconciler takes what the load leaves in flight within seconds,
         // not the default minutes.
         order: env(
-            "DB_MAX_CONNECTIONS=6 RESERVING_GRACE_SECS=1 RECONCILE_INTERVAL_SECS=1 \
-             CATALOG_TIMEOUT_MS=2000",
+            "DB_MAX_CONNECTIONS=6 RESERVING_GRACE=1s RECONCILE_INTERVAL=1s \
+             GRPC_TIMEOUT=2000ms",
         ),
         output: Some(output),
         ..Default::default()

@@ -162,7 +162,7 @@ async fn every_state_diagram_draws_the_moves_the_code_makes() {
     let model = Model::load(&root).expect("the protos and migrations read");
     let diagrams = all_diagrams(&root).expect("the diagrams read");
     // A long deadline: the order's reservation waits for its held answer.
-    let mut w = world_with(|config| config.catalog_timeout_ms = 10_000).await;
+    let mut w = world_with(|config| config.grpc_timeout = std::time::Duration::from_secs(10)).await;
     let (status, payment_status) = order_row_at_creation(&mut w).await;
 
     let mut errors = Vec::new();

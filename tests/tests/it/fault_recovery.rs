@@ -110,15 +110,16 @@ async fn postgres_restarted_mid_stream_services_reconnect_and_ready_reflects_out
     let run = Run::start(Some((on_private("catalog"), on_private("order")))).await;
     let down = Instant::now();
     postgres.stop().await;
-    // Not ready while PostgreSQL is down.
-    run.api.wait_ready(503).await;
+    // Both services down while PostgreSQL is (the gateway itself stays
+    // ready: its /ready reports them).
+    run.api.wait_backends("down").await;
     run.stream.outage().await;
     // The outage's length (not a synchronisation): past the gateway's
     // deadline, so requests begun during it cannot all wait it out.
     tokio::time::sleep_until(down + POSTGRES_OUTAGE).await;
     postgres.start_server().await;
     let back = Instant::now();
-    run.api.wait_ready(200).await;
+    run.api.wait_backends("up").await;
     eprintln!(
         "/ready was 200 again {:?} after PostgreSQL restarted",
         back.elapsed()
@@ -176,15 +177,13 @@ impl Run {
 // same database at the same address (which its clients keep dialling).
 
 async fn start_platform(databases: Option<(String, String)>) -> ChildPlatform {
-    let mut order = env(
-        "HEALTH_CHECK_INTERVAL_MS=200 CATALOG_CONNECT_TIMEOUT_MS=300 \
-         RECONCILE_INTERVAL_SECS=1 OUTBOX_RETRY_BASE_MS=50",
-    );
-    order.push(("CATALOG_TIMEOUT_MS", CATALOG_TIMEOUT_MS.to_string()));
-    order.push(("RESERVING_GRACE_SECS", RESERVING_GRACE_SECS.to_string()));
+    let mut order = env("HEALTH_CHECK_INTERVAL=200ms GRPC_CONNECT_TIMEOUT=300ms \
+         RECONCILE_INTERVAL=1s OUTBOX_RETRY_BASE=50ms");
+    order.push(("GRPC_TIMEOUT", format!("{CATALOG_TIMEOUT_MS}ms")));
+    order.push(("RESERVING_GRACE", format!("{RESERVING_GRACE_SECS}s")));
     ChildPlatform::start(PlatformEnv {
         databases,
-        catalog: env("HEALTH_CHECK_INTERVAL_MS=200"),
+        catalog: env("HEALTH_CHECK_INTERVAL=200ms"),
         order,
         // Longer than the slowest saga (two catalog deadlines and a few
         // statements), so a slow order is not cut off as 504.

@@ -103,7 +103,7 @@ impl TlsServices {
         let catalog = start_tls_catalog(certs.server_settings("catalog-service")).await;
         let mut config = order_config(&https_url(catalog.addr));
         assert!(
-            config.catalog_balance,
+            config.grpc_balance,
             "the balanced channel is what runs in production"
         );
         config.service.tls = certs.server_settings("order-service");
@@ -369,7 +369,7 @@ async fn the_binaries_serve_mutual_tls_and_probe_it() {
         ("DATABASE_URL", order_db.url()),
         ("DB_MAX_CONNECTIONS", "4".to_owned()),
         ("CATALOG_URL", https_url(catalog.addr)),
-        ("CATALOG_REFRESH_MS", "100".to_owned()),
+        ("GRPC_REFRESH_INTERVAL", "100ms".to_owned()),
     ];
     order_env.extend(certs.server_env("order-service"));
     order_env.extend(certs.client_env("order-service"));

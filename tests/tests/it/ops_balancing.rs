@@ -45,8 +45,8 @@ async fn two_catalog_replicas_share_the_load_and_losing_one_loses_no_order() {
     )
     .await;
     let mut order_env = env(
-        "CATALOG_REFRESH_MS=100 CATALOG_TIMEOUT_MS=1000 RECONCILE_INTERVAL_SECS=1 \
-         RESERVING_GRACE_SECS=3 OUTBOX_RETRY_BASE_MS=100",
+        "GRPC_REFRESH_INTERVAL=100ms GRPC_TIMEOUT=1000ms RECONCILE_INTERVAL=1s \
+         RESERVING_GRACE=3s OUTBOX_RETRY_BASE=100ms",
     );
     order_env.push((
         "CATALOG_URL",

@@ -26,7 +26,7 @@ use tonic::Code;
 /// The catalog binary on `database`, SERVING; a long drain (SIGTERM lets an
 /// in-flight call finish within it).
 async fn catalog_binary(database: &TestDatabase) -> (ChildService, CatalogClient) {
-    let mut settings = env("DB_MAX_CONNECTIONS=2 SHUTDOWN_GRACE_SECS=20");
+    let mut settings = env("DB_MAX_CONNECTIONS=2 SHUTDOWN_GRACE=20s");
     settings.push(("DATABASE_URL", database.url()));
     let mut catalog = ChildService::start("catalog-service", &settings).await;
     catalog
@@ -41,7 +41,7 @@ async fn catalog_binary(database: &TestDatabase) -> (ChildService, CatalogClient
 /// The order service's environment: `database`, a catalog that is down
 /// (nothing listens at its address).
 fn order_binary_env(database: &TestDatabase, listen: std::net::SocketAddr) -> Vec<(&str, String)> {
-    let mut settings = env("DB_MAX_CONNECTIONS=2 CATALOG_TIMEOUT_MS=1000 ADMIN_ADDR=127.0.0.1:0");
+    let mut settings = env("DB_MAX_CONNECTIONS=2 GRPC_TIMEOUT=1s ADMIN_ADDR=127.0.0.1:0");
     settings.extend([
         ("DATABASE_URL", database.url()),
         ("LISTEN_ADDR", listen.to_string()),
@@ -230,4 +230,39 @@ async fn migrate_only_creates_and_migrates_the_database_then_exits() {
             "payment_events"
         ]
     );
+}
+
+#[tokio::test]
+async fn a_setting_under_its_old_name_is_still_read_and_the_new_name_is_named() {
+    let database = TestDatabase::fresh("order");
+    let run = |extra: &'static str| {
+        let mut settings = order_binary_env(&database, free_addr());
+        settings.retain(|(name, _)| *name != "GRPC_TIMEOUT");
+        settings.extend(env(extra));
+        async move {
+            let output = CapturedOutput::new();
+            let limit = Duration::from_secs(30);
+            let status = run_to_exit(
+                "order-service",
+                &["--migrate-only"],
+                &settings,
+                &output,
+                limit,
+            )
+            .await;
+            (status.success(), tests::process::strip_ansi(&output.text()))
+        }
+    };
+    // Read (a bad value under the old name is refused as the new setting).
+    let (ok, log) = run("CATALOG_TIMEOUT_MS=soon SHUTDOWN_GRACE_SECS=5").await;
+    assert!(!ok, "{log}");
+    assert!(log.contains("--grpc-timeout"), "{log}");
+    // A good one works, and the start says which name to use.
+    let (ok, log) = run("CATALOG_TIMEOUT_MS=1500 SHUTDOWN_GRACE_SECS=5").await;
+    assert!(ok, "{log}");
+    assert!(
+        log.contains("CATALOG_TIMEOUT_MS is an old name, read as GRPC_TIMEOUT=1500ms"),
+        "{log}"
+    );
+    assert!(log.contains("read as SHUTDOWN_GRACE=5s"), "{log}");
 }

@@ -7,7 +7,9 @@
 //! `/metrics` endpoints (the gateway's own port, the services' admin ports),
 //! then parses every `expr` of `deploy/grafana/dashboards/platform.json`:
 //! each metric name must be a series with samples in some process, each
-//! label a matcher or a `by (...)` names must be a label of those series.
+//! label a matcher or a `by (...)` names must be a label of those series or
+//! one Prometheus gives every target (`job`, `instance`, `service`). The
+//! process series (CPU, memory, fds) come from the processes themselves.
 //! The dashboard's structure and its agreement with the provisioning, the
 //! Prometheus jobs and compose are `cargo xtask check`.
 
@@ -23,8 +25,10 @@ use xtask::{
 /// Series Prometheus writes itself for every target (not in any /metrics).
 const PROMETHEUS_SERIES: &[&str] = &["up"];
 
-/// Labels Prometheus attaches to every scraped series.
-const TARGET_LABELS: &[&str] = &["job", "instance"];
+/// Labels Prometheus attaches to every scraped series: its own, and the
+/// process name every scrape config sets (`service`: compose's static
+/// labels, the Kubernetes pod job's relabeling; see deploy/prometheus).
+const TARGET_LABELS: &[&str] = &["job", "instance", "service"];
 
 #[tokio::test]
 async fn every_series_the_dashboard_queries_is_exposed_after_traffic() {

@@ -51,7 +51,7 @@ async fn scrape(
 }
 
 #[tokio::test]
-async fn each_process_exposes_its_red_business_and_pool_series() {
+async fn each_process_exposes_its_red_business_pool_and_process_series() {
     let platform = ChildPlatform::start(PlatformEnv::default()).await;
     let api = Api::new(platform.gateway_url());
 
@@ -129,6 +129,34 @@ async fn each_process_exposes_its_red_business_and_pool_series() {
         p99_bucket_sum >= 5.0,
         "every request landed in a latency bucket"
     );
+
+    // Every process, from the same platform code: its own CPU, memory and
+    // file descriptors (separate binaries here, so separate figures).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    for (process, series) in &scraped {
+        let figure =
+            |name: &str| value(series, name).unwrap_or_else(|| panic!("{process}: no {name}"));
+        let cpu = figure("process_cpu_seconds_total");
+        assert!(cpu > 0.0, "{process}: {cpu} s of CPU");
+        let resident = figure("process_resident_memory_bytes");
+        assert!(resident > 1e6, "{process}: resident {resident} B");
+        assert!(
+            figure("process_virtual_memory_bytes") >= resident,
+            "{process}"
+        );
+        let open = figure("process_open_fds");
+        assert!(open >= 3.0, "{process}: {open} open fds");
+        assert!(figure("process_max_fds") >= open, "{process}");
+        assert!(figure("process_threads") >= 1.0, "{process}");
+        let started = figure("process_start_time_seconds");
+        assert!(
+            started > now - 600.0 && started <= now + 1.0,
+            "{process} started at {started}, now is {now}"
+        );
+    }
 
     platform.stop_cleanly().await;
 }

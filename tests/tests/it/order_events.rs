@@ -137,7 +137,9 @@ async fn every_change_is_an_event_with_the_state_it_left_and_a_consumer_resumes_
 
 #[tokio::test]
 async fn a_resume_from_before_the_retention_is_refused_and_says_where_to_resume() {
-    let mut world = tests::order::world_with(|config| config.order_event_retention_hours = 1).await;
+    let mut world =
+        tests::order::world_with(|config| config.order_event_retention = Duration::from_secs(3600))
+            .await;
     let product = world.product("Lamp", "1.00", 10).await;
     for customer in 1..=3 {
         world.order(customer, &product, 1).await;

@@ -120,7 +120,8 @@ async fn catalog_unreachable_at_create_is_unavailable_and_leaves_no_stock_taken(
 
 #[tokio::test]
 async fn a_reserve_whose_answer_is_lost_is_released_and_answered_unavailable() {
-    let mut w = world_with(|config| config.catalog_timeout_ms = 500).await;
+    let mut w =
+        world_with(|config| config.grpc_timeout = std::time::Duration::from_millis(500)).await;
     let product = w.product("Toaster", "25.00", 10).await;
     // Warm the channel, then let requests through but hold every answer: the
     // reserve takes stock at the catalog, and the order service never hears.
@@ -179,7 +180,7 @@ async fn a_crash_between_reserve_and_confirm_is_released_by_the_reconciler() {
 #[tokio::test]
 async fn a_confirmation_later_than_the_reconcilers_grace_loses_and_strands_nothing() {
     // A long deadline: the saga keeps waiting for its held answer.
-    let mut w = world_with(|config| config.catalog_timeout_ms = 10_000).await;
+    let mut w = world_with(|config| config.grpc_timeout = std::time::Duration::from_secs(10)).await;
     let product = w.product("Grinder", "45.00", 10).await;
     w.order(5, &product, 1).await;
     w.proxy.set(ProxyMode::Stall);
@@ -231,7 +232,8 @@ async fn a_confirmation_later_than_the_reconcilers_grace_loses_and_strands_nothi
 
 #[tokio::test]
 async fn the_reconciler_leaves_young_sagas_alone() {
-    let mut w = world_with(|config| config.reserving_grace_secs = 3_600).await;
+    let mut w =
+        world_with(|config| config.reserving_grace = std::time::Duration::from_secs(3_600)).await;
     let (product, order_id) = crashed_saga(&mut w, 3, "0 seconds").await;
 
     let report = w.reconcile().await;
@@ -290,7 +292,8 @@ async fn complete_while_the_catalog_is_down_commits_once_it_returns() {
 
 #[tokio::test]
 async fn failed_deliveries_wait_for_their_backoff() {
-    let mut w = world_with(|config| config.outbox_retry_base_ms = 60_000).await;
+    let mut w =
+        world_with(|config| config.outbox_retry_base = std::time::Duration::from_secs(60)).await;
     let (product, _) = changed_while_the_catalog_is_down(&mut w, 2, OrderStatus::Canceled).await;
     w.proxy.set(ProxyMode::Up);
 

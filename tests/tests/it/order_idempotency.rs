@@ -184,7 +184,8 @@ async fn a_refusal_stored_by_an_earlier_version_is_replayed_the_same_way() {
 
 #[tokio::test]
 async fn an_unknown_outcome_frees_the_key_for_a_retry() {
-    let mut w = world_with(|config| config.catalog_timeout_ms = 300).await;
+    let mut w =
+        world_with(|config| config.grpc_timeout = std::time::Duration::from_millis(300)).await;
     let product = create_product(&mut w.catalog_client, "Retry", "7.00", 10).await;
     w.proxy.set(ProxyMode::Down);
 

@@ -68,7 +68,11 @@ async fn no_secret_shows(format: LogFormat) {
     let webhook_signatures = run_scenario(&mut http, &mut postgres).await;
 
     // The services' admin ports, after all that.
-    for admin in [platform.catalog_admin, platform.order_admin] {
+    for admin in [
+        platform.catalog_admin,
+        platform.order_admin,
+        platform.gateway_admin,
+    ] {
         for path in ["/metrics", "/health", "/ready"] {
             http.send_to(&format!("http://{admin}"), Method::GET, path, None, None)
                 .await;
@@ -153,7 +157,8 @@ async fn run_scenario(
     postgres: &mut PrivatePostgres,
 ) -> Vec<(&'static str, String)> {
     http.wait_ready(StatusCode::OK).await;
-    for path in ["/health", "/", "/openapi.json", "/metrics"] {
+    // (`/metrics` is on the admin port: read at the end, with the services'.)
+    for path in ["/health", "/", "/openapi.json"] {
         http.send(Method::GET, path, None, None).await;
     }
 
@@ -238,17 +243,16 @@ async fn run_scenario(
 
     // The database goes away: errors are logged and answered.
     postgres.stop().await;
-    http.wait_ready(StatusCode::SERVICE_UNAVAILABLE).await;
+    http.wait_backends("down").await;
     http.send(Method::GET, "/api/products", None, None).await;
     http.order(&products[0], 1).await;
     http.send(Method::PUT, &status_path, Some(&cancel), Some(API_KEY))
         .await;
     http.webhook(&paid, Some(&signature)).await;
     postgres.start_server().await;
-    http.wait_ready(StatusCode::OK).await;
+    http.wait_backends("up").await;
     let (status, created) = http.order(&products[0], 1).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    http.send(Method::GET, "/metrics", None, None).await;
 
     vec![
         ("webhook signature of an applied request", signature),
@@ -330,10 +334,10 @@ async fn start_platform(
     ChildPlatform::start(PlatformEnv {
         databases: Some(databases),
         all: logging(format),
-        catalog: env("HEALTH_CHECK_INTERVAL_MS=200"),
+        catalog: env("HEALTH_CHECK_INTERVAL=200ms"),
         order: env(
-            "HEALTH_CHECK_INTERVAL_MS=200 CATALOG_TIMEOUT_MS=1000 RECONCILE_INTERVAL_SECS=1 \
-             RESERVING_GRACE_SECS=3 OUTBOX_RETRY_BASE_MS=50",
+            "HEALTH_CHECK_INTERVAL=200ms GRPC_TIMEOUT=1000ms RECONCILE_INTERVAL=1s \
+             RESERVING_GRACE=3s OUTBOX_RETRY_BASE=50ms",
         ),
         gateway,
         output: Some(output),
@@ -432,6 +436,25 @@ impl Recorder {
     }
 
     /// Polls `/ready` (recording every answer) until it is `status`, 30 s at most.
+    /// Until `/ready` is 200 with both services `state` (`up` / `down`).
+    async fn wait_backends(&mut self, state: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (now, body) = self.send(Method::GET, "/ready", None, None).await;
+            if now == StatusCode::OK
+                && body["backends"]["catalog"] == state
+                && body["backends"]["order"] == state
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/ready is {now}, not every backend {state}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn wait_ready(&mut self, status: StatusCode) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

@@ -167,10 +167,11 @@ fn the_repository_model_reads_the_protos_and_migrations() {
         "ReleaseInventory",
         "CommitInventory",
         "ListProducts",
+        "WatchOrderEvents",
     ] {
         assert!(model.rpcs.contains(rpc), "{rpc} in {:?}", model.rpcs);
     }
-    assert_eq!(model.rpcs.len(), 14, "{:?}", model.rpcs);
+    assert_eq!(model.rpcs.len(), 15, "{:?}", model.rpcs);
     assert!(model.enum_values.contains("ORDER_STATUS_CANCELED"));
     assert!(model.fields.contains("idempotency_key"));
     assert_eq!(
@@ -193,7 +194,9 @@ fn the_repository_model_reads_the_protos_and_migrations() {
             "order_items",
             "outbox",
             "idempotency_keys",
-            "payment_events"
+            "payment_events",
+            "order_events",
+            "order_event_sequencer"
         ])
     );
     assert_eq!(
