@@ -79,7 +79,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-export RUST_LOG=warn LOG_FORMAT=json ADMIN_ADDR=127.0.0.1:0 SHUTDOWN_GRACE_SECS=2
+export RUST_LOG=warn LOG_FORMAT=json ADMIN_ADDR=127.0.0.1:0 SHUTDOWN_GRACE=2s
 # Starts the three services on free ports. The ports are free when picked,
 # but another process may take one before a service binds it: the caller
 # retries.

@@ -61,10 +61,10 @@ PRICE = "9.99"
 # order as abandoned after 7 s (defaults: 30 s and 60 s), so the invariant can
 # be judged soon after the load stops, once it has released what the load
 # left mid-saga; 7 s because the grace must exceed the longest saga, two
-# catalog deadlines (CATALOG_TIMEOUT_MS, 3 s), or the reconciler would reject
+# catalog deadlines (GRPC_TIMEOUT, 3 s), or the reconciler would reject
 # live orders. Only the order service reads these two. --env overrides or
 # adds settings.
-SERVICE_ENV = {"DB_MAX_CONNECTIONS": "8", "RECONCILE_INTERVAL_SECS": "1", "RESERVING_GRACE_SECS": "7"}
+SERVICE_ENV = {"DB_MAX_CONNECTIONS": "8", "RECONCILE_INTERVAL": "1s", "RESERVING_GRACE": "7s"}
 
 # After the reconciler's wait, how much longer the orders may take to settle
 # (nothing `reserving`, outbox empty) before that counts as a violation.
@@ -212,11 +212,22 @@ class Platform:
                 proc.popen.kill()
 
 
+def seconds(duration: str) -> float:
+    """A duration setting's value (`7s`, `500ms`, `2m`) in seconds."""
+    for suffix, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
+        if duration.endswith(suffix) and duration[: -len(suffix)].replace(".", "", 1).isdigit():
+            return float(duration[: -len(suffix)]) * factor
+    raise ValueError(f"not a duration with a unit: {duration!r}")
+
+
 def start_platform(pg: Postgres, bin_dir: Path, log_dir: Path, env_extra: dict[str, str]) -> Platform:
     log_dir.mkdir(parents=True, exist_ok=True)
-    ports = {name: free_port() for name in ["catalog", "catalog_admin", "order", "order_admin", "gateway"]}
+    ports = {
+        name: free_port()
+        for name in ["catalog", "catalog_admin", "order", "order_admin", "gateway", "gateway_admin"]
+    }
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    base_env.update({"RUST_LOG": "warn", "HEALTH_CHECK_INTERVAL_MS": "2000"})
+    base_env.update({"RUST_LOG": "warn", "HEALTH_CHECK_INTERVAL": "2s"})
     base_env.update(env_extra)
     specs = [
         (
@@ -242,6 +253,7 @@ def start_platform(pg: Postgres, bin_dir: Path, log_dir: Path, env_extra: dict[s
             "gateway",
             {
                 "LISTEN_ADDR": f"127.0.0.1:{ports['gateway']}",
+                "ADMIN_ADDR": f"127.0.0.1:{ports['gateway_admin']}",
                 "CATALOG_URL": f"http://127.0.0.1:{ports['catalog']}",
                 "ORDER_URL": f"http://127.0.0.1:{ports['order']}",
                 "WEBHOOK_SECRET": WEBHOOK_SECRET,
@@ -487,9 +499,9 @@ def settle(pg: Postgres, service_env: dict[str, str], load_stopped: float) -> di
     SETTLE_TIMEOUT_S longer). An order abandoned mid-saga just before the load
     stopped turns stale a grace period later and is released by a pass at
     most an interval after that: grace + 2 intervals leaves a pass to spare."""
-    grace = float(service_env["RESERVING_GRACE_SECS"])
+    grace = seconds(service_env["RESERVING_GRACE"])
     # The order service's floor (a zero interval would spin).
-    interval = max(1.0, float(service_env["RECONCILE_INTERVAL_SECS"]))
+    interval = max(1.0, seconds(service_env["RECONCILE_INTERVAL"]))
     earliest = load_stopped + grace + 2 * interval
     deadline = earliest + SETTLE_TIMEOUT_S
     log(f"waiting for the reconciler ({grace:g} s grace + 2 x {interval:g} s interval since the load stopped),"

@@ -5,6 +5,11 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
 
+use platform::{
+    renamed::{Renamed, Unit},
+    settings::parse_duration,
+};
+
 use crate::security::api_keys::{ApiKeys, ApiKeysError};
 
 /// Used when `WEBHOOK_SECRET` is not set in development mode (`DEV_MODE`), so
@@ -95,27 +100,30 @@ pub struct Config {
     #[arg(long, env = "WEBHOOK_REQUIRE_TIMESTAMP", default_value_t = false, action = clap::ArgAction::Set)]
     pub webhook_require_timestamp: bool,
 
-    /// How far (seconds) a timestamped signature may be from the gateway's clock.
-    #[arg(long, env = "WEBHOOK_TOLERANCE_SECS", default_value_t = 300)]
-    pub webhook_tolerance_secs: u64,
+    /// How far a timestamped signature may be from the gateway's clock. (Was
+    /// WEBHOOK_TOLERANCE_SECS.)
+    #[arg(long, env = "WEBHOOK_TOLERANCE", default_value = "300s", value_parser = parse_duration)]
+    pub webhook_tolerance: Duration,
 
-    /// Deadline of every gRPC call, in milliseconds.
-    #[arg(long, env = "GRPC_TIMEOUT_MS", default_value_t = 5_000)]
-    pub grpc_timeout_ms: u64,
+    /// Deadline of every gRPC call. (Was GRPC_TIMEOUT_MS.)
+    #[arg(long, env = "GRPC_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub grpc_timeout: Duration,
 
-    /// How long to wait for a TCP connection to a service, in milliseconds.
-    #[arg(long, env = "GRPC_CONNECT_TIMEOUT_MS", default_value_t = 2_000)]
-    pub grpc_connect_timeout_ms: u64,
+    /// How long to wait for a TCP connection to a service. (Was
+    /// GRPC_CONNECT_TIMEOUT_MS.)
+    #[arg(long, env = "GRPC_CONNECT_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub grpc_connect_timeout: Duration,
 
     /// Spread calls over every address each service URL resolves to (a
     /// headless Kubernetes Service: every ready pod), re-resolved every
-    /// GRPC_REFRESH_MS. Off: one lazily connected endpoint per service.
+    /// GRPC_REFRESH_INTERVAL. Off: one lazily connected endpoint per service.
     #[arg(long, env = "GRPC_BALANCE", default_value_t = true, action = clap::ArgAction::Set)]
     pub grpc_balance: bool,
 
-    /// How often balanced channels re-resolve and probe their addresses (ms).
-    #[arg(long, env = "GRPC_REFRESH_MS", default_value_t = 5_000)]
-    pub grpc_refresh_ms: u64,
+    /// How often balanced channels re-resolve and probe their addresses.
+    /// (Was GRPC_REFRESH_MS.)
+    #[arg(long, env = "GRPC_REFRESH_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub grpc_refresh_interval: Duration,
 
     /// Largest request body (bytes) on the API routes: 64 KiB holds a product
     /// with a long description or an order of over a thousand lines.
@@ -126,11 +134,11 @@ pub struct Config {
     #[arg(long, env = "WEBHOOK_BODY_LIMIT_BYTES", default_value_t = 64 * 1024)]
     pub webhook_body_limit_bytes: usize,
 
-    /// Upper bound on one HTTP request, body upload included (seconds); past
-    /// it the client gets 408. Calls to the services have their own, shorter
-    /// deadline (GRPC_TIMEOUT_MS).
-    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
-    pub request_timeout_secs: u64,
+    /// Upper bound on one HTTP request, body upload included; past it the
+    /// client gets 408. Calls to the services have their own, shorter
+    /// deadline (GRPC_TIMEOUT). (Was REQUEST_TIMEOUT_SECS.)
+    #[arg(long, env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
 
     /// Most requests served at once by this process; past it a request is
     /// answered at once with 503 and `Retry-After` rather than queued.
@@ -139,12 +147,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_requests: u32,
 
-    /// How long a client may take to send a request's headers (seconds);
-    /// past it the connection is closed (slowloris). Bodies are bounded by
-    /// REQUEST_TIMEOUT_SECS.
-    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub header_read_timeout_secs: u64,
+    /// How long a client may take to send a request's headers; past it the
+    /// connection is closed (slowloris). Bodies are bounded by
+    /// REQUEST_TIMEOUT. (Was HEADER_READ_TIMEOUT_SECS.)
+    #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s",
+          value_parser = parse_positive_duration)]
+    pub header_read_timeout: Duration,
 
     /// API keys for product writes and order status changes, with their
     /// rights: `name=key:right[,right]` entries separated by `;` (or new
@@ -160,16 +168,18 @@ pub struct Config {
     #[arg(long, env = "PRODUCT_CACHE_CAPACITY", default_value_t = 10_000)]
     pub product_cache_capacity: usize,
 
-    /// Longest time a product stays in the read cache (ms), changes or not.
-    #[arg(long, env = "PRODUCT_CACHE_TTL_MS", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub product_cache_ttl_ms: u64,
+    /// Longest time a product stays in the read cache, changes or not. (Was
+    /// PRODUCT_CACHE_TTL_MS.)
+    #[arg(long, env = "PRODUCT_CACHE_TTL", default_value = "10s",
+          value_parser = parse_positive_duration)]
+    pub product_cache_ttl: Duration,
 
-    /// How long in-flight requests may run after SIGTERM before the process exits.
-    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
-    pub shutdown_grace_secs: u64,
+    /// How long in-flight requests may run after SIGTERM (and the drain
+    /// delay) before the process exits. (Was SHUTDOWN_GRACE_SECS.)
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
 
-    // DRAIN_DELAY (or DRAIN_DELAY_SECS): after SIGTERM, serve on while
+    // DRAIN_DELAY: after SIGTERM, serve on while
     // `/ready` answers 503, before stopping to accept (see `platform::drain`).
     #[command(flatten)]
     pub drain: platform::drain::DrainSettings,
@@ -186,12 +196,92 @@ pub struct Config {
     pub grpc_tls: platform::tls::ClientTlsSettings,
 
     // ---- Resource bounds (see `crate::http::limit::Bounds`) ------------------------
-    // BODY_BUDGET_BYTES, MAX_CONNECTIONS, IDLE_CONNECTION_TIMEOUT_SECS,
-    // HTTP2_MAX_CONCURRENT_STREAMS, HTTP2_KEEPALIVE_INTERVAL_SECS,
-    // HTTP2_KEEPALIVE_TIMEOUT_SECS, PRODUCT_CACHE_MAX_BYTES.
+    // BODY_BUDGET_BYTES, MAX_CONNECTIONS, IDLE_CONNECTION_TIMEOUT,
+    // HTTP2_MAX_CONCURRENT_STREAMS, HTTP2_KEEPALIVE_INTERVAL,
+    // HTTP2_KEEPALIVE_TIMEOUT, PRODUCT_CACHE_MAX_BYTES.
     #[command(flatten)]
     pub bounds: crate::http::limit::Bounds,
 }
+
+/// A duration setting that must not be zero.
+pub fn parse_positive_duration(value: &str) -> Result<Duration, String> {
+    let duration = parse_duration(value)?;
+    if duration.is_zero() {
+        return Err("must be more than 0".into());
+    }
+    Ok(duration)
+}
+
+/// The gateway's renamed settings: the old names are still read, with a
+/// warning (see `platform::renamed`).
+pub const RENAMED: &[Renamed] = &[
+    Renamed::new(
+        "WEBHOOK_TOLERANCE_SECS",
+        "WEBHOOK_TOLERANCE",
+        "webhook-tolerance",
+        Unit::Secs,
+    ),
+    Renamed::new(
+        "GRPC_TIMEOUT_MS",
+        "GRPC_TIMEOUT",
+        "grpc-timeout",
+        Unit::Millis,
+    ),
+    Renamed::new(
+        "GRPC_CONNECT_TIMEOUT_MS",
+        "GRPC_CONNECT_TIMEOUT",
+        "grpc-connect-timeout",
+        Unit::Millis,
+    ),
+    Renamed::new(
+        "GRPC_REFRESH_MS",
+        "GRPC_REFRESH_INTERVAL",
+        "grpc-refresh-interval",
+        Unit::Millis,
+    ),
+    Renamed::new(
+        "REQUEST_TIMEOUT_SECS",
+        "REQUEST_TIMEOUT",
+        "request-timeout",
+        Unit::Secs,
+    ),
+    Renamed::new(
+        "HEADER_READ_TIMEOUT_SECS",
+        "HEADER_READ_TIMEOUT",
+        "header-read-timeout",
+        Unit::Secs,
+    ),
+    Renamed::new(
+        "PRODUCT_CACHE_TTL_MS",
+        "PRODUCT_CACHE_TTL",
+        "product-cache-ttl",
+        Unit::Millis,
+    ),
+    Renamed::new(
+        "SHUTDOWN_GRACE_SECS",
+        "SHUTDOWN_GRACE",
+        "shutdown-grace",
+        Unit::Secs,
+    ),
+    Renamed::new(
+        "IDLE_CONNECTION_TIMEOUT_SECS",
+        "IDLE_CONNECTION_TIMEOUT",
+        "idle-connection-timeout",
+        Unit::Secs,
+    ),
+    Renamed::new(
+        "HTTP2_KEEPALIVE_INTERVAL_SECS",
+        "HTTP2_KEEPALIVE_INTERVAL",
+        "http2-keepalive-interval",
+        Unit::Secs,
+    ),
+    Renamed::new(
+        "HTTP2_KEEPALIVE_TIMEOUT_SECS",
+        "HTTP2_KEEPALIVE_TIMEOUT",
+        "http2-keepalive-timeout",
+        Unit::Secs,
+    ),
+];
 
 /// Why a configuration cannot be used. Each message names the setting and
 /// how to make a good value; none ever quotes a secret.
@@ -329,15 +419,15 @@ impl Config {
     }
 
     pub fn grpc_timeout(&self) -> Duration {
-        Duration::from_millis(self.grpc_timeout_ms)
+        self.grpc_timeout
     }
 
     pub fn grpc_connect_timeout(&self) -> Duration {
-        Duration::from_millis(self.grpc_connect_timeout_ms)
+        self.grpc_connect_timeout
     }
 
     pub fn webhook_tolerance(&self) -> Duration {
-        Duration::from_secs(self.webhook_tolerance_secs)
+        self.webhook_tolerance
     }
 
     /// The configured API keys; `None` when API_KEYS is unset. Set but empty
@@ -372,20 +462,20 @@ impl std::fmt::Debug for Config {
                 &self.webhook_secret.as_ref().map(|_| "<redacted>"),
             )
             .field("webhook_require_timestamp", &self.webhook_require_timestamp)
-            .field("webhook_tolerance_secs", &self.webhook_tolerance_secs)
-            .field("grpc_timeout_ms", &self.grpc_timeout_ms)
-            .field("grpc_connect_timeout_ms", &self.grpc_connect_timeout_ms)
+            .field("webhook_tolerance", &self.webhook_tolerance)
+            .field("grpc_timeout", &self.grpc_timeout)
+            .field("grpc_connect_timeout", &self.grpc_connect_timeout)
             .field("grpc_balance", &self.grpc_balance)
-            .field("grpc_refresh_ms", &self.grpc_refresh_ms)
+            .field("grpc_refresh_interval", &self.grpc_refresh_interval)
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("webhook_body_limit_bytes", &self.webhook_body_limit_bytes)
-            .field("request_timeout_secs", &self.request_timeout_secs)
+            .field("request_timeout", &self.request_timeout)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
-            .field("header_read_timeout_secs", &self.header_read_timeout_secs)
+            .field("header_read_timeout", &self.header_read_timeout)
             .field("api_keys", &self.api_keys.as_ref().map(|_| "<redacted>"))
             .field("product_cache_capacity", &self.product_cache_capacity)
-            .field("product_cache_ttl_ms", &self.product_cache_ttl_ms)
-            .field("shutdown_grace_secs", &self.shutdown_grace_secs)
+            .field("product_cache_ttl", &self.product_cache_ttl)
+            .field("shutdown_grace", &self.shutdown_grace)
             .field("drain_delay", &self.drain.delay())
             .field("currency", &self.currency)
             .field("bounds", &self.bounds)

@@ -71,7 +71,7 @@
 //! On the shutdown signal (SIGTERM), `/ready` answers 503 at once (both
 //! ports), requests are still served normally for `DRAIN_DELAY` (while the
 //! balancers notice), then the listener closes and in-flight requests get
-//! `SHUTDOWN_GRACE_SECS` to finish; the admin port closes last.
+//! `SHUTDOWN_GRACE` to finish; the admin port closes last.
 
 pub mod config;
 pub mod http;
@@ -152,7 +152,7 @@ impl Application {
         let products = ProductCache::bounded(
             config.product_cache_capacity,
             config.bounds.product_cache_max_bytes,
-            Duration::from_millis(config.product_cache_ttl_ms),
+            config.product_cache_ttl,
             metrics.clone(),
         );
         // Read by every body extractor (see `http::extract::RawBody`).
@@ -194,9 +194,9 @@ impl Application {
             admin_listener,
             admin_router,
             drain,
-            shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+            shutdown_grace: config.shutdown_grace,
             connections: http::server::ConnectionSettings::new(
-                Duration::from_secs(config.header_read_timeout_secs),
+                config.header_read_timeout,
                 &config.bounds,
             ),
             product_feed,

@@ -8,7 +8,9 @@ use gateway::{Application, Config};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+    let renamed = [platform::renamed::EVERY_PROCESS, gateway::config::RENAMED].concat();
+    let (args, renamed) = platform::renamed::apply_to_process(&renamed);
+    let config = Config::parse_from(args);
     if config.probe {
         let healthy =
             platform::runtime::http_probe(config.listen_addr, "/health", Duration::from_secs(2))
@@ -16,6 +18,7 @@ async fn main() -> anyhow::Result<()> {
         std::process::exit(if healthy { 0 } else { 1 });
     }
     let telemetry = platform::telemetry::init("gateway")?;
+    platform::renamed::warn(&renamed);
     tracing::info!(?config, "starting gateway");
     let app = Application::build(config).await?;
     let result = app.run_until(platform::runtime::shutdown_signal()).await;

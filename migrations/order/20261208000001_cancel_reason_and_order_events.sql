@@ -39,7 +39,7 @@ CREATE INDEX order_events_unsequenced ON order_events (id) WHERE sequence IS NUL
 -- (from any replica) run one at a time and commit in the order of their
 -- numbers: every snapshot sees sequences 1..last_sequence complete, never a
 -- later one without an earlier one. `pruned_through`: events up to this
--- sequence were deleted by the retention (ORDER_EVENT_RETENTION_HOURS).
+-- sequence were deleted by the retention (ORDER_EVENT_RETENTION).
 CREATE TABLE order_event_sequencer (
     singleton      boolean PRIMARY KEY DEFAULT true,
     last_sequence  bigint NOT NULL,

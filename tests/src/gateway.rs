@@ -31,11 +31,11 @@ pub async fn spawn_gateway(
     let mut config = ::gateway::Config::for_services(catalog_url, order_url, any_port());
     config.webhook_secret = Some(WEBHOOK_SECRET.to_owned());
     // Generous: a loaded 2-core CI machine must not turn slow into 504.
-    config.grpc_timeout_ms = 10_000;
-    config.grpc_connect_timeout_ms = 500;
+    config.grpc_timeout = std::time::Duration::from_millis(10_000);
+    config.grpc_connect_timeout = std::time::Duration::from_millis(500);
     // Balanced channels notice a stopped or restarted service within 200 ms.
-    config.grpc_refresh_ms = 200;
-    config.shutdown_grace_secs = 5;
+    config.grpc_refresh_interval = std::time::Duration::from_millis(200);
+    config.shutdown_grace = std::time::Duration::from_secs(5);
     configure(&mut config);
     let app = ::gateway::Application::build(config)
         .await

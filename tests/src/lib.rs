@@ -140,8 +140,8 @@ pub const TEST_POOL_SIZE: u32 = 4;
 
 /// A service's configuration for a test and the [`TestDatabase`] its
 /// `database_url` names; read and changed as the configuration itself
-/// (`config.shutdown_grace_secs = 5`). The service started with it holds
-/// the database.
+/// (`config.shutdown_grace = Duration::from_secs(5)`). The service started
+/// with it holds the database.
 pub struct TestConfig<C> {
     pub config: C,
     pub database: TestDatabase,

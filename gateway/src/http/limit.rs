@@ -14,7 +14,7 @@
 //!   that [`super::server`] enforces (connections, HTTP/2 streams, idle
 //!   connections, keep-alive pings), plus the product cache's size in bytes.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     extract::{Request, State},
@@ -150,12 +150,13 @@ pub struct Bounds {
           value_parser = positive_u32())]
     pub max_connections: u32,
 
-    /// A connection with no request in progress for this long (seconds) is
-    /// closed gracefully (HTTP/2: GOAWAY). HTTP/1 connections are also closed
-    /// after HEADER_READ_TIMEOUT_SECS without a request head.
-    #[arg(long, env = "IDLE_CONNECTION_TIMEOUT_SECS", default_value_t = 60,
-          value_parser = positive_u64())]
-    pub idle_connection_timeout_secs: u64,
+    /// A connection with no request in progress for this long is closed
+    /// gracefully (HTTP/2: GOAWAY). HTTP/1 connections are also closed after
+    /// HEADER_READ_TIMEOUT without a request head. (Was
+    /// IDLE_CONNECTION_TIMEOUT_SECS.)
+    #[arg(long, env = "IDLE_CONNECTION_TIMEOUT", default_value = "60s",
+          value_parser = crate::config::parse_positive_duration)]
+    pub idle_connection_timeout: Duration,
 
     /// Streams (requests) one HTTP/2 connection may have open at once,
     /// advertised in SETTINGS; one more is refused (RST_STREAM REFUSED_STREAM).
@@ -163,17 +164,19 @@ pub struct Bounds {
           value_parser = positive_u32())]
     pub http2_max_concurrent_streams: u32,
 
-    /// After this long (seconds) without a frame from the client, an HTTP/2
-    /// connection is pinged; 0: never. Finds peers that vanished without a
-    /// FIN or RST (a NAT or a load balancer that dropped the flow).
-    #[arg(long, env = "HTTP2_KEEPALIVE_INTERVAL_SECS", default_value_t = 20)]
-    pub http2_keepalive_interval_secs: u64,
+    /// After this long without a frame from the client, an HTTP/2
+    /// connection is pinged; `0s`: never. Finds peers that vanished without a
+    /// FIN or RST (a NAT or a load balancer that dropped the flow). (Was
+    /// HTTP2_KEEPALIVE_INTERVAL_SECS.)
+    #[arg(long, env = "HTTP2_KEEPALIVE_INTERVAL", default_value = "20s",
+          value_parser = platform::settings::parse_duration)]
+    pub http2_keepalive_interval: Duration,
 
-    /// How long (seconds) a keep-alive ping may go unanswered before the
-    /// connection is closed.
-    #[arg(long, env = "HTTP2_KEEPALIVE_TIMEOUT_SECS", default_value_t = 10,
-          value_parser = positive_u64())]
-    pub http2_keepalive_timeout_secs: u64,
+    /// How long a keep-alive ping may go unanswered before the connection is
+    /// closed. (Was HTTP2_KEEPALIVE_TIMEOUT_SECS.)
+    #[arg(long, env = "HTTP2_KEEPALIVE_TIMEOUT", default_value = "10s",
+          value_parser = crate::config::parse_positive_duration)]
+    pub http2_keepalive_timeout: Duration,
 
     /// Bytes of response bodies the product read cache keeps at most, over
     /// all its entries (each of its shards keeps its share); on top of the
@@ -226,10 +229,10 @@ mod tests {
         let bounds = Wrapper::parse_from(["gateway"]).bounds;
         assert_eq!(bounds.body_budget_bytes, 32 * 1024 * 1024);
         assert_eq!(bounds.max_connections, 4096);
-        assert_eq!(bounds.idle_connection_timeout_secs, 60);
+        assert_eq!(bounds.idle_connection_timeout, Duration::from_secs(60));
         assert_eq!(bounds.http2_max_concurrent_streams, 100);
-        assert_eq!(bounds.http2_keepalive_interval_secs, 20);
-        assert_eq!(bounds.http2_keepalive_timeout_secs, 10);
+        assert_eq!(bounds.http2_keepalive_interval, Duration::from_secs(20));
+        assert_eq!(bounds.http2_keepalive_timeout, Duration::from_secs(10));
         assert_eq!(bounds.product_cache_max_bytes, 16 * 1024 * 1024);
     }
 }

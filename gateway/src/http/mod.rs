@@ -99,7 +99,7 @@ impl Limits {
         Self {
             body: config.body_limit_bytes,
             webhook_body: config.webhook_body_limit_bytes,
-            request_timeout: Duration::from_secs(config.request_timeout_secs),
+            request_timeout: config.request_timeout,
             max_concurrent: config.max_concurrent_requests as usize,
         }
     }

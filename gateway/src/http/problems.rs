@@ -197,7 +197,7 @@ impl Kind {
                 S::UNAUTHORIZED,
                 "A payment webhook delivery whose signature does not match the body: another \
                  secret, a body changed after signing, a malformed or repeated signature header, \
-                 or a timestamp too far from the gateway's clock (WEBHOOK_TOLERANCE_SECS, 300 s by \
+                 or a timestamp too far from the gateway's clock (WEBHOOK_TOLERANCE, 300 s by \
                  default). Nothing was applied. Check the secret, sign the exact bytes sent, and \
                  send again with a fresh timestamp.",
             ),
@@ -274,7 +274,7 @@ impl Kind {
                 "The request took too long",
                 S::REQUEST_TIMEOUT,
                 "The request was not finished within the gateway's request timeout \
-                 (REQUEST_TIMEOUT_SECS), typically because its body came too slowly, and was \
+                 (REQUEST_TIMEOUT), typically because its body came too slowly, and was \
                  abandoned. Send it again; if it was a write, read the resource first, or repeat \
                  an order with the same `Idempotency-Key`.",
             ),
@@ -368,7 +368,7 @@ impl Kind {
                 "backend-timeout",
                 "A service did not answer in time",
                 S::GATEWAY_TIMEOUT,
-                "A service did not answer within the gateway's deadline (GRPC_TIMEOUT_MS). The \
+                "A service did not answer within the gateway's deadline (GRPC_TIMEOUT). The \
                  call may still complete: read before repeating a write, or repeat an order with \
                  the same `Idempotency-Key`.",
             ),

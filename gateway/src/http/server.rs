@@ -3,7 +3,7 @@
 //!
 //! - a bound on how long a client may take to send its request headers
 //!   (slowloris: a connection that sends nothing, or trickles its head, is
-//!   closed after HEADER_READ_TIMEOUT_SECS);
+//!   closed after HEADER_READ_TIMEOUT);
 //! - a cap on open connections (MAX_CONNECTIONS, both protocols). A
 //!   connection accepted past it is closed at once, unread. Leaving it in
 //!   the kernel's backlog instead would look to its client like a hang (the
@@ -11,15 +11,15 @@
 //!   keep the backlog full for everyone behind it; a close is a clear,
 //!   immediate signal to retry elsewhere or later, and costs the gateway an
 //!   accept and a close;
-//! - an idle timeout (IDLE_CONNECTION_TIMEOUT_SECS): a connection with no
+//! - an idle timeout (IDLE_CONNECTION_TIMEOUT): a connection with no
 //!   request in progress for that long is closed gracefully (GOAWAY on
 //!   HTTP/2), so idle clients cannot hold connection slots forever. HTTP/2
 //!   keep-alive pings do not count as activity: they show the peer is there,
 //!   not that it needs the connection;
 //! - HTTP/2 settings: at most HTTP2_MAX_CONCURRENT_STREAMS streams per
 //!   connection (advertised; one more is refused with REFUSED_STREAM), and
-//!   keep-alive pings (HTTP2_KEEPALIVE_INTERVAL_SECS, answered within
-//!   HTTP2_KEEPALIVE_TIMEOUT_SECS or the connection is closed), which find
+//!   keep-alive pings (HTTP2_KEEPALIVE_INTERVAL, answered within
+//!   HTTP2_KEEPALIVE_TIMEOUT or the connection is closed), which find
 //!   peers that vanished without closing;
 //! - the drain on shutdown: while draining (from SIGTERM until the drain
 //!   delay ends, see `platform::drain`) every HTTP/1 response says
@@ -76,12 +76,12 @@ impl ConnectionSettings {
     pub fn new(header_read_timeout: Duration, bounds: &Bounds) -> Self {
         Self {
             header_read_timeout,
-            idle_timeout: Duration::from_secs(bounds.idle_connection_timeout_secs),
+            idle_timeout: bounds.idle_connection_timeout,
             max_connections: bounds.max_connections as usize,
             http2_max_concurrent_streams: bounds.http2_max_concurrent_streams,
-            http2_keepalive_interval: (bounds.http2_keepalive_interval_secs > 0)
-                .then(|| Duration::from_secs(bounds.http2_keepalive_interval_secs)),
-            http2_keepalive_timeout: Duration::from_secs(bounds.http2_keepalive_timeout_secs),
+            http2_keepalive_interval: (!bounds.http2_keepalive_interval.is_zero())
+                .then_some(bounds.http2_keepalive_interval),
+            http2_keepalive_timeout: bounds.http2_keepalive_timeout,
         }
     }
 }

@@ -34,7 +34,7 @@ async fn app_with(draining: platform::drain::Draining, metrics: Metrics) -> Rout
     config.catalog_url = closed_port_url();
     config.order_url = closed_port_url();
     config.webhook_secret = Some(SECRET.into());
-    config.grpc_timeout_ms = 2_000;
+    config.grpc_timeout = std::time::Duration::from_millis(2_000);
     let state = super::AppState {
         draining,
         products: upstream::product_cache::ProductCache::new(

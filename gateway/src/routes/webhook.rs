@@ -30,7 +30,7 @@ use crate::{
 /// Apply a payment result to an order.
 ///
 /// Signed in one of three forms (every configured secret is accepted, for
-/// rotation; timestamps are refused more than WEBHOOK_TOLERANCE_SECS, 300 s by
+/// rotation; timestamps are refused more than WEBHOOK_TOLERANCE, 300 s by
 /// default, from the gateway's clock):
 /// - `X-Signature: hex(HMAC-SHA256(secret, raw body))`;
 /// - `X-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>]`, signing

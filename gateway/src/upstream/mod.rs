@@ -21,7 +21,7 @@
 //!   answers UNAVAILABLE (503) at once;
 //! - balanced (default): every address the URL resolves to (a
 //!   headless Kubernetes Service resolves to every ready pod), probed and
-//!   re-resolved every `GRPC_REFRESH_MS`, calls spread over the reachable
+//!   re-resolved every `GRPC_REFRESH_INTERVAL`, calls spread over the reachable
 //!   ones. gRPC keeps long-lived HTTP/2 connections, which an L4 balancer
 //!   would pin to one pod. "Reachable" means ready: an address whose
 //!   service answers NOT_SERVING (its database down, or draining after
@@ -91,7 +91,7 @@ impl Backends {
         }
         let settings = ChannelSettings {
             connect_timeout: config.grpc_connect_timeout(),
-            refresh_interval: Duration::from_millis(config.grpc_refresh_ms.max(10)),
+            refresh_interval: config.grpc_refresh_interval.max(Duration::from_millis(10)),
             tls,
         };
         let (catalog, order) = tokio::join!(

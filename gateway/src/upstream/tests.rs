@@ -20,7 +20,7 @@ async fn calls_carry_the_request_id_trace_context_and_deadline() {
         .into_parts();
     let ctx = CallContext::of(&parts);
     let mut config = Config::parse_from(["gateway"]);
-    config.grpc_timeout_ms = 1_500;
+    config.grpc_timeout = std::time::Duration::from_millis(1_500);
     let backends = Backends::connect(&config, Metrics::new()).await.unwrap();
     let request = backends.request((), &ctx);
     let metadata = request.metadata();

@@ -28,11 +28,11 @@
 //! resolved IP addresses (one headless Service name, many pod IPs, one
 //! certificate name).
 
-use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{
     net::TcpStream,
-    sync::{mpsc::Sender, watch},
+    sync::{Notify, mpsc::Sender, watch},
 };
 use tonic::transport::{Channel, Endpoint, channel::Change};
 use tonic_health::pb::{
@@ -106,6 +106,10 @@ pub struct ServiceChannel {
     channel: Channel,
     /// Balanced channels: how many addresses are reachable now.
     reachable: Option<watch::Receiver<usize>>,
+    /// Balanced channels: asks the resolver for a pass now.
+    probe_now: Option<Arc<Notify>>,
+    /// How long one pass may take (a TCP probe and a health check).
+    pass_limit: Duration,
 }
 
 impl ServiceChannel {
@@ -140,6 +144,8 @@ impl ServiceChannel {
         Ok(Self {
             channel: endpoint.connect_lazy(),
             reachable: None,
+            probe_now: None,
+            pass_limit: Duration::ZERO,
         })
     }
 
@@ -163,6 +169,7 @@ impl ServiceChannel {
         }
         let (channel, changes) = Channel::balance_channel::<SocketAddr>(64);
         let (count_tx, count_rx) = watch::channel(0);
+        let probe_now = Arc::new(Notify::new());
         let resolver = Resolver {
             targets,
             settings: settings.clone(),
@@ -170,6 +177,7 @@ impl ServiceChannel {
             count: count_tx,
             current: BTreeMap::new(),
             probers: BTreeMap::new(),
+            probe_now: probe_now.clone(),
         };
         let mut first_pass = count_rx.clone();
         tokio::spawn(resolver.run());
@@ -179,6 +187,8 @@ impl ServiceChannel {
         Ok(Self {
             channel,
             reachable: Some(count_rx),
+            probe_now: Some(probe_now),
+            pass_limit: first_pass_limit,
         })
     }
 
@@ -195,15 +205,41 @@ impl ServiceChannel {
             .is_some_and(|count| *count.borrow() == 0)
     }
 
-    /// Runs one call under `deadline`: UNAVAILABLE at once when no address is
-    /// ready, DEADLINE_EXCEEDED when the call outlives the deadline
-    /// (whatever the transport does).
+    /// Whether a call can go out now: an unbalanced channel always; a
+    /// balanced one when its last pass found a ready address or, if none,
+    /// when a pass asked for now finds one. That pass is bounded (a TCP probe
+    /// and a health check), so a service that came back is used at once
+    /// rather than after the next `refresh_interval`, and one still down is
+    /// refused in that bound rather than after a call's deadline. Concurrent
+    /// callers share the pass.
+    pub async fn ready_or_probe(&self) -> bool {
+        let (Some(reachable), Some(probe_now)) = (&self.reachable, &self.probe_now) else {
+            return true;
+        };
+        if *reachable.borrow() > 0 {
+            return true;
+        }
+        let mut pass = reachable.clone();
+        pass.mark_unchanged();
+        probe_now.notify_one();
+        // The next pass to end says. (One that was already under way may
+        // have begun before the service came back: that caller gets one 503
+        // more, and the pass asked for runs right after it for the next.)
+        match tokio::time::timeout(self.pass_limit, pass.changed()).await {
+            Ok(Ok(())) => *pass.borrow_and_update() > 0,
+            _ => false,
+        }
+    }
+
+    /// Runs one call under `deadline`: UNAVAILABLE when no address is ready
+    /// (see [`Self::ready_or_probe`]), DEADLINE_EXCEEDED when the call
+    /// outlives the deadline (whatever the transport does).
     pub async fn call<T>(
         &self,
         deadline: Duration,
         call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     ) -> Result<T, tonic::Status> {
-        if self.has_no_reachable_address() {
+        if !self.ready_or_probe().await {
             return Err(tonic::Status::unavailable("no ready address"));
         }
         match tokio::time::timeout(deadline, call).await {
@@ -384,6 +420,8 @@ struct Resolver {
     /// A health prober per resolved address (dropped when it no longer
     /// resolves or refuses connections).
     probers: BTreeMap<SocketAddr, Prober>,
+    /// A caller found no ready address: run a pass now.
+    probe_now: Arc<Notify>,
 }
 
 impl Resolver {
@@ -394,6 +432,7 @@ impl Resolver {
             }
             tokio::select! {
                 () = tokio::time::sleep(self.settings.refresh_interval) => {}
+                () = self.probe_now.notified() => {}
                 () = self.changes.closed() => return,
             }
         }

@@ -11,8 +11,9 @@
 //! them, and by the end of the delay nobody sends it new ones.
 //!
 //! The delay is `DRAIN_DELAY` (a duration, `5s`, read by
-//! [`crate::settings::parse_duration`]) or, under the name operators know it
-//! by, `DRAIN_DELAY_SECS` (a number of seconds); giving both is refused.
+//! [`crate::settings::parse_duration`]); `DRAIN_DELAY_SECS` (a number of
+//! seconds, the spelling of the settings before durations carried their
+//! unit) is read as it, with a warning (see [`crate::renamed`]).
 //! The binaries default to none (0): on a developer machine and in tests a
 //! process is stopped often and nothing balances over it, so waiting would
 //! only slow every stop; the deployment manifests, where a balancer does
@@ -22,29 +23,22 @@ use std::{future::Future, time::Duration};
 
 use tokio::sync::watch;
 
-/// `DRAIN_DELAY` / `DRAIN_DELAY_SECS`, a clap argument group every process's
-/// configuration flattens.
+/// `DRAIN_DELAY`, a clap argument group every process's configuration
+/// flattens.
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct DrainSettings {
     /// After SIGTERM, how long to keep serving while reporting not ready
     /// (`/ready` 503, gRPC health NOT_SERVING), so balancers stop sending
     /// first; then the process stops accepting and drains. A duration with
     /// its unit (`5s`, `500ms`). Unset: 0.
-    #[arg(long, env = "DRAIN_DELAY", value_parser = crate::settings::parse_duration,
-          conflicts_with = "drain_delay_secs")]
+    #[arg(long, env = "DRAIN_DELAY", value_parser = crate::settings::parse_duration)]
     pub drain_delay: Option<Duration>,
-
-    /// DRAIN_DELAY as a number of seconds (the name operators know it by).
-    #[arg(long, env = "DRAIN_DELAY_SECS")]
-    pub drain_delay_secs: Option<u64>,
 }
 
 impl DrainSettings {
-    /// The drain delay: whichever of the two names is set, else 0.
+    /// The drain delay, 0 when unset.
     pub fn delay(&self) -> Duration {
-        self.drain_delay
-            .or(self.drain_delay_secs.map(Duration::from_secs))
-            .unwrap_or(Duration::ZERO)
+        self.drain_delay.unwrap_or(Duration::ZERO)
     }
 }
 
@@ -127,7 +121,7 @@ mod tests {
     }
 
     #[test]
-    fn both_names_are_read_and_giving_both_is_refused() {
+    fn the_delay_is_a_duration_with_its_unit_and_zero_when_unset() {
         let parse =
             |args: &[&str]| Cli::try_parse_from(std::iter::once("x").chain(args.iter().copied()));
         assert_eq!(parse(&[]).unwrap().drain.delay(), Duration::ZERO);
@@ -139,13 +133,9 @@ mod tests {
             parse(&["--drain-delay", "500ms"]).unwrap().drain.delay(),
             Duration::from_millis(500)
         );
-        assert_eq!(
-            parse(&["--drain-delay-secs", "7"]).unwrap().drain.delay(),
-            Duration::from_secs(7)
-        );
-        // A bare number under the duration name has no unit: refused.
+        // A bare number has no unit: refused (DRAIN_DELAY_SECS=7 is read as
+        // --drain-delay=7s, see `crate::renamed`).
         assert!(parse(&["--drain-delay", "5"]).is_err());
-        assert!(parse(&["--drain-delay", "1s", "--drain-delay-secs", "1"]).is_err());
     }
 
     #[tokio::test]

@@ -57,6 +57,14 @@ impl Renamed {
     }
 }
 
+/// Renamed settings every process has (`DrainSettings`).
+pub const EVERY_PROCESS: &[Renamed] = &[Renamed::new(
+    "DRAIN_DELAY_SECS",
+    "DRAIN_DELAY",
+    "drain-delay",
+    Unit::Secs,
+)];
+
 /// Renamed settings of `platform::settings::ServiceSettings` (both gRPC
 /// services).
 pub const SERVICE_SETTINGS: &[Renamed] = &[

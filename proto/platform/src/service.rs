@@ -99,7 +99,12 @@ pub trait Service: Sized {
 
 /// Everything a service binary does; its exit status says how it went.
 pub async fn main<S: Service>() -> anyhow::Result<()> {
-    let renamed = [crate::renamed::SERVICE_SETTINGS, S::RENAMED].concat();
+    let renamed = [
+        crate::renamed::EVERY_PROCESS,
+        crate::renamed::SERVICE_SETTINGS,
+        S::RENAMED,
+    ]
+    .concat();
     let (args, renamed) = crate::renamed::apply_to_process(&renamed);
     let config: S::Config = parse_from(&S::DEFAULTS, args);
     let settings = S::settings(&config);

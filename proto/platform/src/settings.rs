@@ -106,7 +106,7 @@ pub struct ServiceSettings {
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 
-    // DRAIN_DELAY (or DRAIN_DELAY_SECS): after SIGTERM, serve on while
+    // DRAIN_DELAY: after SIGTERM, serve on while
     // NOT_SERVING before stopping to accept (see `crate::drain`).
     #[command(flatten)]
     pub drain: crate::drain::DrainSettings,

@@ -15,7 +15,7 @@
 //!   counted) past the count cap;
 //! - HTTP/2 (h2c) and connections: the stream limit is advertised and
 //!   enforced (REFUSED_STREAM), idle connections are closed
-//!   (`IDLE_CONNECTION_TIMEOUT_SECS`), unanswered keep-alive pings close the
+//!   (`IDLE_CONNECTION_TIMEOUT`), unanswered keep-alive pings close the
 //!   connection, and past `MAX_CONNECTIONS` new connections are closed at
 //!   once. The HTTP/2 client is a few frames written by hand (below): it
 //!   shows exactly the frames a library client would hide (the advertised
@@ -623,7 +623,7 @@ fn literal(block: &mut Vec<u8>, index: Option<u8>, name: &str, value: &str) {
 async fn http2_advertises_its_stream_limit_and_refuses_one_stream_more() {
     let p = spawn_platform_with(|config| {
         config.bounds.http2_max_concurrent_streams = 3;
-        config.request_timeout_secs = 60;
+        config.request_timeout = std::time::Duration::from_secs(60);
     })
     .await;
     let mut h2 = H2::connect(p.gateway.addr).await;
@@ -682,7 +682,10 @@ async fn http2_advertises_its_stream_limit_and_refuses_one_stream_more() {
 
 #[tokio::test]
 async fn an_idle_http2_connection_is_closed_after_the_idle_timeout_and_a_busy_one_is_not() {
-    let p = spawn_platform_with(|config| config.bounds.idle_connection_timeout_secs = 1).await;
+    let p = spawn_platform_with(|config| {
+        config.bounds.idle_connection_timeout = std::time::Duration::from_secs(1)
+    })
+    .await;
 
     // Busy: a request every 300 ms for 2.5 s keeps it open.
     let mut busy = H2::connect(p.gateway.addr).await;
@@ -744,10 +747,10 @@ async fn an_idle_http2_connection_is_closed_after_the_idle_timeout_and_a_busy_on
 #[tokio::test]
 async fn an_http2_peer_that_stops_answering_keep_alive_pings_is_disconnected() {
     let p = spawn_platform_with(|config| {
-        config.bounds.http2_keepalive_interval_secs = 1;
-        config.bounds.http2_keepalive_timeout_secs = 1;
+        config.bounds.http2_keepalive_interval = std::time::Duration::from_secs(1);
+        config.bounds.http2_keepalive_timeout = std::time::Duration::from_secs(1);
         // Long enough not to be what closes these connections.
-        config.bounds.idle_connection_timeout_secs = 60;
+        config.bounds.idle_connection_timeout = std::time::Duration::from_secs(60);
     })
     .await;
 

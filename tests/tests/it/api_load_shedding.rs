@@ -3,8 +3,8 @@
 //! `Retry-After` (problem details) instead of queueing, while the probes and
 //! metrics still answer; past `BODY_BUDGET_BYTES` of bodies being read at
 //! once (slow uploads), the same; a client that takes too long to send its
-//! headers is disconnected (`HEADER_READ_TIMEOUT_SECS`), and one that
-//! trickles its body gets 408 (`REQUEST_TIMEOUT_SECS`). The other resource
+//! headers is disconnected (`HEADER_READ_TIMEOUT`), and one that
+//! trickles its body gets 408 (`REQUEST_TIMEOUT`). The other resource
 //! bounds (body size, order lines, list depth, HTTP/2, connections) are in
 //! `api_bounds.rs`.
 
@@ -44,7 +44,7 @@ async fn assert_shed_counted(p: &Platform) {
 async fn past_the_concurrency_limit_requests_get_503_with_retry_after() {
     let p = spawn_platform_with(|config| {
         config.max_concurrent_requests = 1;
-        config.request_timeout_secs = 60;
+        config.request_timeout = std::time::Duration::from_secs(60);
     })
     .await;
     p.get("/api/products").await.expect(200);
@@ -91,7 +91,10 @@ async fn the_limit_counts_requests_in_flight_not_requests_served() {
 
 #[tokio::test]
 async fn a_client_that_is_slow_to_send_its_headers_is_disconnected() {
-    let p = spawn_platform_with(|config| config.header_read_timeout_secs = 1).await;
+    let p = spawn_platform_with(|config| {
+        config.header_read_timeout = std::time::Duration::from_secs(1)
+    })
+    .await;
 
     // A trickle: a header byte every 200 ms, never the end of the head.
     let mut socket = TcpStream::connect(p.gateway.addr).await.unwrap();
@@ -146,7 +149,9 @@ async fn a_client_that_is_slow_to_send_its_headers_is_disconnected() {
 
 #[tokio::test]
 async fn a_body_trickled_past_the_request_timeout_is_408() {
-    let p = spawn_platform_with(|config| config.request_timeout_secs = 1).await;
+    let p =
+        spawn_platform_with(|config| config.request_timeout = std::time::Duration::from_secs(1))
+            .await;
     let addr = p.gateway.addr;
     let mut socket = raw_post(addr, "/api/products", "Content-Length: 200", b"").await;
     let started = Instant::now();
@@ -203,7 +208,7 @@ async fn hold_upload(p: &Platform, content_length: Option<usize>) -> TcpStream {
 async fn past_the_body_budget_uploads_are_refused_at_once_until_held_ones_end() {
     // Held uploads must outlive the test's waits.
     let p = spawn_platform_with(|config| {
-        config.request_timeout_secs = 60;
+        config.request_timeout = std::time::Duration::from_secs(60);
         config.bounds.body_budget_bytes = 100_000;
     })
     .await;

@@ -508,7 +508,7 @@ async fn backend_unavailable_says_when_to_retry() {
 async fn overloaded_says_when_to_retry() {
     let p = spawn_platform_with(|config| {
         config.max_concurrent_requests = 1;
-        config.request_timeout_secs = 60;
+        config.request_timeout = std::time::Duration::from_secs(60);
     })
     .await;
     // A request whose body never comes holds the one permit.

@@ -16,7 +16,7 @@ use tests::{
 
 /// Long enough that only the change feed can explain a fresh read.
 fn long_ttl(config: &mut gateway::Config) {
-    config.product_cache_ttl_ms = 600_000;
+    config.product_cache_ttl = std::time::Duration::from_millis(600_000);
 }
 
 async fn new_product(p: &Platform, quantity: i64) -> String {

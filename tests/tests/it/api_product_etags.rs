@@ -275,7 +275,7 @@ async fn without_conditions_the_answers_are_as_before_plus_the_etag() {
 
 /// Long enough that only the change feed can explain a fresh read.
 fn long_ttl(config: &mut gateway::Config) {
-    config.product_cache_ttl_ms = 600_000;
+    config.product_cache_ttl = std::time::Duration::from_millis(600_000);
 }
 
 /// `product_cache_lookups_total{result="hit"}` and `product_cache_live`.

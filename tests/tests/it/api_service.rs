@@ -85,8 +85,8 @@ async fn a_stalled_service_is_504_at_the_deadline_never_a_hang() {
         }
     });
     let gateway = spawn_gateway(&url, &url, |config| {
-        config.grpc_timeout_ms = 500;
-        config.grpc_connect_timeout_ms = 5_000;
+        config.grpc_timeout = std::time::Duration::from_millis(500);
+        config.grpc_connect_timeout = std::time::Duration::from_millis(5_000);
         // One lazy channel: a balanced one would soon take the stalled
         // address out (it never answers health) and refuse at once (503).
         config.grpc_balance = false;
@@ -118,7 +118,10 @@ async fn a_stalled_service_is_504_at_the_deadline_never_a_hang() {
 
 #[tokio::test]
 async fn a_request_that_never_finishes_its_body_is_408() {
-    let p = tests::gateway::spawn_platform_with(|config| config.request_timeout_secs = 1).await;
+    let p = tests::gateway::spawn_platform_with(|config| {
+        config.request_timeout = std::time::Duration::from_secs(1)
+    })
+    .await;
     let addr = p.gateway.addr;
     let mut socket = raw_post(addr, "/api/products", "Content-Length: 100", b"{\"name\":").await;
     let limit = std::time::Duration::from_secs(10);
@@ -134,7 +137,7 @@ async fn a_request_that_never_finishes_its_body_is_408() {
 async fn balanced_channels_serve_and_answer_503_once_a_service_is_gone() {
     let p = tests::gateway::spawn_platform_with(|config| {
         config.grpc_balance = true;
-        config.grpc_refresh_ms = 200;
+        config.grpc_refresh_interval = std::time::Duration::from_millis(200);
     })
     .await;
     p.get("/ready").await.expect(200);
@@ -176,7 +179,7 @@ async fn balanced_channels_serve_and_answer_503_once_a_service_is_gone() {
 async fn one_backend_down_leaves_the_gateway_ready_and_fails_only_its_routes_fast() {
     let p = tests::gateway::spawn_platform_with(|config| {
         // A long deadline: "fast" must not be "at the deadline".
-        config.grpc_timeout_ms = 10_000;
+        config.grpc_timeout = std::time::Duration::from_millis(10_000);
     })
     .await;
     let product = p.create_product("Lamp", "25.00", 10).await;

@@ -64,7 +64,7 @@ const OPS_BEFORE_FAULT: usize = 40;
 const OPS_DURING_OUTAGE: usize = 30;
 const MAX_OUTAGE: Duration = Duration::from_secs(4);
 /// How long PostgreSQL stays down: longer than the gateway's deadline
-/// (`GRPC_TIMEOUT_MS`, 5 s).
+/// (`GRPC_TIMEOUT`, 5 s).
 const POSTGRES_OUTAGE: Duration = Duration::from_secs(6);
 /// Pacing between one client's operations, so the stream spans the fault.
 const PACE: Duration = Duration::from_millis(15);
@@ -187,7 +187,7 @@ async fn start_platform(databases: Option<(String, String)>) -> ChildPlatform {
         order,
         // Longer than the slowest saga (two catalog deadlines and a few
         // statements), so a slow order is not cut off as 504.
-        gateway: env("GRPC_TIMEOUT_MS=5000 GRPC_CONNECT_TIMEOUT_MS=300"),
+        gateway: env("GRPC_TIMEOUT=5s GRPC_CONNECT_TIMEOUT=300ms"),
         ..Default::default()
     })
     .await

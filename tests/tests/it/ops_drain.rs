@@ -30,7 +30,7 @@ use tests::{
 
 /// How long a SIGTERMed gateway keeps serving while unready.
 const DRAIN_DELAY: Duration = Duration::from_secs(2);
-/// `SHUTDOWN_GRACE_SECS` of the processes here.
+/// `SHUTDOWN_GRACE` of the processes here.
 const GRACE: Duration = Duration::from_secs(5);
 
 /// What the test balancer knows of one gateway.
@@ -174,9 +174,9 @@ async fn client(
 async fn sigterm_under_load_behind_a_balancer_loses_no_request() {
     let drain = [
         ("DRAIN_DELAY", "2s".to_owned()),
-        ("SHUTDOWN_GRACE_SECS", GRACE.as_secs().to_string()),
+        ("SHUTDOWN_GRACE", format!("{}s", GRACE.as_secs())),
         // Generous: slow is not failed on a loaded 2-core machine.
-        ("GRPC_TIMEOUT_MS", "20000".to_owned()),
+        ("GRPC_TIMEOUT", "20s".to_owned()),
     ];
     let platform = ChildPlatform::start(PlatformEnv {
         gateway: drain.to_vec(),
@@ -277,7 +277,7 @@ async fn sigterm_under_load_behind_a_balancer_loses_no_request() {
 async fn a_service_reports_not_serving_and_serves_on_for_its_drain_delay() {
     let database = tests::TestDatabase::fresh("catalog");
     let admin = tests::process::free_addr();
-    let mut settings = env("DB_MAX_CONNECTIONS=2 SHUTDOWN_GRACE_SECS=5 DRAIN_DELAY=3s");
+    let mut settings = env("DB_MAX_CONNECTIONS=2 SHUTDOWN_GRACE=5s DRAIN_DELAY=3s");
     settings.push(("DATABASE_URL", database.url()));
     settings.push(("ADMIN_ADDR", admin.to_string()));
     let mut catalog = ChildService::start("catalog-service", &settings).await;

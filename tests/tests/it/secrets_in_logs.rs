@@ -330,7 +330,7 @@ async fn start_platform(
             format!("secrets-test={API_KEY}:products,orders"),
         ),
     ];
-    gateway.extend(env("GRPC_TIMEOUT_MS=3000"));
+    gateway.extend(env("GRPC_TIMEOUT=3000ms"));
     ChildPlatform::start(PlatformEnv {
         databases: Some(databases),
         all: logging(format),

@@ -204,7 +204,7 @@ fn the_repository_model_reads_the_protos_and_migrations() {
         strings(&["products", "reservations", "reservation_lines"])
     );
     assert!(model.columns.contains("price_at_purchase"));
-    assert!(model.settings.contains("RECONCILE_INTERVAL_SECS"));
+    assert!(model.settings.contains("RECONCILE_INTERVAL"));
 }
 
 /// The repository's own diagrams, each broken once: every break is found.

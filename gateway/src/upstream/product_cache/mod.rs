@@ -20,7 +20,7 @@
 //! A read that missed stores its answer only if no change touched its shard
 //! while it was being fetched (a generation per shard), so an answer fetched
 //! before a change never lands after the change's removal. Entries also
-//! expire after `PRODUCT_CACHE_TTL_MS`, and the cache holds at most
+//! expire after `PRODUCT_CACHE_TTL`, and the cache holds at most
 //! `PRODUCT_CACHE_CAPACITY` of them and at most `PRODUCT_CACHE_MAX_BYTES` of
 //! response bodies: a count alone does not bound memory, since a product's
 //! description has no length limit of its own (only the request body's).
