@@ -138,10 +138,17 @@ EOF
 }
 
 status_of() { local reply; reply="$(http "$@")"; echo "${reply%%$'\n'*}"; }
-# Waits for /ready; fails as soon as a service has exited.
+# Waits until /ready says both services are up (a 200 alone only says the
+# gateway serves: it stays ready while a backend is down, and reports each
+# in `backends`); fails as soon as a service has exited.
+all_up() {
+    local reply; reply="$(http GET "$base/ready" "$api_key")"
+    [ "${reply%%$'\n'*}" = 200 ] || return 1
+    python3 -c 'import json, sys; states = json.loads(sys.argv[1]).get("backends", {}).values(); sys.exit(0 if states and all(s == "up" for s in states) else 1)' "${reply#*$'\n'}"
+}
 wait_ready() {
     for _ in $(seq 1 120); do
-        [ "$(status_of GET "$base/ready" "$api_key")" = 200 ] && return 0
+        all_up && return 0
         for pid in "${pids[@]}"; do
             kill -0 "$pid" 2>/dev/null || { echo "a service exited during start-up" >&2; return 1; }
         done

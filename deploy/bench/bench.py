@@ -296,8 +296,11 @@ def wait_until_ready(port: int) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            status, _ = http_json(port, "GET", "/ready")
-            if status == 200:
+            # A 200 alone only says the gateway serves (it stays ready while
+            # a backend is down); the body reports each backend.
+            status, body = http_json(port, "GET", "/ready")
+            backends = (body or {}).get("backends", {}) if isinstance(body, dict) else {}
+            if status == 200 and backends and all(state == "up" for state in backends.values()):
                 return
         except OSError:
             pass
