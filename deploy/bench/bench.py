@@ -5,7 +5,8 @@ Starts catalog-service, order-service and gateway from target/release on
 fresh databases, seeds products through the public API, then for every
 scenario and concurrency runs wrk (Lua scripts in wrk/) and, where one
 applies, the pgbench ceiling at the same concurrency and for the same time
-right before it. Prints one line per scenario and concurrency, then, once the
+right before it. Prints one line per scenario and concurrency (with the CPU
+time each service process spent per request during the wrk run), then, once the
 order service's reconciler has had its pass over what the load left, the
 invariant check (per product: no unit of stock lost or oversold; orders and
 reservations agree) and the count of "transaction in progress" notices in
@@ -53,6 +54,20 @@ SPREAD_STOCK = 1_000_000
 HOT_STOCK = 100_000_000
 PRICE = "9.99"
 
+# The list ceiling's parameters, as the catalog binds them for
+# GET /api/products?page=1&page_size=20 (see pgbench/list.sql): the count's
+# cap (PageRequest::count_cap() + 1 at the default MAX_LIST_OFFSET, 10,000,
+# and MAX_PAGE_SIZE, 100; a --env MAX_LIST_OFFSET would not move it), the
+# page's size and offset.
+LIST_COUNT_LIMIT = 10_000 + 100 + 1
+LIST_PAGE_SIZE = 20
+LIST_OFFSET = 0
+
+# How many pending orders the webhook ceiling pays from (pgbench/
+# webhook_orders.sql): one per transaction of a measurement, with room for
+# several times this machine's rate at 64 clients for 10 s (~3.6k/s at 16).
+WEBHOOK_CEILING_ORDERS = 200_000
+
 # What the services run with beside their defaults. Pool size made no
 # measurable difference between 4 and 16 connections per service on this
 # 2-core machine (the reservation and order writes are group-committed), and 8
@@ -99,11 +114,11 @@ class Scenario:
 
 SCENARIOS = [
     Scenario("get_product", "GET /api/products/{id}", "get_product.lua", "select", False),
-    Scenario("list_products", "GET /api/products?page_size=20", "list_products.lua", None, False),
+    Scenario("list_products", "GET /api/products?page_size=20", "list_products.lua", "list", False),
     Scenario("order_spread", "POST /api/orders 1 unit, spread", "order_spread.lua", "order_spread", True),
     Scenario("order_five_lines", "POST /api/orders 5 lines", "order_five_lines.lua", None, True),
     Scenario("order_hot", "POST /api/orders 1 unit, hot row", "order_hot.lua", "order_hot", True),
-    Scenario("webhook", "POST /api/payment-webhook (signed)", "webhook.lua", None, False),
+    Scenario("webhook", "POST /api/payment-webhook (signed)", "webhook.lua", "webhook", False),
     Scenario("mix", "mix 80% read/15% order/5% cancel", "mix.lua", None, True),
 ]
 BY_KEY = {s.key: s for s in SCENARIOS}
@@ -112,7 +127,12 @@ CEILING_TITLES = {
     "select": "pgbench -S",
     "order_spread": "order SQL, spread",
     "order_hot": "order SQL, hot row",
+    "list": "list SQL",
+    "webhook": "webhook SQL",
 }
+
+# How the per-scenario line names the processes in its CPU per request.
+CPU_NAMES = {"gateway": "gw", "order-service": "order", "catalog-service": "catalog"}
 
 
 def log(message: str) -> None:
@@ -210,6 +230,25 @@ class Platform:
                 proc.popen.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.popen.kill()
+
+    def cpu_seconds(self) -> dict[str, float | None]:
+        """Each process's CPU time so far (user + system, all its threads)."""
+        return {p.name: p.cpu_seconds() for p in self.processes}
+
+
+def cpu_per_request(before: dict[str, float | None], after: dict[str, float | None],
+                    requests: int) -> dict[str, float | None]:
+    """CPU milliseconds each process spent per request between two readings
+    (around one wrk run). It includes what a process does beside requests in
+    that time (the reconciler's passes, health checks, the change feed): small
+    next to thousands of requests a second, and part of the cost anyway. The
+    kernel counts in clock ticks (10 ms at the usual 100 Hz), a fraction of a
+    per cent of the seconds a run takes."""
+    return {
+        name: round((after[name] - start) * 1000 / requests, 4)
+        if start is not None and after.get(name) is not None and requests else None
+        for name, start in before.items()
+    }
 
 
 def seconds(duration: str) -> float:
@@ -458,6 +497,7 @@ class Ceilings:
         self.database = "bench_ceiling"
 
     def prepare(self) -> None:
+        self.webhook_orders = False
         self.pg.recreate(self.database)
         subprocess.run(
             ["psql", self.pg.url(self.database), "-v", "ON_ERROR_STOP=1", "-q",
@@ -471,20 +511,53 @@ class Ceilings:
             check=True, capture_output=True, text=True,
         )
 
+    def ready(self, kind: str) -> None:
+        """What a measurement of `kind` needs beforehand (outside its time, and
+        before the VACUUM standing in for autovacuum): the webhook ceiling's
+        orders pending and unpaid again, made on its first measurement (not in
+        prepare(), so the order ceilings measured before it insert into tables
+        as small as the order service's are then)."""
+        if kind != "webhook":
+            return
+        subprocess.run(
+            ["psql", self.pg.url(self.database), "-v", "ON_ERROR_STOP=1", "-q",
+             "-v", f"orders={WEBHOOK_CEILING_ORDERS}", "-v", f"seed={'false' if self.webhook_orders else 'true'}",
+             "-f", str(PGBENCH_DIR / "webhook_orders.sql")],
+            check=True, capture_output=True, text=True,
+        )
+        self.webhook_orders = True
+
     def measure(self, kind: str, connections: int, seconds: int) -> float:
         threads = 1 if connections == 1 else 2
         common = ["-n", "-M", "prepared", "-c", str(connections), "-j", str(threads), "-T", str(seconds)]
         if kind == "select":
             cmd = [self.pgbench, "-S", *common]
+        elif kind == "list":
+            cmd = [self.pgbench, *common, "-D", f"count_limit={LIST_COUNT_LIMIT}",
+                   "-D", f"page_size={LIST_PAGE_SIZE}", "-D", f"offset={LIST_OFFSET}",
+                   "-f", str(PGBENCH_DIR / "list.sql")]
+        elif kind == "webhook":
+            # k: each client's count of its transactions, so that each pays an order of its own.
+            cmd = [self.pgbench, *common, "-D", "k=0", "-D", f"clients={connections}",
+                   "-D", f"orders={WEBHOOK_CEILING_ORDERS}", "-f", str(PGBENCH_DIR / "webhook.sql")]
         else:
             hot = "1" if kind == "order_hot" else "0"
             cmd = [self.pgbench, *common, "-D", f"hot={hot}", "-D", f"products={SPREAD_PRODUCTS}",
                    "-f", str(PGBENCH_DIR / "order.sql")]
         out = subprocess.run([*cmd, self.pg.url(self.database)], capture_output=True, text=True,
                              timeout=seconds + 60)
+        tps = None
         for line in out.stdout.splitlines():
             if line.startswith("tps = "):
-                return float(line.split()[2])
+                tps = float(line.split()[2])
+            elif (kind == "webhook" and line.startswith("number of transactions actually processed:")
+                  and int(line.split(":")[1].split("/")[0]) > WEBHOOK_CEILING_ORDERS):
+                # Not exact (clients run at different rates), but a run this
+                # long has paid some orders twice: those transactions changed nothing.
+                log(f"webhook ceiling: more transactions than its {WEBHOOK_CEILING_ORDERS} orders; some"
+                    " paid an order already paid (raise WEBHOOK_CEILING_ORDERS)")
+        if tps is not None:
+            return tps
         hint = ""
         if "too many clients" in out.stderr:
             hint = ("\nPostgreSQL's max_connections is used up (pgbench needs one per client beside the"
@@ -737,7 +810,8 @@ HEADER = (
 )
 
 
-def format_line(scenario: Scenario, connections: int, m: Measured, ceiling: float | None) -> str:
+def format_line(scenario: Scenario, connections: int, m: Measured, ceiling: float | None,
+                cpu: dict[str, float | None] | None = None) -> str:
     line = (
         f"{scenario.title:<36} {connections:>5} {m.rps:>8.0f} {m.p50_ms:>7.2f} {m.p99_ms:>7.2f}"
         f" {m.non_2xx:>7} {m.s5xx:>4}"
@@ -746,6 +820,10 @@ def format_line(scenario: Scenario, connections: int, m: Measured, ceiling: floa
         line += f"  {CEILING_TITLES[scenario.ceiling]:<19} {ceiling:>7.0f} {m.rps / ceiling:>6.2f}"
     else:
         line += f"  {'-':<19} {'-':>7} {'-':>6}"
+    if cpu:
+        line += "  cpu/req: " + ", ".join(
+            f"{short} {cpu[name]:.2f} ms" if cpu[name] is not None else f"{short} ?"
+            for name, short in CPU_NAMES.items() if name in cpu)
     return line
 
 
@@ -866,7 +944,12 @@ def main() -> None:
         out_dir = args.out or BENCH_DIR
         import chart  # noqa: PLC0415 (next to this script)
 
-        chart.write(json.loads((out_dir / "results.json").read_text()), out_dir / "chart.svg")
+        try:
+            chart.write(json.loads((out_dir / "results.json").read_text()), out_dir / "chart.svg")
+        except ImportError as error:
+            # The system Python usually lacks matplotlib; run.sh has a venv with it.
+            sys.exit(f"no chart ({error}): bash deploy/bench/run.sh --chart-only runs this with the"
+                     " matplotlib of deploy/bench/requirements.txt (in target/bench/venv)")
         log(f"wrote {out_dir / 'chart.svg'} from {out_dir / 'results.json'}")
         return
 
@@ -940,6 +1023,7 @@ def main() -> None:
             for c in connections:
                 ceiling = None
                 if ceilings and scenario.ceiling:
+                    ceilings.ready(scenario.ceiling)
                     if not autovacuum:
                         pg.vacuum(ceilings.database)
                     pg.checkpoint()
@@ -948,8 +1032,12 @@ def main() -> None:
                     pg.vacuum("bench_catalog", "bench_orders")
                 prepare_data(pg, scenario, data_dir)
                 pg.checkpoint()
+                # Each process's CPU time around the run, per request wrk completed.
+                cpu_before = platform_.cpu_seconds()
                 measured = run_wrk(platform_.gateway_port, scenario, c, args.duration, data_dir)
-                print(format_line(scenario, c, measured, ceiling), flush=True)
+                cpu_after = platform_.cpu_seconds()
+                cpu = cpu_per_request(cpu_before, cpu_after, measured.requests)
+                print(format_line(scenario, c, measured, ceiling, cpu), flush=True)
                 results.append({
                     "scenario": scenario.key,
                     "title": scenario.title,
@@ -962,6 +1050,12 @@ def main() -> None:
                     "ceiling": scenario.ceiling,
                     "ceiling_rps": ceiling,
                     "ratio": (measured.rps / ceiling) if ceiling else None,
+                    "cpu_ms_per_request": cpu,
+                    "cpu_seconds_during_run": {
+                        name: round(cpu_after[name] - start, 2)
+                        if start is not None and cpu_after.get(name) is not None else None
+                        for name, start in cpu_before.items()
+                    },
                     "wrk": measured.detail,
                 })
 
