@@ -26,14 +26,12 @@ MIN_REQUESTS="${MIN_REQUESTS:-1000}"
 PG="${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}"
 BIN=target/debug
 
-log() { printf '== %s\n' "$*"; }
+work="$(mktemp -d)"
+# The live platform: start, readiness, stop, clean-up (shared with the
+# browser check).
+source deploy/live-platform.sh
+trap platform_cleanup EXIT
 
-for binary in catalog-service order-service gateway; do
-    if [ ! -x "$BIN/$binary" ]; then
-        echo "missing $BIN/$binary: run cargo build --workspace --bins first" >&2
-        exit 1
-    fi
-done
 # schemathesis from PyPI, into a virtual environment of its own (Debian's
 # Python refuses a plain `pip install`: PEP 668); its venv module comes in
 # python3-venv.
@@ -51,72 +49,8 @@ if ! "$venv/bin/schemathesis" --version >/dev/null 2>&1; then
 fi
 export PATH="$PWD/$venv/bin:$PATH"
 
-work="$(mktemp -d)"
-suffix="$(python3 -c 'import uuid; print(uuid.uuid4().hex[:16])')"
-catalog_db="t_schema_${suffix}_catalog"
-order_db="t_schema_${suffix}_orders"
+platform_databases schema
 api_key="schemathesis-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
-pids=()
-
-cleanup() {
-    local status=$?
-    stop_platform
-    if command -v psql >/dev/null; then
-        for db in "$catalog_db" "$order_db"; do
-            psql "$PG/postgres" -qAtc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
-        done
-    fi
-    if [ "$status" -ne 0 ]; then
-        for file in "$work"/*.log; do
-            echo "---- $(basename "$file"): panics, errors, last lines"
-            grep -A2 -m3 'panicked' "$file" || true
-            grep -m10 '"level":"ERROR"' "$file" || true
-            tail -n 5 "$file"
-        done
-    fi
-    rm -rf "$work"
-    exit "$status"
-}
-trap cleanup EXIT
-
-export RUST_LOG=warn LOG_FORMAT=json ADMIN_ADDR=127.0.0.1:0 SHUTDOWN_GRACE=2s
-# Starts the three services on free ports. The ports are free when picked,
-# but another process may take one before a service binds it: the caller
-# retries.
-start_platform() {
-    read -r catalog_port order_port gateway_port < <(python3 - <<'EOF'
-import socket
-sockets = [socket.socket() for _ in range(3)]
-for s in sockets:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in sockets))
-EOF
-)
-    base="http://127.0.0.1:${gateway_port}"
-    log "starting the platform (gateway on $base)"
-    DATABASE_URL="$PG/$catalog_db" LISTEN_ADDR="127.0.0.1:$catalog_port" \
-        "$BIN/catalog-service" >"$work/catalog.log" 2>&1 &
-    pids+=($!)
-    DATABASE_URL="$PG/$order_db" LISTEN_ADDR="127.0.0.1:$order_port" \
-        CATALOG_URL="http://127.0.0.1:$catalog_port" \
-        "$BIN/order-service" >"$work/order.log" 2>&1 &
-    pids+=($!)
-    LISTEN_ADDR="127.0.0.1:$gateway_port" \
-        CATALOG_URL="http://127.0.0.1:$catalog_port" ORDER_URL="http://127.0.0.1:$order_port" \
-        WEBHOOK_SECRET="schemathesis-webhook-secret-3f786850e387550fdab836ed7e6dc881" API_KEYS="schemathesis=$api_key:products,orders" \
-        "$BIN/gateway" >"$work/gateway.log" 2>&1 &
-    pids+=($!)
-}
-
-stop_platform() {
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    pids=()
-}
 
 # HTTP without curl (not on every machine): prints the status, then the body.
 http() {
@@ -137,33 +71,9 @@ except Exception as error:
 EOF
 }
 
-status_of() { local reply; reply="$(http "$@")"; echo "${reply%%$'\n'*}"; }
-# Waits until /ready says both services are up (a 200 alone only says the
-# gateway serves: it stays ready while a backend is down, and reports each
-# in `backends`); fails as soon as a service has exited.
-all_up() {
-    local reply; reply="$(http GET "$base/ready" "$api_key")"
-    [ "${reply%%$'\n'*}" = 200 ] || return 1
-    python3 -c 'import json, sys; states = json.loads(sys.argv[1]).get("backends", {}).values(); sys.exit(0 if states and all(s == "up" for s in states) else 1)' "${reply#*$'\n'}"
-}
-wait_ready() {
-    for _ in $(seq 1 120); do
-        all_up && return 0
-        for pid in "${pids[@]}"; do
-            kill -0 "$pid" 2>/dev/null || { echo "a service exited during start-up" >&2; return 1; }
-        done
-        sleep 0.5
-    done
-    echo "the platform never became ready" >&2
-    return 1
-}
-
-for attempt in 1 2 3; do
-    start_platform
-    wait_ready && break
-    stop_platform
-    [ "$attempt" -lt 3 ] || { echo "the platform did not start" >&2; exit 1; }
-done
+start_platform_retrying \
+    WEBHOOK_SECRET="schemathesis-webhook-secret-3f786850e387550fdab836ed7e6dc881" \
+    API_KEYS="schemathesis=$api_key:products,orders"
 
 log "seeding products and an order"
 product_id=""

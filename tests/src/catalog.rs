@@ -96,15 +96,20 @@ pub async fn create_product(
         .into_inner()
 }
 
+/// GetProduct.
+pub async fn get_product(
+    client: &mut CatalogClient,
+    id: &str,
+) -> Result<proto::catalog::v1::Product, Status> {
+    let request = proto::catalog::v1::GetProductRequest { id: id.to_owned() };
+    Ok(client.get_product(request).await?.into_inner())
+}
+
 /// The product's current stock.
 pub async fn stock_of(client: &mut CatalogClient, product_id: &str) -> i32 {
-    client
-        .get_product(proto::catalog::v1::GetProductRequest {
-            id: product_id.to_owned(),
-        })
+    get_product(client, product_id)
         .await
         .expect("product exists")
-        .into_inner()
         .quantity
 }
 

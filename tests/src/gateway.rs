@@ -389,6 +389,13 @@ impl Api {
         Reply::read(request.send().await.expect("gateway reachable")).await
     }
 
+    /// `PUT /api/orders/{id}/status` to `status`.
+    pub async fn set_order_status(&self, order_id: &str, status: &str) -> Reply {
+        let body = serde_json::json!({ "status": status });
+        self.put(&format!("/api/orders/{order_id}/status"), &body)
+            .await
+    }
+
     /// Posts a webhook body signed (original form) with the test secret.
     pub async fn signed_webhook(&self, body: &Value) -> Reply {
         let bytes = serde_json::to_vec(body).expect("serialisable");

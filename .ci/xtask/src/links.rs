@@ -4,8 +4,9 @@
 //! repository, and an anchor into a Markdown file names one of its headings
 //! (GitHub's slugs) or an explicit `id` / `name`. No link, and no text,
 //! points outside: a relative link may not climb above the root, and no
-//! line may name a machine path (`/work/`) or the files the contract and
-//! the design were once drafted in (`API.md`, `DESIGN.md`, `../shared/`).
+//! line may name a machine path (`/work/`) or, even as plain text, a
+//! relative path that climbs above the root (`../elsewhere/notes.md` in the
+//! README): what a reader needs is written in the repository.
 //!
 //! Links are read as CommonMark writes them: inline `[text](dest "title")`
 //! and `![alt](dest)`, reference definitions `[label]: dest`, and the
@@ -25,18 +26,17 @@ use crate::read;
 const SKIPPED_DIRS: [&str; 3] = ["target", ".git", "node_modules"];
 
 /// Text no Markdown file of the repository may contain, and why.
-const FORBIDDEN_TEXT: [(&str, &str); 4] = [
-    ("/work/", "a path on one machine, outside the repository"),
-    ("../shared/", "a directory outside the repository"),
-    (
-        "API.md",
-        "a file outside the repository (the contract is deploy/docs/api.md)",
-    ),
-    (
-        "DESIGN.md",
-        "a file outside the repository (the architecture is deploy/docs/architecture.md)",
-    ),
-];
+const FORBIDDEN_TEXT: [(&str, &str); 1] =
+    [("/work/", "a path on one machine, outside the repository")];
+
+/// The relative paths in `line` (written in a file of directory `base`) that
+/// climb above the repository's root: words starting with `../`, as written
+/// in prose, code spans or code blocks.
+fn outside_paths<'a>(line: &'a str, base: &str) -> Vec<&'a str> {
+    line.split(|c: char| c.is_whitespace() || "()[]<>\"'`,;".contains(c))
+        .filter(|word| word.starts_with("../") && resolve(base, word).is_none())
+        .collect()
+}
 
 /// One Markdown file: its path relative to the root (`/`-separated) and text.
 #[derive(Debug, Clone)]
@@ -107,7 +107,15 @@ pub fn check(docs: &[Doc], exists: &dyn Fn(&str) -> bool) -> Vec<String> {
         .collect();
     let mut errors = Vec::new();
     for doc in docs {
+        let base = doc.path.rsplit_once('/').map_or("", |(dir, _)| dir);
         for (number, line) in doc.text.lines().enumerate() {
+            for path in outside_paths(line, base) {
+                errors.push(format!(
+                    "{}:{}: mentions `{path}`: a path outside the repository",
+                    doc.path,
+                    number + 1
+                ));
+            }
             for (text, why) in FORBIDDEN_TEXT {
                 if line.contains(text) {
                     errors.push(format!(
@@ -574,7 +582,7 @@ mod tests {
                  [anchor](deploy/docs/api.md#no-such-heading)\n\
                  [local](#nowhere)\n\
                  [file](file:///etc/passwd)\n\
-                 The contract was drafted in ../shared/API.md, the design in DESIGN.md.\n\
+                 Notes kept in ../notes/contract.md, next to the checkout.\n\
                  ![image](deploy/chart.svg)\n",
             ),
             doc("deploy/docs/api.md", "## Products\n[empty]()\n"),
@@ -585,19 +593,18 @@ mod tests {
             &[
                 "README.md:2: link `deploy/docs/missing.md` points to `deploy/docs/missing.md`, which does not exist",
                 "README.md:3: link `../../elsewhere.md` points outside the repository",
+                "README.md:3: mentions `../../elsewhere.md`",
                 "README.md:4: link `/work/main/README.md` is an absolute path",
                 "README.md:4: mentions `/work/`",
                 "README.md:5: link `deploy/docs/api.md#no-such-heading` names `#no-such-heading`, which no heading of `deploy/docs/api.md` has",
                 "README.md:6: link `#nowhere` names `#nowhere`",
                 "README.md:7: link `file:///etc/passwd` points outside the repository",
-                "README.md:8: mentions `../shared/`",
-                "README.md:8: mentions `API.md`",
-                "README.md:8: mentions `DESIGN.md`",
+                "README.md:8: mentions `../notes/contract.md`",
                 "README.md:9: link `deploy/chart.svg` points to `deploy/chart.svg`, which does not exist",
                 "deploy/docs/api.md:2: link `` is empty",
             ],
         );
-        assert_eq!(errors.lines().count(), 12, "{errors}");
+        assert_eq!(errors.lines().count(), 11, "{errors}");
     }
 
     #[test]

@@ -44,11 +44,7 @@ pub struct Tx(Transaction<'static, Postgres>);
 impl Store {
     pub fn new(pool: PgPool) -> Self {
         Self {
-            namespace: pool
-                .connect_options()
-                .get_database()
-                .unwrap_or_default()
-                .into(),
+            namespace: platform::db::database_name(&pool),
             pool,
         }
     }

@@ -184,11 +184,7 @@ impl Store {
             move |batch: Vec<Confirmation>| confirm_orders(pool.clone(), batch)
         });
         Self {
-            namespace: pool
-                .connect_options()
-                .get_database()
-                .unwrap_or_default()
-                .into(),
+            namespace: platform::db::database_name(&pool),
             pool,
             begin_lane,
             confirm_lane,

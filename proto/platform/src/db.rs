@@ -116,6 +116,15 @@ impl ReleaseGuard {
     }
 }
 
+/// The name of the database `pool` connects to (`db.namespace` on the
+/// stores' spans); empty when the URL names none.
+pub fn database_name(pool: &sqlx::PgPool) -> std::sync::Arc<str> {
+    pool.connect_options()
+        .get_database()
+        .unwrap_or_default()
+        .into()
+}
+
 /// Opens the pool, creating the database and migrating it first if asked.
 pub async fn connect(settings: &DbSettings, migrator: &Migrator) -> Result<Database, DbError> {
     let options = PgConnectOptions::from_str(&settings.url)

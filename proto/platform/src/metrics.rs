@@ -166,15 +166,7 @@ where
             // Errors are "trailers-only" responses: the status is in the
             // headers. A success puts it in the trailers, which are not seen
             // here; a response without a status header is counted as OK.
-            let code = match &result {
-                Ok(response) => response
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<i32>().ok())
-                    .map_or(tonic::Code::Ok, tonic::Code::from_i32),
-                Err(_) => tonic::Code::Unavailable,
-            };
+            let code = grpc_code_of(&result);
             metrics.observe(&rpc, code, started.elapsed().as_secs_f64());
             result
         })
@@ -297,6 +289,22 @@ macro_rules! register_metrics {
     ($registry:ident, $metrics:ident, $($field:ident => $name:literal, $help:literal;)+) => {
         $($registry.register($name, $help, $metrics.$field.clone());)+
     };
+}
+
+/// The gRPC status of an answer as a server layer sees it: errors are
+/// "trailers-only" responses, with the status in the headers; a success puts
+/// it in the trailers, which are not seen here, so an answer without a
+/// status header counts as OK; a failed service call as UNAVAILABLE.
+pub(crate) fn grpc_code_of<B, E>(result: &Result<http::Response<B>, E>) -> tonic::Code {
+    match result {
+        Ok(response) => response
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i32>().ok())
+            .map_or(tonic::Code::Ok, tonic::Code::from_i32),
+        Err(_) => tonic::Code::Unavailable,
+    }
 }
 
 #[cfg(test)]

@@ -503,15 +503,7 @@ where
             // (but calls `call` outside it).
             let span = tracing::Span::current();
             let result = answer.await;
-            let code = match &result {
-                Ok(response) => response
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<i32>().ok())
-                    .map_or(tonic::Code::Ok, tonic::Code::from_i32),
-                Err(_) => tonic::Code::Unavailable,
-            };
+            let code = crate::metrics::grpc_code_of(&result);
             record_grpc_status(&span, code, RpcSide::Server);
             result
         })

@@ -15,11 +15,7 @@ fn id_of(value: &Value) -> &str {
 }
 
 async fn set_status(p: &Platform, order_id: &str, status: &str) -> Reply {
-    p.put(
-        &format!("/api/orders/{order_id}/status"),
-        &json!({"status": status}),
-    )
-    .await
+    p.set_order_status(order_id, status).await
 }
 
 #[tokio::test]

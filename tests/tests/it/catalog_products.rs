@@ -3,10 +3,7 @@
 //! product no reservation refers to can be deleted).
 
 use proto::{
-    catalog::v1::{
-        CreateProductRequest, DeleteProductRequest, GetProductRequest, Product,
-        UpdateProductRequest,
-    },
+    catalog::v1::{CreateProductRequest, DeleteProductRequest, Product, UpdateProductRequest},
     common::v1::Money,
     errors::reason,
 };
@@ -47,13 +44,7 @@ async fn laptop_described(client: &mut CatalogClient, description: &str) -> Prod
     create(client, request).await.expect("created")
 }
 
-async fn get(client: &mut CatalogClient, id: &str) -> Result<Product, Status> {
-    let id = id.to_owned();
-    Ok(client
-        .get_product(GetProductRequest { id })
-        .await?
-        .into_inner())
-}
+use tests::catalog::get_product as get;
 
 async fn update(
     client: &mut CatalogClient,

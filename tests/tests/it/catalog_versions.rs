@@ -7,7 +7,7 @@
 //! version, and changes nothing, even against a concurrent writer.
 
 use proto::{
-    catalog::v1::{DeleteProductRequest, GetProductRequest, Product, UpdateProductRequest},
+    catalog::v1::{DeleteProductRequest, Product, UpdateProductRequest},
     errors::{meta, reason},
 };
 use tests::catalog::{
@@ -16,13 +16,7 @@ use tests::catalog::{
 };
 use tonic::{Code, Status};
 
-async fn get(client: &mut CatalogClient, id: &str) -> Result<Product, Status> {
-    let id = id.to_owned();
-    Ok(client
-        .get_product(GetProductRequest { id })
-        .await?
-        .into_inner())
-}
+use tests::catalog::get_product as get;
 
 /// UpdateProduct renaming `id` to `name`, conditioned on `expected_version`.
 async fn rename(

@@ -11,7 +11,6 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use reqwest::Method;
 use serde_json::{Value, json};
 use tests::{
     RunningService,
@@ -74,13 +73,7 @@ fn payment(order_id: &str, status: &str) -> Value {
 }
 
 async fn set_status(p: &Platform, order_id: &str, status: &str) -> tests::gateway::Reply {
-    let body = json!({ "status": status });
-    p.send(
-        Method::PUT,
-        &format!("/api/orders/{order_id}/status"),
-        Some(&body),
-    )
-    .await
+    p.set_order_status(order_id, status).await
 }
 
 #[tokio::test]
