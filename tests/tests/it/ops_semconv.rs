@@ -88,6 +88,18 @@ fn find<'a>(
     })
 }
 
+/// Whether the product GET's trace is all there: the gateway's SERVER span,
+/// the catalog's SERVER span and a database span.
+fn product_get_arrived(spans: &[ReceivedSpan]) -> bool {
+    let server =
+        |service, name| find(spans, PRODUCT_TRACE, service, name, SpanKind::Server).is_some();
+    server("gateway", "GET /api/products/{id}")
+        && server("catalog-service", "catalog.v1.CatalogService/GetProduct")
+        && spans
+            .iter()
+            .any(|s| s.trace_id == PRODUCT_TRACE && s.str_attr("db.system") == Some("postgresql"))
+}
+
 /// The three spans of one call from `client` to `server`: the caller's
 /// CLIENT span and the server's SERVER span, same name, same trace, the
 /// server's the client's child; both with the RPC attributes.
@@ -226,17 +238,7 @@ async fn spans_follow_the_semantic_conventions_across_the_three_services() {
             SpanKind::Server,
         )
         .is_some()
-            && find(
-                spans,
-                PRODUCT_TRACE,
-                "catalog-service",
-                "catalog.v1.CatalogService/GetProduct",
-                SpanKind::Server,
-            )
-            .is_some()
-            && spans.iter().any(|s| {
-                s.trace_id == PRODUCT_TRACE && s.str_attr("db.system") == Some("postgresql")
-            })
+            && product_get_arrived(spans)
             && find(
                 spans,
                 ORDER_TRACE,
@@ -297,26 +299,7 @@ async fn spans_go_over_otlp_http_protobuf_when_asked() {
     let id = get_a_product(&api).await;
 
     let spans = wait_for(&receiver, "the product GET's spans", |spans| {
-        let done = find(
-            spans,
-            PRODUCT_TRACE,
-            "catalog-service",
-            "catalog.v1.CatalogService/GetProduct",
-            SpanKind::Server,
-        )
-        .is_some()
-            && find(
-                spans,
-                PRODUCT_TRACE,
-                "gateway",
-                "GET /api/products/{id}",
-                SpanKind::Server,
-            )
-            .is_some()
-            && spans.iter().any(|s| {
-                s.trace_id == PRODUCT_TRACE && s.str_attr("db.system") == Some("postgresql")
-            });
-        done.then(|| spans.to_vec())
+        product_get_arrived(spans).then(|| spans.to_vec())
     })
     .await;
     assert!(
